@@ -1,0 +1,59 @@
+/* benchlib.h - what the load generators in bench/ share: the clock, fatal errors,
+ * bounded formatting, option parsing, and the per-item timing table that turns into
+ * one result line. loadgen.c (environd) and anchor_beanstalkd.c (beanstalkd) both
+ * report through bench_report(), so their figures mean exactly the same thing.
+ */
+#ifndef BENCHLIB_H
+#define BENCHLIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BENCH_ITEMS_MAX 50000000u
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t bench_now_ns(void);
+
+/* Prints "PROGRAM: message" to stderr and exits 1. */
+void bench_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void bench_set_program(const char *name);
+
+/* snprintf that exits instead of truncating: every buffer in bench/ is bounded. */
+void bench_format(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+long bench_parse_long(const char *name, const char *s, long min, long max);
+double bench_parse_double(const char *name, const char *s, double min, double max);
+
+/* One record per enqueued item, indexed by its sequence number; 0 = not yet. */
+struct bench_item {
+	int64_t enq_start; /* enqueue (put) request written */
+	int64_t enq_done;  /* enqueue answered */
+	int64_t poll_done; /* a worker's poll (reserve) answered with this item */
+	int64_t stop_done; /* the item's last call (stop, delete) answered */
+};
+
+/* Grows on demand up to BENCH_ITEMS_MAX records; owns its array (bench_items_free). */
+struct bench_items {
+	struct bench_item *v;
+	size_t cap;
+};
+
+struct bench_item *bench_item_at(struct bench_items *t, uint64_t seq);
+void bench_items_free(struct bench_items *t);
+
+struct bench_result {
+	uint64_t items;
+	double seconds, items_per_s;
+	double wake_p50, wake_p99, after_p50, after_p99, enqueue_p50, enqueue_p99, cycle_p50;
+};
+
+/* Figures over the items that completed after t_from, up to t_last (both monotonic ns). */
+void bench_summarize(const struct bench_items *t, uint64_t count, int64_t t_from, int64_t t_last,
+		     struct bench_result *res);
+
+/* Prints one line (key=value, or one JSON object). */
+void bench_report(const char *system, long workers, const struct bench_result *res, uint64_t empty_polls,
+		  uint64_t connects, bool json);
+
+#endif

@@ -1,0 +1,98 @@
+/* app.c - the API application's lifecycle and its sweeper thread.
+ *
+ * The sweeper does two timed jobs: it resumes held polls whose deadline (or reclaim
+ * moment) came, and every sweep interval it expires leases in small batches (T18/T19)
+ * and wakes the polls of environments that got items back. */
+#include "api/app.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "api/dispatch.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#define EXPIRE_BATCH 128
+
+static void sweep_leases(struct app *a)
+{
+	char env_ids[EXPIRE_BATCH][ID_MAX];
+	for (int round = 0; round < 64; round++) {
+		size_t n_envs = 0, n_expired = 0;
+		if (a->store->ops->leases_expire(a->store, clock_wall_us(), EXPIRE_BATCH, env_ids, &n_envs, &n_expired))
+			return;
+		atomic_fetch_add(&a->metrics.leases_expired, n_expired);
+		for (size_t i = 0; i < n_envs; i++) {
+			log_event(LOG_INFO, "leases_expired", "environment_id", env_ids[i], NULL);
+			waiters_wake(a->waiters, env_ids[i], 0);
+		}
+		if (n_expired < EXPIRE_BATCH)
+			return;
+	}
+}
+
+static void *sweeper(void *arg)
+{
+	struct app *a = arg;
+	int64_t next_sweep = 0;
+	while (!atomic_load(&a->stopping)) {
+		int64_t now = clock_mono_us();
+		waiters_expire(a->waiters, now);
+		if (now >= next_sweep) {
+			sweep_leases(a);
+			next_sweep = now + a->sweep_interval_us;
+		}
+		waiters_sleep(a->waiters, next_sweep);
+	}
+	return NULL;
+}
+
+int app_start(struct app *a, struct store *store, const struct app_config *cfg, char *why, size_t why_len)
+{
+	memset(a, 0, sizeof(*a));
+	a->store = store;
+	a->sweep_interval_us = cfg->sweep_interval_us;
+	store->ops->cursor_key(store, a->cursor_key);
+	a->waiters = waiters_new(cfg->max_held_polls);
+	a->seen = seen_new(65536);
+	if (!a->waiters || !a->seen) {
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
+	if (http_server_start(&cfg->http, app_dispatch, app_done, a, &a->http, &a->port, why, why_len))
+		return -1;
+	if (cfg->public_url && *cfg->public_url) {
+		snprintf(a->public_url, sizeof(a->public_url), "%s", cfg->public_url);
+	} else {
+		char host[256];
+		snprintf(host, sizeof(host), "%s", cfg->http.listen);
+		char *colon = strrchr(host, ':');
+		if (colon)
+			*colon = '\0';
+		if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]"))
+			snprintf(host, sizeof(host), "127.0.0.1");
+		snprintf(a->public_url, sizeof(a->public_url), "http://%s:%d", host, a->port);
+	}
+	size_t len = strlen(a->public_url);
+	while (len > 0 && a->public_url[len - 1] == '/')
+		a->public_url[--len] = '\0';
+	if (pthread_create(&a->sweeper, NULL, sweeper, a)) {
+		snprintf(why, why_len, "cannot start the sweeper thread");
+		http_server_stop(a->http);
+		return -1;
+	}
+	return 0;
+}
+
+void app_stop(struct app *a)
+{
+	/* Stop taking connections, answer every held poll, then stop the threads. */
+	http_server_quiesce(a->http);
+	atomic_store(&a->stopping, 1);
+	waiters_interrupt(a->waiters);
+	pthread_join(a->sweeper, NULL);
+	waiters_wake_all(a->waiters);
+	http_server_stop(a->http);
+	waiters_free(a->waiters);
+	seen_free(a->seen);
+}

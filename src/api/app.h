@@ -1,0 +1,50 @@
+/* app.h - the API application: what every handler can reach, and its lifecycle.
+ *
+ * app_start() opens nothing itself: it takes an open store, starts the HTTP server and
+ * the sweeper thread (lease expiry + long-poll deadlines). app_stop() answers every held
+ * poll, stops accepting, and joins the threads. */
+#ifndef ENVIROND_API_APP_H
+#define ENVIROND_API_APP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "api/seen.h"
+#include "http/server.h"
+#include "model/cursor.h"
+#include "store/store.h"
+#include "wait/waiters.h"
+
+struct app_config {
+	struct http_config http;
+	const char *public_url;   /* base URL put into work secrets; NULL = http://<listen> */
+	size_t max_held_polls;
+	int64_t sweep_interval_us;
+};
+
+struct app_metrics {
+	atomic_ullong requests;
+	atomic_ullong responses_2xx, responses_4xx, responses_5xx;
+	atomic_ullong work_enqueued, work_delivered, work_undelivered, leases_expired;
+	atomic_ullong poll_wakeups;
+};
+
+struct app {
+	struct store *store;
+	struct waiters *waiters;
+	struct seen *seen;        /* worker ids seen polling, per environment */
+	unsigned char cursor_key[CURSOR_KEY_LEN];
+	char public_url[512];
+	struct http_server *http;
+	int port;
+	pthread_t sweeper;
+	atomic_int stopping;
+	int64_t sweep_interval_us;
+	struct app_metrics metrics;
+};
+
+/* Start serving. Returns 0, or -1 with a message in why. */
+int app_start(struct app *a, struct store *store, const struct app_config *cfg, char *why, size_t why_len);
+void app_stop(struct app *a);
+
+#endif

@@ -1,0 +1,95 @@
+/* call.h - what a route handler gets, and the handlers of each resource.
+ *
+ * The dispatcher (dispatch.c) matches the route, checks the beta header, authenticates,
+ * decodes the body, then calls the handler. A handler either queues a reply itself and
+ * returns ERR_OK, or returns an error whose message it wrote into call->eb; the
+ * dispatcher turns that into the SPEC envelope. */
+#ifndef ENVIROND_API_CALL_H
+#define ENVIROND_API_CALL_H
+
+#include <jansson.h>
+
+#include "api/app.h"
+#include "common/err.h"
+#include "http/router.h"
+#include "store/store.h"
+
+/* Which credentials a route accepts (SPEC §4). */
+enum {
+	AUTH_NONE = 0,
+	AUTH_API = 1 << CRED_API_KEY,
+	AUTH_ENV = 1 << CRED_ENV_KEY,
+	AUTH_SESSION = 1 << CRED_SESSION,
+};
+
+/* What a route does with a request body. */
+enum body_rule { BODY_NONE, BODY_OPTIONAL, BODY_REQUIRED };
+
+/* Per-request state of a call; owned by the request (freed with it). */
+struct call {
+	struct app *app;
+	struct http_request *req;
+	struct route_match match;
+	const struct api_route *route;
+	struct credential cred;
+	struct tenant tenant;   /* resolved tenant (API keys: with the chosen workspace) */
+	json_t *body;           /* decoded body, NULL when none */
+	struct errbuf eb;
+	/* Long-poll state (work poll only). */
+	struct waiter waiter;
+	int64_t poll_deadline_mono;
+	int64_t poll_reclaim_us;
+	int polling;
+	/* A delivery made by this request, undone if the reply does not reach the client. */
+	char delivered_work_id[ID_MAX];
+	char delivered_token_hash[SECRET_HASH_HEX + 1];
+	char delivered_env_id[ID_MAX];
+};
+
+typedef enum err (*api_handler)(struct call *c);
+
+struct api_route {
+	struct route route; /* method + pattern; must stay first (router.h) */
+	api_handler handler;
+	unsigned auth;
+	enum body_rule body;
+	int public;          /* no beta header or credential needed */
+};
+
+/* environments.c */
+enum err env_create(struct call *c);
+enum err env_list(struct call *c);
+enum err env_get(struct call *c);
+enum err env_update(struct call *c);
+enum err env_delete(struct call *c);
+enum err env_archive(struct call *c);
+/* keys.c */
+enum err env_key_create(struct call *c);
+enum err env_key_list(struct call *c);
+enum err env_key_revoke(struct call *c);
+/* work.c */
+enum err work_enqueue(struct call *c);
+enum err work_poll(struct call *c);
+enum err work_ack(struct call *c);
+enum err work_heartbeat(struct call *c);
+enum err work_stop(struct call *c);
+enum err work_get(struct call *c);
+enum err work_update(struct call *c);
+enum err work_list(struct call *c);
+enum err work_stats(struct call *c);
+/* health.c */
+enum err health_live(struct call *c);
+enum err health_ready(struct call *c);
+enum err health_metrics(struct call *c);
+
+/* Shared helpers (dispatch.c). */
+/* Parse ?limit= (default 20, 1–100) and ?page= into *limit and *after (has_after set). */
+enum err call_page_params(struct call *c, const char *kind, const char *scope, size_t *limit,
+			  struct cursor *after, int *has_after);
+/* Reply with a JSON buffer (status 200 unless given). */
+void call_reply(struct call *c, int status, struct buf *body);
+/* The environment named by the first path parameter, visible to the caller; for worker
+ * credentials, also checks that the credential belongs to it (403 otherwise). */
+enum err call_environment(struct call *c, struct environment *out);
+
+#endif

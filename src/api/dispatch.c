@@ -1,0 +1,228 @@
+/* dispatch.c - the route table and the path of every request: route → beta header →
+ * credentials → body → handler → reply; plus the helpers handlers share. */
+#include "api/dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/auth.h"
+#include "api/call.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "http/reply.h"
+
+#define BETA "managed-agents-2026-04-01"
+
+#define API AUTH_API
+#define ENV AUTH_ENV
+#define SES AUTH_SESSION
+
+/* Literal segments win over "*" (router.h), so the order here does not matter. */
+static const struct api_route routes[] = {
+	{{"GET", "/healthz"}, health_live, AUTH_NONE, BODY_NONE, 1},
+	{{"GET", "/readyz"}, health_ready, AUTH_NONE, BODY_NONE, 1},
+	{{"GET", "/metrics"}, health_metrics, AUTH_NONE, BODY_NONE, 1},
+	{{"POST", "/v1/environments"}, env_create, API, BODY_REQUIRED, 0},
+	{{"GET", "/v1/environments"}, env_list, API, BODY_NONE, 0},
+	{{"GET", "/v1/environments/*"}, env_get, API, BODY_NONE, 0},
+	{{"POST", "/v1/environments/*"}, env_update, API, BODY_REQUIRED, 0},
+	{{"DELETE", "/v1/environments/*"}, env_delete, API, BODY_NONE, 0},
+	{{"POST", "/v1/environments/*/archive"}, env_archive, API, BODY_OPTIONAL, 0},
+	{{"POST", "/v1/environments/*/keys"}, env_key_create, API, BODY_OPTIONAL, 0},
+	{{"GET", "/v1/environments/*/keys"}, env_key_list, API, BODY_NONE, 0},
+	{{"DELETE", "/v1/environments/*/keys/*"}, env_key_revoke, API, BODY_NONE, 0},
+	{{"POST", "/v1/environments/*/work"}, work_enqueue, API, BODY_REQUIRED, 0},
+	{{"GET", "/v1/environments/*/work"}, work_list, ENV, BODY_NONE, 0},
+	{{"GET", "/v1/environments/*/work/poll"}, work_poll, ENV, BODY_NONE, 0},
+	{{"GET", "/v1/environments/*/work/stats"}, work_stats, API, BODY_NONE, 0},
+	{{"GET", "/v1/environments/*/work/*"}, work_get, API | SES, BODY_NONE, 0},
+	{{"POST", "/v1/environments/*/work/*"}, work_update, API, BODY_REQUIRED, 0},
+	{{"POST", "/v1/environments/*/work/*/ack"}, work_ack, ENV | SES, BODY_OPTIONAL, 0},
+	{{"POST", "/v1/environments/*/work/*/heartbeat"}, work_heartbeat, ENV | SES, BODY_OPTIONAL, 0},
+	{{"POST", "/v1/environments/*/work/*/stop"}, work_stop, API | ENV | SES, BODY_OPTIONAL, 0},
+};
+
+static void call_free(void *p)
+{
+	struct call *c = p;
+	json_decref(c->body);
+	free(c);
+}
+
+/* True when the comma-separated anthropic-beta header contains our beta. */
+static int has_beta(const char *header)
+{
+	if (!header)
+		return 0;
+	size_t want = strlen(BETA);
+	const char *p = header;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *end = p;
+		while (*end && *end != ',')
+			end++;
+		const char *trim = end;
+		while (trim > p && (trim[-1] == ' ' || trim[-1] == '\t'))
+			trim--;
+		if ((size_t)(trim - p) == want && memcmp(p, BETA, want) == 0)
+			return 1;
+		p = end;
+	}
+	return 0;
+}
+
+static enum err decode_body(struct call *c)
+{
+	struct http_request *r = c->req;
+	if (r->body.len == 0) {
+		if (c->route->body == BODY_REQUIRED)
+			return errf(&c->eb, ERR_INVALID, "body: a JSON object is required");
+		return ERR_OK;
+	}
+	if (c->route->body == BODY_NONE)
+		return ERR_OK; /* GET/DELETE bodies carry no meaning here: ignored */
+	json_error_t jerr;
+	c->body = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!c->body)
+		return errf(&c->eb, ERR_INVALID, "body: invalid JSON at line %d, column %d: %s", jerr.line,
+			    jerr.column, jerr.text);
+	if (!json_is_object(c->body))
+		return errf(&c->eb, ERR_INVALID, "body: expected a JSON object, got %s",
+			    json_is_array(c->body) ? "an array" : json_is_string(c->body) ? "a string" : "a scalar");
+	return ERR_OK;
+}
+
+static void finish(struct call *c, enum err rc)
+{
+	if (rc != ERR_OK && !c->req->replied)
+		reply_error(c->req, rc, c->eb.message, NULL, NULL);
+}
+
+void app_dispatch(void *arg, struct http_request *r)
+{
+	struct app *a = arg;
+	struct call *c = r->ctx;
+	if (c && c->polling) {
+		/* A held poll was resumed: try again. */
+		finish(c, work_poll(c));
+		return;
+	}
+	atomic_fetch_add(&a->metrics.requests, 1);
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		reply_error(r, ERR_NOMEM, NULL, NULL, NULL);
+		return;
+	}
+	c->app = a;
+	c->req = r;
+	r->ctx = c;
+	r->ctx_free = call_free;
+	if (r->bad_framing) {
+		finish(c, errf(&c->eb, ERR_INVALID, "request framing: conflicting Content-Length / Transfer-Encoding headers"));
+		return;
+	}
+	if (r->body_too_large) {
+		finish(c, errf(&c->eb, ERR_TOO_LARGE, "body: larger than the 1 MiB limit"));
+		return;
+	}
+	enum router_result m = router_match(routes, sizeof(routes) / sizeof(routes[0]), sizeof(routes[0]), r->method,
+					    r->path, &c->match);
+	if (m == ROUTER_NOT_FOUND) {
+		finish(c, errf(&c->eb, ERR_NOT_FOUND, "no route for %.8s %.200s", r->method, r->path));
+		return;
+	}
+	if (m == ROUTER_METHOD_NOT_ALLOWED) {
+		errf(&c->eb, ERR_METHOD, "method %.8s is not allowed on %.200s (allowed: %s)", r->method, r->path,
+		     c->match.allow);
+		reply_error(r, ERR_METHOD, c->eb.message, NULL, c->match.allow);
+		return;
+	}
+	c->route = &routes[c->match.index];
+	enum err rc = ERR_OK;
+	if (!c->route->public) {
+		if (!has_beta(http_header(r, "anthropic-beta")))
+			rc = errf(&c->eb, ERR_INVALID, "anthropic-beta: header must include \"%s\"", BETA);
+		else
+			rc = auth_resolve(c, c->route->auth);
+	}
+	if (!rc)
+		rc = decode_body(c);
+	if (!rc)
+		rc = c->route->handler(c);
+	finish(c, rc);
+}
+
+void app_done(void *arg, struct http_request *r, int reached_client)
+{
+	struct app *a = arg;
+	struct call *c = r->ctx;
+	if (r->status >= 500)
+		atomic_fetch_add(&a->metrics.responses_5xx, 1);
+	else if (r->status >= 400)
+		atomic_fetch_add(&a->metrics.responses_4xx, 1);
+	else if (r->status)
+		atomic_fetch_add(&a->metrics.responses_2xx, 1);
+	if (c && c->delivered_work_id[0] && !reached_client) {
+		/* The poller never got its item: give it back at once, and tell another poller. */
+		if (a->store->ops->work_undeliver(a->store, c->delivered_work_id, c->delivered_token_hash) == ERR_OK) {
+			atomic_fetch_add(&a->metrics.work_undelivered, 1);
+			log_event(LOG_INFO, "work_undelivered", "work_id", c->delivered_work_id, NULL);
+			waiters_wake(a->waiters, c->delivered_env_id, 1);
+		}
+	}
+	if (log_enabled(LOG_DEBUG)) {
+		char status[8], micros[24];
+		snprintf(status, sizeof(status), "%d", r->status);
+		snprintf(micros, sizeof(micros), "%lld", (long long)(clock_mono_us() - r->started_mono));
+		log_event(LOG_DEBUG, "request", "request_id", r->request_id, "method", r->method, "path", r->path,
+			  "status", status, "us", micros, NULL);
+	}
+}
+
+void call_reply(struct call *c, int status, struct buf *body)
+{
+	if (body->failed) {
+		buf_free(body);
+		reply_error(c->req, body->failed == 2 ? ERR_NOMEM : ERR_INTERNAL, "reply too large", NULL, NULL);
+		return;
+	}
+	reply_json(c->req, status, body);
+}
+
+enum err call_page_params(struct call *c, const char *kind, const char *scope, size_t *limit,
+			  struct cursor *after, int *has_after)
+{
+	*limit = 20;
+	*has_after = 0;
+	const char *l = http_query(c->req, "limit");
+	if (l) {
+		char *end;
+		long long v = strtoll(l, &end, 10);
+		if (!*l || *end || strlen(l) > 4 || v < 1 || v > 100)
+			return errf(&c->eb, ERR_INVALID, "limit: must be an integer from 1 to 100, got \"%.40s\"", l);
+		*limit = (size_t)v;
+	}
+	const char *page = http_query(c->req, "page");
+	if (page && *page) {
+		enum err rc = cursor_decode(c->app->cursor_key, kind, scope, page, after, &c->eb);
+		if (rc)
+			return rc;
+		*has_after = 1;
+	}
+	return ERR_OK;
+}
+
+enum err call_environment(struct call *c, struct environment *out)
+{
+	const char *env_id = c->match.params[0];
+	if (c->cred.kind != CRED_API_KEY && strcmp(env_id, c->cred.environment_id) != 0)
+		return errf(&c->eb, ERR_FORBIDDEN, "this credential belongs to another environment");
+	enum err rc = c->app->store->ops->env_get(c->app->store, &c->tenant, env_id, out);
+	if (rc == ERR_NOT_FOUND)
+		return errf(&c->eb, rc, "environment %.64s not found", env_id);
+	if (rc)
+		return errf(&c->eb, rc, "environment lookup failed");
+	return ERR_OK;
+}

@@ -1,0 +1,127 @@
+/* keys.c - environment keys (SPEC §5): create, list, revoke. Only self_hosted
+ * environments have them. The key text is shown once, in the create reply. */
+#include "api/call.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "api/auth.h"
+#include "api/encode.h"
+#include "common/clock.h"
+#include "model/fields.h"
+#include "model/metadata.h"
+
+static enum err self_hosted_env(struct call *c)
+{
+	struct environment e;
+	enum err rc = call_environment(c, &e);
+	if (rc)
+		return rc;
+	int ok = env_is_self_hosted(&e.f);
+	environment_clear(&e);
+	if (!ok)
+		return errf(&c->eb, ERR_INVALID, "environment %.64s is not self_hosted: only self_hosted environments have keys",
+			    c->match.params[0]);
+	return ERR_OK;
+}
+
+enum err env_key_create(struct call *c)
+{
+	static const char *const allowed[] = {"name", NULL};
+	const char *name = "default";
+	if (c->body) {
+		enum err rc = fields_only(c->body, "", allowed, &c->eb);
+		if (rc)
+			return rc;
+		json_t *n = json_object_get(c->body, "name");
+		if (n && !json_is_null(n)) {
+			if (!json_is_string(n))
+				return fields_type_error("name", "a string", n, &c->eb);
+			size_t chars = utf8_chars(json_string_value(n), json_string_length(n));
+			if (chars == 0 || chars > 256 || memchr(json_string_value(n), '\0', json_string_length(n)))
+				return errf(&c->eb, ERR_INVALID, "name: must be 1 to 256 characters");
+			name = json_string_value(n);
+		}
+	}
+	enum err rc = self_hosted_env(c);
+	if (rc)
+		return rc;
+	char key[TOKEN_MAX], hash[SECRET_HASH_HEX + 1];
+	ids_token(ENV_KEY_PREFIX, key);
+	secret_sha256_hex(key, strlen(key), hash);
+	struct env_key k;
+	rc = c->app->store->ops->env_key_create(c->app->store, c->match.params[0], name, hash, clock_wall_us(), &k);
+	if (rc)
+		return errf(&c->eb, rc, "could not create the key");
+	struct buf body;
+	buf_init(&body, 8192);
+	struct jsonw w;
+	jsonw_init(&w, &body);
+	encode_env_key(&w, &k, key);
+	call_reply(c, 200, &body);
+	return ERR_OK;
+}
+
+enum err env_key_list(struct call *c)
+{
+	enum err rc = self_hosted_env(c);
+	if (rc)
+		return rc;
+	size_t limit;
+	struct cursor after;
+	int has_after;
+	if ((rc = call_page_params(c, "env_keys", c->match.params[0], &limit, &after, &has_after)))
+		return rc;
+	struct env_key_page page;
+	rc = c->app->store->ops->env_key_list(c->app->store, c->match.params[0], has_after ? &after : NULL, limit, &page);
+	if (rc)
+		return errf(&c->eb, rc, "could not list keys");
+	struct buf body;
+	buf_init(&body, 1024 * 1024);
+	struct jsonw w;
+	jsonw_init(&w, &body);
+	jsonw_obj_open(&w);
+	jsonw_key(&w, "data");
+	jsonw_arr_open(&w);
+	for (size_t i = 0; i < page.count; i++)
+		encode_env_key(&w, &page.items[i], NULL);
+	jsonw_arr_close(&w);
+	jsonw_key(&w, "next_page");
+	if (page.more && page.count) {
+		struct cursor last = {.created_at = page.items[page.count - 1].created_at};
+		snprintf(last.id, sizeof(last.id), "%s", page.items[page.count - 1].id);
+		char text[CURSOR_TEXT_MAX];
+		cursor_encode(c->app->cursor_key, "env_keys", c->match.params[0], &last, text);
+		jsonw_str(&w, text);
+	} else {
+		jsonw_null(&w);
+	}
+	jsonw_obj_close(&w);
+	env_key_page_clear(&page);
+	call_reply(c, 200, &body);
+	return ERR_OK;
+}
+
+enum err env_key_revoke(struct call *c)
+{
+	enum err rc = self_hosted_env(c);
+	if (rc)
+		return rc;
+	rc = c->app->store->ops->env_key_revoke(c->app->store, c->match.params[0], c->match.params[1]);
+	if (rc == ERR_NOT_FOUND)
+		return errf(&c->eb, rc, "environment key %.64s not found", c->match.params[1]);
+	if (rc)
+		return errf(&c->eb, rc, "could not revoke the key");
+	struct buf body;
+	buf_init(&body, 4096);
+	struct jsonw w;
+	jsonw_init(&w, &body);
+	jsonw_obj_open(&w);
+	jsonw_key(&w, "id");
+	jsonw_str(&w, c->match.params[1]);
+	jsonw_key(&w, "type");
+	jsonw_str(&w, "environment_key_deleted");
+	jsonw_obj_close(&w);
+	call_reply(c, 200, &body);
+	return ERR_OK;
+}

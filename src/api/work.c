@@ -1,0 +1,501 @@
+/* work.c - the work routes of SPEC §3 and the enqueue extension of §5.
+ *
+ * Transitions are decided by model/work.c inside the store; this file decodes
+ * parameters, checks who may touch which item, replies, and wakes held polls. */
+#include "api/call.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/auth.h"
+#include "api/encode.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/secret.h"
+#include "http/reply.h"
+#include "model/fields.h"
+#include "model/metadata.h"
+
+#define REPLY_MAX (4 * 1024 * 1024)
+#define DATA_ID_MAX 256
+
+/* The path's environment, visible to the caller and self_hosted. */
+static enum err work_env(struct call *c, int *archived)
+{
+	struct environment e;
+	enum err rc = call_environment(c, &e);
+	if (rc)
+		return rc;
+	int self_hosted = env_is_self_hosted(&e.f);
+	if (archived)
+		*archived = e.archived_at != 0;
+	environment_clear(&e);
+	if (!self_hosted)
+		return errf(&c->eb, ERR_INVALID,
+			    "environment %.64s is a cloud environment: work exists only in self_hosted environments",
+			    c->match.params[0]);
+	return ERR_OK;
+}
+
+/* A session token reaches only its own item. */
+static enum err own_item(struct call *c)
+{
+	if (c->cred.kind == CRED_SESSION && strcmp(c->cred.work_id, c->match.params[1]) != 0)
+		return errf(&c->eb, ERR_FORBIDDEN, "this session token belongs to another work item");
+	return ERR_OK;
+}
+
+static enum err work_not_found(struct call *c, enum err rc)
+{
+	if (rc == ERR_NOT_FOUND)
+		return errf(&c->eb, rc, "work %.64s not found in environment %.64s", c->match.params[1],
+			    c->match.params[0]);
+	if (!c->eb.message[0])
+		errf(&c->eb, rc, "%s", err_default_message(rc));
+	return rc;
+}
+
+static void reply_work(struct call *c, int status, const struct work_item *w, const char *secret)
+{
+	struct buf body;
+	buf_init(&body, REPLY_MAX);
+	struct jsonw jw;
+	jsonw_init(&jw, &body);
+	encode_work(&jw, w, secret);
+	call_reply(c, status, &body);
+}
+
+/* Parse a decimal integer query parameter. 1 = absent, 0 = parsed, -1 = not an integer. */
+static int query_int(struct call *c, const char *name, long long *out)
+{
+	const char *v = http_query(c->req, name);
+	if (!v || !*v)
+		return 1;
+	if (strlen(v) > 18)
+		return -1;
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (*end || errno)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* --- enqueue (extension) ------------------------------------------------------------ */
+
+enum err work_enqueue(struct call *c)
+{
+	static const char *const body_keys[] = {"data", "metadata", NULL};
+	static const char *const data_keys[] = {"type", "id", NULL};
+	enum err rc = fields_only(c->body, "", body_keys, &c->eb);
+	if (rc)
+		return rc;
+	json_t *data = json_object_get(c->body, "data");
+	if (!data)
+		return errf(&c->eb, ERR_INVALID, "data: required, {\"type\":\"session\",\"id\":…}");
+	if (!json_is_object(data))
+		return fields_type_error("data", "an object", data, &c->eb);
+	if ((rc = fields_only(data, "data", data_keys, &c->eb)))
+		return rc;
+	json_t *type = json_object_get(data, "type"), *id = json_object_get(data, "id");
+	if (!json_is_string(type) || (strcmp(json_string_value(type), "session") != 0 &&
+				      strcmp(json_string_value(type), "healthcheck") != 0))
+		return errf(&c->eb, ERR_INVALID, "data.type: must be \"session\" or \"healthcheck\"");
+	if (!json_is_string(id))
+		return errf(&c->eb, ERR_INVALID, "data.id: required, a string");
+	size_t id_len = json_string_length(id);
+	if (id_len == 0 || id_len > DATA_ID_MAX || memchr(json_string_value(id), '\0', id_len))
+		return errf(&c->eb, ERR_INVALID, "data.id: must be 1 to %d bytes", DATA_ID_MAX);
+	json_t *metadata = json_object_get(c->body, "metadata");
+	json_t *empty = NULL;
+	if (metadata && !json_is_null(metadata)) {
+		if ((rc = metadata_validate(metadata, &c->eb)))
+			return rc;
+	} else {
+		metadata = empty = json_object();
+	}
+	int archived = 0;
+	if ((rc = work_env(c, &archived)))
+		goto out;
+	if (archived) {
+		rc = errf(&c->eb, ERR_ENV_ARCHIVED, "environment %.64s is archived: no new work may be enqueued",
+			  c->match.params[0]);
+		goto out;
+	}
+	struct work_item w;
+	int created = 0;
+	rc = c->app->store->ops->work_enqueue(c->app->store, c->match.params[0], json_string_value(type),
+					      json_string_value(id), metadata, clock_wall_us(), &w, &created);
+	if (rc) {
+		errf(&c->eb, rc, "could not enqueue the work item");
+		goto out;
+	}
+	if (created) {
+		atomic_fetch_add(&c->app->metrics.work_enqueued, 1);
+		waiters_wake(c->app->waiters, c->match.params[0], 1);
+	}
+	reply_work(c, created ? 201 : 200, &w, NULL);
+	work_item_clear(&w);
+out:
+	json_decref(empty);
+	return rc;
+}
+
+/* --- poll ------------------------------------------------------------------------- */
+
+/* The secret of a delivery: base64url of {"sessions_token":T,"api_base_url":U}. */
+static char *make_secret(struct call *c, const char *token)
+{
+	struct buf json;
+	buf_init(&json, 4096);
+	struct jsonw w;
+	jsonw_init(&w, &json);
+	jsonw_obj_open(&w);
+	jsonw_key(&w, "sessions_token");
+	jsonw_str(&w, token);
+	jsonw_key(&w, "api_base_url");
+	jsonw_str(&w, c->app->public_url);
+	jsonw_obj_close(&w);
+	char *out = NULL;
+	if (!json.failed && (out = malloc(b64url_len(json.len) + 1)))
+		b64url_encode(json.data, json.len, out);
+	buf_free(&json);
+	return out;
+}
+
+static void reply_null(struct call *c)
+{
+	struct buf body;
+	buf_init(&body, 16);
+	buf_puts(&body, "null");
+	call_reply(c, 200, &body);
+}
+
+/* Try to claim one item. Returns ERR_OK when it replied with one, ERR_NOT_FOUND when
+ * nothing is claimable, or a store error. */
+static enum err try_claim(struct call *c)
+{
+	char token[TOKEN_MAX];
+	struct work_claim claim;
+	ids_token(SESSION_TOKEN_PREFIX, token);
+	secret_sha256_hex(token, strlen(token), claim.token_hash);
+	claim.reclaim_older_than_us = c->poll_reclaim_us;
+	struct work_item w;
+	enum err rc = c->app->store->ops->work_claim(c->app->store, c->waiter.env_id, &claim, clock_wall_us(), &w);
+	if (rc)
+		return rc;
+	char *secret = make_secret(c, token);
+	if (!secret) {
+		c->app->store->ops->work_undeliver(c->app->store, w.id, claim.token_hash);
+		work_item_clear(&w);
+		return ERR_NOMEM;
+	}
+	snprintf(c->delivered_work_id, sizeof(c->delivered_work_id), "%s", w.id);
+	snprintf(c->delivered_env_id, sizeof(c->delivered_env_id), "%s", w.environment_id);
+	memcpy(c->delivered_token_hash, claim.token_hash, sizeof(c->delivered_token_hash));
+	atomic_fetch_add(&c->app->metrics.work_delivered, 1);
+	c->polling = 0;
+	reply_work(c, 200, &w, secret);
+	free(secret);
+	work_item_clear(&w);
+	return ERR_OK;
+}
+
+static enum err poll_start(struct call *c)
+{
+	long long block_ms = 0, reclaim_ms = WORK_RECLAIM_DEFAULT_MS;
+	int has = query_int(c, "block_ms", &block_ms);
+	if (has < 0 || (has == 0 && (block_ms < 1 || block_ms > 999)))
+		return errf(&c->eb, ERR_INVALID, "block_ms: must be an integer from 1 to 999 (omit it to answer at once)");
+	has = query_int(c, "reclaim_older_than_ms", &reclaim_ms);
+	if (has < 0 || (has == 0 && (reclaim_ms < 0 || reclaim_ms > 86400000)))
+		return errf(&c->eb, ERR_INVALID, "reclaim_older_than_ms: must be an integer from 0 to 86400000");
+	enum err rc = work_env(c, NULL);
+	if (rc)
+		return rc;
+	const char *worker = http_header(c->req, "Anthropic-Worker-ID");
+	if (worker && *worker)
+		seen_touch(c->app->seen, c->match.params[0], worker, clock_mono_us());
+	snprintf(c->waiter.env_id, sizeof(c->waiter.env_id), "%.39s", c->match.params[0]);
+	c->waiter.req = c->req;
+	c->poll_reclaim_us = reclaim_ms * 1000;
+	c->poll_deadline_mono = clock_mono_us() + block_ms * 1000;
+	c->polling = 1;
+	return ERR_OK;
+}
+
+enum err work_poll(struct call *c)
+{
+	enum err rc;
+	if (!c->polling && (rc = poll_start(c)))
+		return rc;
+	struct store *s = c->app->store;
+	for (int attempt = 0; attempt < 100; attempt++) {
+		uint64_t seq = waiters_seq(c->app->waiters, c->waiter.env_id);
+		rc = try_claim(c);
+		if (rc == ERR_OK)
+			return ERR_OK;
+		if (rc != ERR_NOT_FOUND) {
+			/* Never a 4xx for a transient condition: the SDK would stop the whole fleet. */
+			c->polling = 0;
+			return errf(&c->eb, rc == ERR_NOMEM ? ERR_NOMEM : ERR_UNAVAILABLE, "the work queue is unavailable, retry");
+		}
+		int64_t now = clock_mono_us();
+		if (now >= c->poll_deadline_mono || c->app->stopping)
+			break;
+		/* Wake at the deadline, or when the oldest unacked delivery becomes reclaimable. */
+		int64_t wake = c->poll_deadline_mono, reclaim_at = 0;
+		if (s->ops->work_next_reclaim(s, c->waiter.env_id, c->poll_reclaim_us, &reclaim_at) == ERR_OK && reclaim_at) {
+			int64_t in_us = reclaim_at - clock_wall_us();
+			if (now + in_us < wake)
+				wake = now + (in_us > 0 ? in_us : 0) + 1000;
+		}
+		c->waiter.wake_mono = wake;
+		int parked = waiters_park(c->app->waiters, &c->waiter, seq);
+		if (parked == 0)
+			return ERR_OK; /* suspended: dispatch runs again when woken */
+		if (parked < 0)
+			break;
+	}
+	c->polling = 0;
+	reply_null(c);
+	return ERR_OK;
+}
+
+/* --- ack, heartbeat, stop ------------------------------------------------------------ */
+
+static enum err item_event(struct call *c, enum work_event ev, const struct work_input *in, struct work_item *w,
+			   struct work_beat *beat)
+{
+	enum err rc = work_env(c, NULL);
+	if (!rc)
+		rc = own_item(c);
+	if (rc)
+		return rc;
+	return c->app->store->ops->work_event(c->app->store, c->match.params[0], c->match.params[1], ev, in,
+					       clock_wall_us(), w, beat);
+}
+
+enum err work_ack(struct call *c)
+{
+	struct work_item w;
+	enum err rc = item_event(c, WORK_EV_ACK, NULL, &w, NULL);
+	if (rc == ERR_CONFLICT)
+		return errf(&c->eb, rc, "work %.64s is stopping or stopped and cannot be acknowledged", c->match.params[1]);
+	if (rc)
+		return work_not_found(c, rc);
+	reply_work(c, 200, &w, NULL);
+	work_item_clear(&w);
+	return ERR_OK;
+}
+
+static void encode_beat(struct jsonw *jw, const struct work_beat *b, int precondition)
+{
+	jsonw_obj_open(jw);
+	if (!precondition) {
+		jsonw_key(jw, "type");
+		jsonw_str(jw, "work_heartbeat");
+	}
+	jsonw_key(jw, "last_heartbeat");
+	if (b->last_heartbeat)
+		jsonw_ts(jw, b->last_heartbeat);
+	else if (precondition)
+		jsonw_null(jw);
+	else
+		jsonw_str(jw, "");
+	jsonw_key(jw, "lease_extended");
+	jsonw_bool(jw, b->lease_extended);
+	jsonw_key(jw, "state");
+	jsonw_str(jw, work_state_name(b->state));
+	jsonw_key(jw, "ttl_seconds");
+	jsonw_i64(jw, b->ttl_seconds);
+	jsonw_obj_close(jw);
+}
+
+enum err work_heartbeat(struct call *c)
+{
+	struct work_input in = {0};
+	long long ttl = 0;
+	int has = query_int(c, "desired_ttl_seconds", &ttl);
+	if (has < 0 || (has == 0 && ttl <= 0))
+		return errf(&c->eb, ERR_INVALID, "desired_ttl_seconds: must be a positive integer (clamped to %d-%d)",
+			    WORK_TTL_MIN_S, WORK_TTL_MAX_S);
+	in.desired_ttl_seconds = has == 0 ? (ttl > WORK_TTL_MAX_S ? WORK_TTL_MAX_S : (int32_t)ttl) : 0;
+	const char *expected = http_query(c->req, "expected_last_heartbeat");
+	if (!expected || !*expected) {
+		in.expect = WORK_EXPECT_OMITTED;
+	} else if (strcmp(expected, "NO_HEARTBEAT") == 0) {
+		in.expect = WORK_EXPECT_NONE;
+	} else if (clock_parse(expected, strlen(expected), &in.expected_us) == 0) {
+		in.expect = WORK_EXPECT_TIMESTAMP;
+	} else {
+		return errf(&c->eb, ERR_INVALID,
+			    "expected_last_heartbeat: must be NO_HEARTBEAT or an RFC 3339 timestamp, got \"%.64s\"", expected);
+	}
+	struct work_item w;
+	struct work_beat beat = {0};
+	enum err rc = item_event(c, WORK_EV_HEARTBEAT, &in, &w, &beat);
+	if (rc == ERR_HEARTBEAT_PRECONDITION) {
+		struct buf details;
+		buf_init(&details, 1024);
+		buf_puts(&details, "\"current_state\":");
+		struct jsonw jw;
+		jsonw_init(&jw, &details);
+		encode_beat(&jw, &beat, 1);
+		errf(&c->eb, rc, "expected_last_heartbeat: does not match the work item's last heartbeat (state %s); the lease was lost",
+		     work_state_name(beat.state));
+		reply_error(c->req, rc, c->eb.message, details.failed ? NULL : details.data, NULL);
+		buf_free(&details);
+		return ERR_OK;
+	}
+	if (rc == ERR_CONFLICT)
+		return errf(&c->eb, rc, "work %.64s is queued: acknowledge it before heartbeating", c->match.params[1]);
+	if (rc)
+		return work_not_found(c, rc);
+	work_item_clear(&w);
+	struct buf body;
+	buf_init(&body, 1024);
+	struct jsonw jw;
+	jsonw_init(&jw, &body);
+	encode_beat(&jw, &beat, 0);
+	call_reply(c, 200, &body);
+	return ERR_OK;
+}
+
+enum err work_stop(struct call *c)
+{
+	static const char *const keys[] = {"force", NULL};
+	struct work_input in = {0};
+	if (c->body) {
+		enum err rc = fields_only(c->body, "", keys, &c->eb);
+		if (rc)
+			return rc;
+		json_t *force = json_object_get(c->body, "force");
+		if (force && !json_is_null(force)) {
+			if (!json_is_boolean(force))
+				return fields_type_error("force", "a boolean", force, &c->eb);
+			in.force = json_is_true(force);
+		}
+	}
+	struct work_item w;
+	enum err rc = item_event(c, WORK_EV_STOP, &in, &w, NULL);
+	if (rc == ERR_WORK_STOPPED)
+		return errf(&c->eb, rc, "work %.64s is already stopped", c->match.params[1]);
+	if (rc)
+		return work_not_found(c, rc);
+	reply_work(c, 200, &w, NULL);
+	work_item_clear(&w);
+	return ERR_OK;
+}
+
+/* --- get, update, list, stats ---------------------------------------------------------- */
+
+enum err work_get(struct call *c)
+{
+	enum err rc = work_env(c, NULL);
+	if (!rc)
+		rc = own_item(c);
+	if (rc)
+		return rc;
+	struct work_item w;
+	rc = c->app->store->ops->work_get(c->app->store, c->match.params[0], c->match.params[1], &w);
+	if (rc)
+		return work_not_found(c, rc);
+	reply_work(c, 200, &w, NULL);
+	work_item_clear(&w);
+	return ERR_OK;
+}
+
+enum err work_update(struct call *c)
+{
+	static const char *const keys[] = {"metadata", NULL};
+	enum err rc = fields_only(c->body, "", keys, &c->eb);
+	if (!rc)
+		rc = work_env(c, NULL);
+	if (rc)
+		return rc;
+	json_t *patch = json_object_get(c->body, "metadata");
+	struct work_item w;
+	if (!patch || json_is_null(patch))
+		rc = c->app->store->ops->work_get(c->app->store, c->match.params[0], c->match.params[1], &w);
+	else
+		rc = c->app->store->ops->work_update_metadata(c->app->store, c->match.params[0], c->match.params[1],
+							       patch, &w, &c->eb);
+	if (rc)
+		return work_not_found(c, rc);
+	reply_work(c, 200, &w, NULL);
+	work_item_clear(&w);
+	return ERR_OK;
+}
+
+enum err work_list(struct call *c)
+{
+	enum err rc = work_env(c, NULL);
+	if (rc)
+		return rc;
+	size_t limit;
+	struct cursor after;
+	int has_after;
+	if ((rc = call_page_params(c, "work", c->match.params[0], &limit, &after, &has_after)))
+		return rc;
+	struct work_page page;
+	rc = c->app->store->ops->work_list(c->app->store, c->match.params[0], has_after ? &after : NULL, limit, &page);
+	if (rc)
+		return errf(&c->eb, rc, "could not list work");
+	struct buf body;
+	buf_init(&body, 16 * 1024 * 1024);
+	struct jsonw jw;
+	jsonw_init(&jw, &body);
+	jsonw_obj_open(&jw);
+	jsonw_key(&jw, "data");
+	jsonw_arr_open(&jw);
+	for (size_t i = 0; i < page.count; i++)
+		encode_work(&jw, &page.items[i], NULL);
+	jsonw_arr_close(&jw);
+	jsonw_key(&jw, "next_page");
+	if (page.more && page.count) {
+		struct cursor last = {.created_at = page.items[page.count - 1].created_at};
+		snprintf(last.id, sizeof(last.id), "%s", page.items[page.count - 1].id);
+		char text[CURSOR_TEXT_MAX];
+		cursor_encode(c->app->cursor_key, "work", c->match.params[0], &last, text);
+		jsonw_str(&jw, text);
+	} else {
+		jsonw_null(&jw);
+	}
+	jsonw_obj_close(&jw);
+	work_page_clear(&page);
+	call_reply(c, 200, &body);
+	return ERR_OK;
+}
+
+enum err work_stats(struct call *c)
+{
+	enum err rc = work_env(c, NULL);
+	if (rc)
+		return rc;
+	struct work_stats st;
+	rc = c->app->store->ops->work_stats(c->app->store, c->match.params[0], &st);
+	if (rc)
+		return errf(&c->eb, rc, "could not read the queue's stats");
+	struct buf body;
+	buf_init(&body, 1024);
+	struct jsonw jw;
+	jsonw_init(&jw, &body);
+	jsonw_obj_open(&jw);
+	jsonw_key(&jw, "type");
+	jsonw_str(&jw, "work_queue_stats");
+	jsonw_key(&jw, "depth");
+	jsonw_i64(&jw, st.depth);
+	jsonw_key(&jw, "pending");
+	jsonw_i64(&jw, st.pending);
+	jsonw_key(&jw, "oldest_queued_at");
+	jsonw_ts(&jw, st.oldest_queued_at);
+	jsonw_key(&jw, "workers_polling");
+	jsonw_i64(&jw, seen_count(c->app->seen, c->match.params[0], clock_mono_us()));
+	jsonw_obj_close(&jw);
+	call_reply(c, 200, &body);
+	return ERR_OK;
+}

@@ -1,0 +1,263 @@
+/* cmd_env_key.c - `environd env-key create|list|revoke ENV_ID`: manage an environment's
+ * keys over HTTP with an API key (SPEC §5, an extension of the official API).
+ *
+ * `create` prints only the new key on stdout, so `environd env-key create env_… > key`
+ * makes a key file for `environd worker --environment-key-file`. Everything else a human
+ * should read goes to stderr. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "client/cliopt.h"
+#include "client/client.h"
+#include "client/credential.h"
+#include "common/buf.h"
+
+enum { OPT_NAME, OPT_API_KEY_FILE, OPT_API_KEY, OPT_BASE_URL, OPT_JSON, OPT_HELP, OPT__COUNT };
+
+static const struct cliopt options[OPT__COUNT] = {
+	[OPT_NAME] = {"name", "NAME", NULL, "create: a name for the key (shown by list)"},
+	[OPT_API_KEY_FILE] = {"api-key-file", "PATH", NULL, "read the API key from PATH"},
+	[OPT_API_KEY] = {"api-key", "KEY", "ENVIROND_API_KEY",
+			 "the API key (prefer the variable or a file: flags show in ps)"},
+	[OPT_BASE_URL] = {"base-url", "URL", "ENVIROND_URL, ANTHROPIC_BASE_URL",
+			  "server URL (default " CLIENT_DEFAULT_URL ")"},
+	[OPT_JSON] = {"json", NULL, NULL, "list: print the keys as one JSON array"},
+	[OPT_HELP] = {"help", NULL, NULL, "show this help"},
+};
+
+static const char synopsis[] =
+	"environd env-key create ENV_ID [--name NAME]\n"
+	"       environd env-key list ENV_ID [--json]\n"
+	"       environd env-key revoke ENV_ID KEY_ID";
+
+#define REQUEST_TIMEOUT_MS 30000L
+
+static void report_failure(const char *what, const struct client_reply *r)
+{
+	if (r->status == 0)
+		fprintf(stderr, "environd env-key: %s failed: %s\n", what, r->message);
+	else
+		fprintf(stderr, "environd env-key: %s failed: HTTP %d%s%s: %s\n", what, r->status,
+			r->error_type[0] ? " " : "", r->error_type, r->message);
+}
+
+static int path_keys(struct buf *path, const char *env_id)
+{
+	buf_puts(path, "/v1/environments/");
+	client_put_escaped(path, env_id);
+	buf_puts(path, "/keys");
+	return path->failed ? -1 : 0;
+}
+
+static int do_create(struct client *c, const char *env_id, const char *name)
+{
+	json_t *body = json_object();
+	if (name)
+		json_object_set_new(body, "name", json_string(name));
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	struct buf path;
+	buf_init(&path, 4096);
+	int rc = 1;
+	if (!text || path_keys(&path, env_id)) {
+		fprintf(stderr, "environd env-key: the request is too large or memory ran out\n");
+		goto out;
+	}
+	struct client_reply r;
+	client_request(c, "POST", path.data, text, NULL, REQUEST_TIMEOUT_MS, &r);
+	const char *key = client_json_str(r.body, "key");
+	if (r.status >= 200 && r.status < 300 && key) {
+		printf("%s\n", key);
+		const char *id = client_json_str(r.body, "id");
+		fprintf(stderr, "environd env-key: created %s for %s; the key is shown only once\n",
+			id ? id : "a key", env_id);
+		rc = 0;
+	} else if (r.status >= 200 && r.status < 300) {
+		fprintf(stderr, "environd env-key: create: the server's reply holds no key\n");
+	} else {
+		report_failure("create", &r);
+	}
+	client_reply_free(&r);
+out:
+	free(text);
+	buf_free(&path);
+	return rc;
+}
+
+static void print_key_line(const json_t *k)
+{
+	const char *id = client_json_str(k, "id");
+	const char *name = client_json_str(k, "name");
+	const char *created = client_json_str(k, "created_at");
+	const char *used = client_json_str(k, "last_used_at");
+	printf("%s\t%s\t%s\t%s\n", id ? id : "-", name && *name ? name : "-", created ? created : "-",
+	       used ? used : "never");
+}
+
+/* Walks every page: a fleet has few keys, and a partial list would mislead. */
+static int do_list(struct client *c, const char *env_id, int as_json)
+{
+	char *cursor = NULL;
+	json_t *all = as_json ? json_array() : NULL;
+	int rc = 1;
+	if (as_json && !all)
+		return 1;
+	for (int page = 0; page < 10000; page++) {
+		struct buf path;
+		buf_init(&path, 8192);
+		path_keys(&path, env_id);
+		buf_puts(&path, "?limit=100");
+		if (cursor) {
+			buf_puts(&path, "&page=");
+			client_put_escaped(&path, cursor);
+		}
+		if (path.failed) {
+			buf_free(&path);
+			fprintf(stderr, "environd env-key: list: the page cursor is too long\n");
+			goto out;
+		}
+		struct client_reply r;
+		client_request(c, "GET", path.data, NULL, NULL, REQUEST_TIMEOUT_MS, &r);
+		buf_free(&path);
+		json_t *data = json_is_object(r.body) ? json_object_get(r.body, "data") : NULL;
+		if (r.status != 200 || !json_is_array(data)) {
+			if (r.status == 200)
+				fprintf(stderr, "environd env-key: list: the server's reply has no data list\n");
+			else
+				report_failure("list", &r);
+			client_reply_free(&r);
+			goto out;
+		}
+		size_t i;
+		json_t *k;
+		json_array_foreach(data, i, k) {
+			if (all)
+				json_array_append(all, k);
+			else
+				print_key_line(k);
+		}
+		const char *next = client_json_str(r.body, "next_page");
+		free(cursor);
+		cursor = next && *next ? strdup(next) : NULL;
+		client_reply_free(&r);
+		if (!cursor) {
+			rc = 0;
+			break;
+		}
+	}
+	if (all && rc == 0) {
+		char *text = json_dumps(all, JSON_INDENT(2));
+		if (text)
+			printf("%s\n", text);
+		else
+			rc = 1;
+		free(text);
+	}
+out:
+	free(cursor);
+	if (all)
+		json_decref(all);
+	return rc;
+}
+
+static int do_revoke(struct client *c, const char *env_id, const char *key_id)
+{
+	struct buf path;
+	buf_init(&path, 4096);
+	path_keys(&path, env_id);
+	buf_putc(&path, '/');
+	client_put_escaped(&path, key_id);
+	if (path.failed) {
+		buf_free(&path);
+		fprintf(stderr, "environd env-key: revoke: the ids are too long\n");
+		return 1;
+	}
+	struct client_reply r;
+	client_request(c, "DELETE", path.data, NULL, NULL, REQUEST_TIMEOUT_MS, &r);
+	buf_free(&path);
+	int rc = 1;
+	if (r.status >= 200 && r.status < 300) {
+		printf("%s\n", key_id);
+		fprintf(stderr, "environd env-key: revoked %s\n", key_id);
+		rc = 0;
+	} else {
+		report_failure("revoke", &r);
+	}
+	client_reply_free(&r);
+	return rc;
+}
+
+int cmd_env_key(int argc, char **argv)
+{
+	const char *values[OPT__COUNT] = {0};
+	struct option longopts[CLIOPT_MAX + 1];
+	cliopt_build(options, OPT__COUNT, longopts);
+	int opt;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			opt = OPT_HELP;
+		if (opt < 0 || opt >= OPT__COUNT) {
+			fprintf(stderr, "environd env-key: unknown option or missing value: %s\n",
+				argv[optind - 1]);
+			cliopt_usage(stderr, synopsis, options, OPT__COUNT);
+			return 2;
+		}
+		values[opt] = optarg ? optarg : "1";
+	}
+	if (values[OPT_HELP]) {
+		cliopt_usage(stdout, synopsis, options, OPT__COUNT);
+		return 0;
+	}
+	int npos = argc - optind;
+	char **pos = argv + optind;
+	if (npos < 2) {
+		fprintf(stderr, "environd env-key: expected an action (create, list, revoke) and ENV_ID\n");
+		cliopt_usage(stderr, synopsis, options, OPT__COUNT);
+		return 2;
+	}
+	const char *action = pos[0], *env_id = pos[1];
+	int want = strcmp(action, "revoke") == 0 ? 3 : 2;
+	if (strcmp(action, "create") && strcmp(action, "list") && strcmp(action, "revoke")) {
+		fprintf(stderr, "environd env-key: unknown action '%s' (create, list, revoke)\n", action);
+		return 2;
+	}
+	if (npos != want) {
+		fprintf(stderr, "environd env-key: %s takes %s\n", action,
+			want == 3 ? "ENV_ID KEY_ID" : "only ENV_ID");
+		return 2;
+	}
+	if (values[OPT_NAME] && strcmp(action, "create")) {
+		fprintf(stderr, "environd env-key: --name applies to create only\n");
+		return 2;
+	}
+
+	char err[4300];
+	char *api_key = NULL;
+	if (credential_resolve(values[OPT_API_KEY_FILE], values[OPT_API_KEY], "ENVIROND_API_KEY",
+			       "api-key-file", &api_key, err, sizeof(err))) {
+		fprintf(stderr, "environd env-key: %s\n", err);
+		return 2;
+	}
+	static const char *const url_vars[] = {"ENVIROND_URL", "ANTHROPIC_BASE_URL", NULL};
+	const char *base_url = credential_base_url(values[OPT_BASE_URL], url_vars, 1);
+	struct client c;
+	if (client_global_init() || client_init(&c, base_url, api_key)) {
+		credential_free(api_key);
+		fprintf(stderr, "environd env-key: cannot set up the HTTP client\n");
+		return 1;
+	}
+	credential_free(api_key);
+	int rc;
+	if (strcmp(action, "create") == 0)
+		rc = do_create(&c, env_id, values[OPT_NAME]);
+	else if (strcmp(action, "list") == 0)
+		rc = do_list(&c, env_id, values[OPT_JSON] != NULL);
+	else
+		rc = do_revoke(&c, env_id, pos[2]);
+	client_free(&c);
+	return rc;
+}

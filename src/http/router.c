@@ -1,0 +1,94 @@
+/* router.c - route table matching (see router.h). */
+#include "http/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_SEGMENTS 8
+
+/* Split "/a/b/c" into segments; -1 for an empty segment, too many or too long ones. */
+static int split(const char *path, const char *seg[MAX_SEGMENTS], size_t len[MAX_SEGMENTS])
+{
+	if (path[0] != '/')
+		return -1;
+	int n = 0;
+	const char *p = path + 1;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t l = slash ? (size_t)(slash - p) : strlen(p);
+		if (l == 0 || l >= ROUTER_PARAM_MAX || n == MAX_SEGMENTS)
+			return -1;
+		seg[n] = p;
+		len[n] = l;
+		n++;
+		if (!slash)
+			return n;
+		p = slash + 1;
+	}
+}
+
+/* Does pattern match the segments? Fills a literal mask (bit i = literal at segment i). */
+static int matches(const char *pattern, const char *seg[], const size_t len[], int n, unsigned *literal_mask)
+{
+	const char *pseg[MAX_SEGMENTS];
+	size_t plen[MAX_SEGMENTS];
+	int pn = split(pattern, pseg, plen);
+	if (pn != n)
+		return 0;
+	*literal_mask = 0;
+	for (int i = 0; i < n; i++) {
+		if (plen[i] == 1 && pseg[i][0] == '*')
+			continue;
+		if (plen[i] != len[i] || memcmp(pseg[i], seg[i], len[i]) != 0)
+			return 0;
+		*literal_mask |= 1u << (MAX_SEGMENTS - 1 - i); /* earlier literals weigh more */
+	}
+	return 1;
+}
+
+enum router_result router_match(const void *routes, size_t count, size_t stride, const char *method,
+				const char *path, struct route_match *m)
+{
+	memset(m, 0, sizeof(*m));
+	const char *seg[MAX_SEGMENTS];
+	size_t len[MAX_SEGMENTS];
+	int n = split(path, seg, len);
+	if (n < 0)
+		return ROUTER_NOT_FOUND;
+	const char *best = NULL;
+	unsigned best_mask = 0;
+	for (size_t i = 0; i < count; i++) {
+		const struct route *r = (const struct route *)((const char *)routes + i * stride);
+		unsigned mask;
+		if (matches(r->pattern, seg, len, n, &mask) && (!best || mask > best_mask)) {
+			best = r->pattern;
+			best_mask = mask;
+		}
+	}
+	if (!best)
+		return ROUTER_NOT_FOUND;
+	int found = 0;
+	for (size_t i = 0; i < count; i++) {
+		const struct route *r = (const struct route *)((const char *)routes + i * stride);
+		if (strcmp(r->pattern, best) != 0)
+			continue;
+		size_t used = strlen(m->allow);
+		snprintf(m->allow + used, sizeof(m->allow) - used, "%s%s", used ? ", " : "", r->method);
+		if (!found && strcmp(r->method, method) == 0) {
+			m->index = i;
+			found = 1;
+		}
+	}
+	if (!found)
+		return ROUTER_METHOD_NOT_ALLOWED;
+	for (int i = 0; i < n; i++) {
+		if (best_mask & (1u << (MAX_SEGMENTS - 1 - i)))
+			continue;
+		if (m->nparams < ROUTER_MAX_PARAMS) {
+			memcpy(m->params[m->nparams], seg[i], len[i]);
+			m->params[m->nparams][len[i]] = '\0';
+			m->nparams++;
+		}
+	}
+	return ROUTER_FOUND;
+}

@@ -1,0 +1,132 @@
+/* work.h - the work item state machine of SPEC §3.1 (T1–T20) as a pure function.
+ *
+ * work_transition() takes the lease-relevant fields of one item, an event and the current
+ * wall time, and either refuses (returning the error the API must answer) or rewrites the
+ * fields in place and says what the caller has to do about it (persist, mint a new secret,
+ * put the item at the head of the queue, ...). It performs no I/O and reads no clock: the
+ * stores load a row, call this, and persist what it decided. */
+#ifndef ENVIROND_MODEL_WORK_H
+#define ENVIROND_MODEL_WORK_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum work_state {
+	WORK_QUEUED,
+	WORK_STARTING,
+	WORK_ACTIVE,
+	WORK_STOPPING,
+	WORK_STOPPED,
+	WORK_STATE__COUNT
+};
+
+enum work_event {
+	WORK_EV_POLL,          /* T2/T3: a poller wants this item */
+	WORK_EV_ACK,           /* T4/T5/T6 */
+	WORK_EV_HEARTBEAT,     /* T7–T12 */
+	WORK_EV_STOP,          /* T13–T17 */
+	WORK_EV_LEASE_EXPIRE,  /* T18/T19: the sweeper found lease_expires_at <= now */
+	WORK_EV_METADATA,      /* T20 */
+	WORK_EVENT__COUNT
+};
+
+/* How a heartbeat states what it expects the stored heartbeat to be. */
+enum work_expect {
+	WORK_EXPECT_OMITTED,   /* no expected_last_heartbeat parameter */
+	WORK_EXPECT_NONE,      /* expected_last_heartbeat=NO_HEARTBEAT */
+	WORK_EXPECT_TIMESTAMP  /* an RFC 3339 value, parsed into expected_us */
+};
+
+#define WORK_TTL_DEFAULT_S 90
+#define WORK_TTL_MIN_S 10
+#define WORK_TTL_MAX_S 600
+#define WORK_RECLAIM_DEFAULT_MS 5000
+
+/* The fields of an item the state machine reads and writes. Times are wall µs since the
+ * epoch; 0 means null / none. */
+struct work_lease {
+	enum work_state state;
+	int64_t delivered_at;        /* last delivery by poll while queued; 0 = not delivered */
+	int32_t delivery_count;      /* deliveries so far (T2 and T3 each add one) */
+	int64_t acknowledged_at;
+	int64_t started_at;
+	int64_t latest_heartbeat_at; /* the stored heartbeat; T18 clears it */
+	int64_t stop_requested_at;
+	int64_t stopped_at;
+	int64_t lease_expires_at;    /* 0 = no lease */
+	int32_t ttl_seconds;         /* TTL of the current lease, 0 without one */
+};
+
+/* Parameters of the event; only the ones of the event at hand are read. */
+struct work_input {
+	int64_t reclaim_older_than_us; /* POLL: delivered at least this long ago = reclaimable */
+	enum work_expect expect;       /* HEARTBEAT */
+	int64_t expected_us;           /* HEARTBEAT, when expect == WORK_EXPECT_TIMESTAMP */
+	int32_t desired_ttl_seconds;   /* HEARTBEAT: 0 = default; else clamped to 10–600 */
+	int force;                     /* STOP */
+};
+
+/* What the caller must do after a transition, and what the reply says. */
+struct work_outcome {
+	int changed;          /* the lease fields changed: persist them */
+	int new_delivery;     /* POLL: mint a new secret; the previous one dies */
+	int requeue_at_head;  /* LEASE_EXPIRE (T18): the item goes back to the head of the queue */
+	int left_queue;       /* the item is no longer queued (ack, stop of a queued item) */
+	int revoke_secret;    /* the item's session token dies (stopped) */
+	/* HEARTBEAT replies (also filled on a 412 refusal, for current_state). */
+	int lease_extended;
+	int32_t ttl_seconds;
+};
+
+/* Apply `ev` at wall time `now_us` to `w`. On ERR_OK, `w` holds the new fields and `out`
+ * says what changed. On a refusal `w` is untouched and the return value is the API error:
+ * ERR_CONFLICT (409), ERR_WORK_STOPPED (409, stop of a stopped item) or
+ * ERR_HEARTBEAT_PRECONDITION (412; `out` then describes current_state). ERR_INVALID is
+ * returned for an event that does not apply (e.g. POLL of an item that is not claimable,
+ * LEASE_EXPIRE of an item whose lease has not expired). ERR_INTERNAL means `w->state` or
+ * `ev` is out of range (a corrupt row or a bug), never a client's fault.
+ *
+ * `in` may be NULL: it then reads as a zero-initialised struct work_input. `out` may be
+ * NULL when the caller needs no outcome. `out` is zeroed on every call; on a refusal
+ * other than ERR_HEARTBEAT_PRECONDITION it stays all zero.
+ *
+ * Details the table of SPEC §3.1 leaves open:
+ * - POLL (T2/T3) keeps the item queued; it only stamps delivered_at and counts.
+ * - ACK (T4) keeps delivered_at (when the acknowledged delivery happened); T18 clears it.
+ *   The first lease is WORK_TTL_DEFAULT_S whatever a later heartbeat asks for.
+ * - HEARTBEAT compares `expect` against latest_heartbeat_at (0 = none): OMITTED always
+ *   matches, NONE matches only 0, TIMESTAMP only a stored value equal to expected_us (so a
+ *   TIMESTAMP never matches an item without a heartbeat, e.g. one in `starting`). A
+ *   successful heartbeat sets `out->lease_extended` and `out->ttl_seconds` (the clamped
+ *   TTL of the new lease). It does not look at lease_expires_at: a lease that ran out but
+ *   was not yet swept is renewed; a store that wants T18 first runs LEASE_EXPIRE first.
+ *   The TTL requested in T10 (stopping) is honoured like any other.
+ * - On a 412, `out->lease_extended` is 0 and `out->ttl_seconds` is what is left of the
+ *   current lease in whole seconds, rounded up (work_lease_remaining_s()).
+ * - STOP of a queued item (T13) leaves stop_requested_at as it was (0); only force-stops
+ *   (T16) fill a missing stop_requested_at. T14 leaves the lease and the secret alone: the
+ *   worker still heartbeats while it winds down.
+ * - Every entry into `stopped` (T13, T15, T16, T19) sets stopped_at, clears the lease and
+ *   ttl_seconds, and sets `out->revoke_secret`.
+ * - LEASE_EXPIRE (T18) also clears delivered_at, so the item counts as fresh in stats and
+ *   the next POLL is a T2 (delivery_count and stop_requested_at are kept). It does not
+ *   revoke the secret: SPEC §3.1 lets it live until the next delivery.
+ * - METADATA (T20) always succeeds with `changed` 0: the store patches the metadata.
+ */
+enum err work_transition(struct work_lease *w, enum work_event ev, const struct work_input *in,
+			 int64_t now_us, struct work_outcome *out);
+
+/* Clamp a requested TTL (0 = default) into 10–600 seconds. */
+int32_t work_clamp_ttl(int32_t desired_ttl_seconds);
+
+/* Whole seconds left on `w`'s lease at `now_us`, rounded up; 0 without a lease or when it
+ * has run out. This is the `ttl_seconds` of a 412's current_state. */
+int32_t work_lease_remaining_s(const struct work_lease *w, int64_t now_us);
+
+/* "queued", "starting", ...; NULL for an out-of-range value. */
+const char *work_state_name(enum work_state s);
+/* Parse a state name; returns -1 for an unknown one. */
+int work_state_parse(const char *name);
+
+#endif

@@ -1,0 +1,420 @@
+/* sqlite_env.c - environments and environment keys on SQLite. */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENV_COLUMNS                                                                               \
+	"id, org, workspace, account, name, description, config, metadata, scope_account, archived_at," \
+	" created_at, updated_at"
+/* Visibility of SPEC §4: same organization and workspace; account scope = creator only. */
+#define ENV_VISIBLE "org = ? AND workspace = ? AND (scope_account = 0 OR account = ?)"
+
+static void bind_tenant(sqlite3_stmt *st, int first, const struct tenant *t)
+{
+	sqlite_bind_text(st, first, t->org);
+	sqlite_bind_text(st, first + 1, t->workspace);
+	sqlite_bind_text(st, first + 2, t->account);
+}
+
+static json_t *col_json(sqlite3_stmt *st, int i)
+{
+	const char *text = (const char *)sqlite3_column_text(st, i);
+	return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+static enum err read_env(sqlite3_stmt *st, struct environment *e)
+{
+	memset(e, 0, sizeof(*e));
+	sqlite_col_text(st, 0, e->id, sizeof(e->id));
+	sqlite_col_text(st, 1, e->org, sizeof(e->org));
+	sqlite_col_text(st, 2, e->workspace, sizeof(e->workspace));
+	sqlite_col_text(st, 3, e->account, sizeof(e->account));
+	const char *name = (const char *)sqlite3_column_text(st, 4);
+	const char *description = (const char *)sqlite3_column_text(st, 5);
+	e->f.name = strdup(name ? name : "");
+	e->f.description = description ? strdup(description) : NULL;
+	e->f.config = col_json(st, 6);
+	e->f.metadata = col_json(st, 7);
+	e->f.scope_account = sqlite3_column_int(st, 8);
+	e->archived_at = sqlite3_column_int64(st, 9);
+	e->created_at = sqlite3_column_int64(st, 10);
+	e->updated_at = sqlite3_column_int64(st, 11);
+	if (!e->f.name || (description && !e->f.description) || !e->f.config || !e->f.metadata) {
+		environment_clear(e);
+		return ERR_NOMEM;
+	}
+	return ERR_OK;
+}
+
+/* Load one visible environment inside a job. */
+static enum err load_env(struct sqlite_store *s, const struct tenant *t, const char *id, struct environment *out)
+{
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE);
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, id);
+	bind_tenant(st, 2, t);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return ERR_NOT_FOUND;
+	if (rc != SQLITE_ROW)
+		return sqlite_err(s, rc);
+	return read_env(st, out);
+}
+
+/* Write an environment's mutable fields. Name clashes become ERR_NAME_TAKEN. */
+static enum err write_env(struct sqlite_store *s, const struct environment *e, int insert)
+{
+	char *config = json_dumps(e->f.config, JSON_COMPACT);
+	char *metadata = json_dumps(e->f.metadata, JSON_COMPACT);
+	enum err err = ERR_NOMEM;
+	if (!config || !metadata)
+		goto out;
+	sqlite3_stmt *st =
+		insert ? sqlite_stmt(s, "INSERT INTO environments(name, description, config, metadata, scope_account,"
+					" archived_at, created_at, updated_at, id, org, workspace, account)"
+					" VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		       : sqlite_stmt(s, "UPDATE environments SET name = ?, description = ?, config = ?, metadata = ?,"
+					" scope_account = ?, archived_at = ?, created_at = ?, updated_at = ? WHERE id = ?");
+	err = ERR_INTERNAL;
+	if (!st)
+		goto out;
+	sqlite_bind_text(st, 1, e->f.name);
+	sqlite_bind_text(st, 2, e->f.description);
+	sqlite_bind_text(st, 3, config);
+	sqlite_bind_text(st, 4, metadata);
+	sqlite_bind_i64(st, 5, e->f.scope_account);
+	sqlite_bind_i64(st, 6, e->archived_at);
+	sqlite_bind_i64(st, 7, e->created_at);
+	sqlite_bind_i64(st, 8, e->updated_at);
+	sqlite_bind_text(st, 9, e->id);
+	if (insert) {
+		sqlite_bind_text(st, 10, e->org);
+		sqlite_bind_text(st, 11, e->workspace);
+		sqlite_bind_text(st, 12, e->account);
+	}
+	int rc = sqlite3_step(st);
+	err = rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+	if (err == ERR_CONFLICT)
+		err = ERR_NAME_TAKEN;
+out:
+	free(config);
+	free(metadata);
+	return err;
+}
+
+struct env_ctx {
+	const struct tenant *t;
+	const char *id;
+	const struct env_fields *fields;
+	const json_t *body;
+	int64_t now;
+	struct environment *out;
+	struct errbuf *eb;
+};
+
+static enum err create_job(struct sqlite_store *s, void *arg)
+{
+	struct env_ctx *c = arg;
+	struct environment *e = c->out;
+	memset(e, 0, sizeof(*e));
+	ids_new_at("env_", c->now, e->id);
+	snprintf(e->org, sizeof(e->org), "%s", c->t->org);
+	snprintf(e->workspace, sizeof(e->workspace), "%s", c->t->workspace);
+	snprintf(e->account, sizeof(e->account), "%s", c->t->account);
+	enum err rc = env_fields_copy(&e->f, c->fields);
+	if (rc)
+		return rc;
+	e->created_at = e->updated_at = c->now;
+	rc = write_env(s, e, 1);
+	if (rc)
+		environment_clear(e);
+	return rc;
+}
+
+enum err sqlite_env_create(struct store *base, const struct tenant *t, const struct env_fields *f, int64_t now,
+			   struct environment *out)
+{
+	struct env_ctx c = {.t = t, .fields = f, .now = now, .out = out};
+	return sqlite_run((struct sqlite_store *)base, create_job, &c);
+}
+
+static enum err get_job(struct sqlite_store *s, void *arg)
+{
+	struct env_ctx *c = arg;
+	return load_env(s, c->t, c->id, c->out);
+}
+
+enum err sqlite_env_get(struct store *base, const struct tenant *t, const char *id, struct environment *out)
+{
+	struct env_ctx c = {.t = t, .id = id, .out = out};
+	return sqlite_run((struct sqlite_store *)base, get_job, &c);
+}
+
+static enum err update_job(struct sqlite_store *s, void *arg)
+{
+	struct env_ctx *c = arg;
+	enum err rc = load_env(s, c->t, c->id, c->out);
+	if (rc)
+		return rc;
+	struct environment *e = c->out;
+	int changed = 0;
+	if (e->archived_at)
+		rc = errf(c->eb, ERR_ENV_ARCHIVED, "environment %s is archived and cannot be updated", e->id);
+	else
+		rc = env_apply_update(&e->f, c->body, &changed, c->eb);
+	if (rc == ERR_OK && changed) {
+		e->updated_at = c->now > e->updated_at ? c->now : e->updated_at + 1;
+		rc = write_env(s, e, 0);
+		if (rc == ERR_NAME_TAKEN)
+			errf(c->eb, rc, "name: an environment named \"%.200s\" already exists", e->f.name);
+	}
+	if (rc)
+		environment_clear(e);
+	return rc;
+}
+
+enum err sqlite_env_update(struct store *base, const struct tenant *t, const char *id, const json_t *body,
+			   int64_t now, struct environment *out, struct errbuf *eb)
+{
+	struct env_ctx c = {.t = t, .id = id, .body = body, .now = now, .out = out, .eb = eb};
+	return sqlite_run((struct sqlite_store *)base, update_job, &c);
+}
+
+static enum err archive_job(struct sqlite_store *s, void *arg)
+{
+	struct env_ctx *c = arg;
+	enum err rc = load_env(s, c->t, c->id, c->out);
+	if (rc || c->out->archived_at)
+		return rc;
+	c->out->archived_at = c->now;
+	c->out->updated_at = c->now > c->out->updated_at ? c->now : c->out->updated_at + 1;
+	rc = write_env(s, c->out, 0);
+	if (rc)
+		environment_clear(c->out);
+	return rc;
+}
+
+enum err sqlite_env_archive(struct store *base, const struct tenant *t, const char *id, int64_t now,
+			    struct environment *out)
+{
+	struct env_ctx c = {.t = t, .id = id, .now = now, .out = out};
+	return sqlite_run((struct sqlite_store *)base, archive_job, &c);
+}
+
+static enum err step_done(struct sqlite_store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+}
+
+static enum err delete_job(struct sqlite_store *s, void *arg)
+{
+	struct env_ctx *c = arg;
+	struct environment e;
+	enum err rc = load_env(s, c->t, c->id, &e);
+	if (rc)
+		return rc;
+	environment_clear(&e);
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT 1 FROM work WHERE environment_id = ? AND state IN (1, 2, 3) LIMIT 1");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, c->id);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		return ERR_HAS_LIVE_WORK;
+	if (step != SQLITE_DONE)
+		return sqlite_err(s, step);
+	static const char *const deletes[] = {
+		"DELETE FROM work WHERE environment_id = ?",
+		"DELETE FROM env_keys WHERE environment_id = ?",
+		"DELETE FROM environments WHERE id = ?",
+	};
+	for (size_t i = 0; i < 3; i++) {
+		if (!(st = sqlite_stmt(s, deletes[i])))
+			return ERR_INTERNAL;
+		sqlite_bind_text(st, 1, c->id);
+		if ((rc = step_done(s, st)))
+			return rc;
+	}
+	return ERR_OK;
+}
+
+enum err sqlite_env_delete(struct store *base, const struct tenant *t, const char *id)
+{
+	struct env_ctx c = {.t = t, .id = id};
+	return sqlite_run((struct sqlite_store *)base, delete_job, &c);
+}
+
+struct list_ctx {
+	const struct tenant *t;
+	const char *env_id;
+	int include_archived;
+	const struct cursor *after;
+	size_t limit;
+	void *out;
+};
+
+/* Grow an array of `size`-byte elements to hold one more. */
+static void *grow(void **items, size_t count, size_t *cap, size_t size)
+{
+	if (count == *cap) {
+		size_t n = *cap ? *cap * 2 : 16;
+		void *p = realloc(*items, n * size);
+		if (!p)
+			return NULL;
+		*items = p;
+		*cap = n;
+	}
+	return (char *)*items + count * size;
+}
+
+static enum err list_job(struct sqlite_store *s, void *arg)
+{
+	struct list_ctx *c = arg;
+	struct env_page *page = c->out;
+	sqlite3_stmt *st = sqlite_stmt(
+		s, "SELECT " ENV_COLUMNS " FROM environments WHERE " ENV_VISIBLE " AND (? OR archived_at = 0)"
+		   " AND (? OR created_at < ? OR (created_at = ? AND id < ?))"
+		   " ORDER BY created_at DESC, id DESC LIMIT ?");
+	if (!st)
+		return ERR_INTERNAL;
+	bind_tenant(st, 1, c->t);
+	sqlite_bind_i64(st, 4, c->include_archived);
+	sqlite_bind_i64(st, 5, c->after == NULL);
+	sqlite_bind_i64(st, 6, c->after ? c->after->created_at : 0);
+	sqlite_bind_i64(st, 7, c->after ? c->after->created_at : 0);
+	sqlite_bind_text(st, 8, c->after ? c->after->id : "");
+	sqlite_bind_i64(st, 9, (int64_t)c->limit + 1);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (page->count == c->limit) {
+			page->more = 1;
+			break;
+		}
+		struct environment *e = grow((void **)&page->items, page->count, &cap, sizeof(*e));
+		if (!e || read_env(st, e))
+			return ERR_NOMEM;
+		page->count++;
+	}
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+}
+
+enum err sqlite_env_list(struct store *base, const struct tenant *t, int include_archived,
+			 const struct cursor *after, size_t limit, struct env_page *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct list_ctx c = {.t = t, .include_archived = include_archived, .after = after, .limit = limit, .out = out};
+	enum err rc = sqlite_run((struct sqlite_store *)base, list_job, &c);
+	if (rc)
+		env_page_clear(out);
+	return rc;
+}
+
+/* --- environment keys ----------------------------------------------------------------- */
+
+struct key_ctx {
+	const char *env_id;
+	const char *key_id;
+	const char *name;
+	const char *hash;
+	int64_t now;
+	struct env_key *out;
+};
+
+static enum err key_create_job(struct sqlite_store *s, void *arg)
+{
+	struct key_ctx *c = arg;
+	struct env_key *k = c->out;
+	memset(k, 0, sizeof(*k));
+	ids_new_at("envkey_", c->now, k->id);
+	snprintf(k->environment_id, sizeof(k->environment_id), "%s", c->env_id);
+	snprintf(k->name, sizeof(k->name), "%s", c->name);
+	k->created_at = c->now;
+	sqlite3_stmt *st = sqlite_stmt(s, "INSERT INTO env_keys(id, environment_id, name, hash, created_at, last_used_at)"
+					  " VALUES(?, ?, ?, ?, ?, 0)");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, k->id);
+	sqlite_bind_text(st, 2, c->env_id);
+	sqlite_bind_text(st, 3, c->name);
+	sqlite_bind_text(st, 4, c->hash);
+	sqlite_bind_i64(st, 5, c->now);
+	return step_done(s, st);
+}
+
+enum err sqlite_env_key_create(struct store *base, const char *env_id, const char *name, const char *hash,
+			       int64_t now, struct env_key *out)
+{
+	struct key_ctx c = {.env_id = env_id, .name = name, .hash = hash, .now = now, .out = out};
+	return sqlite_run((struct sqlite_store *)base, key_create_job, &c);
+}
+
+static enum err key_list_job(struct sqlite_store *s, void *arg)
+{
+	struct list_ctx *c = arg;
+	struct env_key_page *page = c->out;
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT id, environment_id, name, created_at, last_used_at FROM env_keys"
+					  " WHERE environment_id = ? AND (? OR created_at < ? OR (created_at = ? AND id < ?))"
+					  " ORDER BY created_at DESC, id DESC LIMIT ?");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, c->env_id);
+	sqlite_bind_i64(st, 2, c->after == NULL);
+	sqlite_bind_i64(st, 3, c->after ? c->after->created_at : 0);
+	sqlite_bind_i64(st, 4, c->after ? c->after->created_at : 0);
+	sqlite_bind_text(st, 5, c->after ? c->after->id : "");
+	sqlite_bind_i64(st, 6, (int64_t)c->limit + 1);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (page->count == c->limit) {
+			page->more = 1;
+			break;
+		}
+		struct env_key *k = grow((void **)&page->items, page->count, &cap, sizeof(*k));
+		if (!k)
+			return ERR_NOMEM;
+		sqlite_col_text(st, 0, k->id, sizeof(k->id));
+		sqlite_col_text(st, 1, k->environment_id, sizeof(k->environment_id));
+		sqlite_col_text(st, 2, k->name, sizeof(k->name));
+		k->created_at = sqlite3_column_int64(st, 3);
+		k->last_used_at = sqlite3_column_int64(st, 4);
+		page->count++;
+	}
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+}
+
+enum err sqlite_env_key_list(struct store *base, const char *env_id, const struct cursor *after, size_t limit,
+			     struct env_key_page *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct list_ctx c = {.env_id = env_id, .after = after, .limit = limit, .out = out};
+	enum err rc = sqlite_run((struct sqlite_store *)base, key_list_job, &c);
+	if (rc)
+		env_key_page_clear(out);
+	return rc;
+}
+
+static enum err key_revoke_job(struct sqlite_store *s, void *arg)
+{
+	struct key_ctx *c = arg;
+	sqlite3_stmt *st = sqlite_stmt(s, "DELETE FROM env_keys WHERE id = ? AND environment_id = ?");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, c->key_id);
+	sqlite_bind_text(st, 2, c->env_id);
+	enum err rc = step_done(s, st);
+	if (rc)
+		return rc;
+	return sqlite3_changes(s->db) ? ERR_OK : ERR_NOT_FOUND;
+}
+
+enum err sqlite_env_key_revoke(struct store *base, const char *env_id, const char *key_id)
+{
+	struct key_ctx c = {.env_id = env_id, .key_id = key_id};
+	return sqlite_run((struct sqlite_store *)base, key_revoke_job, &c);
+}

@@ -1,0 +1,201 @@
+/* sqlite_exec.c - the SQLite backend's executor: one thread, one connection, group
+ * commit (see sqlite_int.h). */
+#include "store/sqlite_int.h"
+
+#include <string.h>
+
+#include "common/log.h"
+
+struct sqlite_job {
+	sqlite_job_fn fn;
+	void *ctx;
+	enum err rc;
+	int done;
+	struct sqlite_job *next;
+};
+
+sqlite3_stmt *sqlite_stmt(struct sqlite_store *s, const char *sql)
+{
+	for (size_t i = 0; i < s->cached; i++) {
+		if (s->cache[i].sql == sql) {
+			sqlite3_reset(s->cache[i].stmt);
+			sqlite3_clear_bindings(s->cache[i].stmt);
+			return s->cache[i].stmt;
+		}
+	}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		log_event(LOG_ERROR, "store_prepare_failed", "error", sqlite3_errmsg(s->db), NULL);
+		return NULL;
+	}
+	if (s->cached < SQLITE_STMT_CACHE) {
+		s->cache[s->cached].sql = sql;
+		s->cache[s->cached].stmt = st;
+		s->cached++;
+	} else {
+		log_event(LOG_ERROR, "store_stmt_cache_full", NULL);
+	}
+	return st;
+}
+
+enum err sqlite_err(struct sqlite_store *s, int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return ERR_OK;
+	case SQLITE_CONSTRAINT:
+		return ERR_CONFLICT;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		log_event(LOG_WARN, "store_unavailable", "error", sqlite3_errmsg(s->db), NULL);
+		return ERR_UNAVAILABLE;
+	case SQLITE_NOMEM:
+		return ERR_NOMEM;
+	default:
+		log_event(LOG_ERROR, "store_error", "error", sqlite3_errmsg(s->db), NULL);
+		return ERR_INTERNAL;
+	}
+}
+
+void sqlite_bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+	if (text)
+		sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+void sqlite_bind_i64(sqlite3_stmt *st, int i, int64_t v) { sqlite3_bind_int64(st, i, v); }
+
+void sqlite_col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(out, t, n);
+	out[n] = '\0';
+}
+
+static int exec(struct sqlite_store *s, const char *sql)
+{
+	sqlite3_stmt *st = sqlite_stmt(s, sql);
+	if (!st)
+		return SQLITE_ERROR;
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Run one group: everything queued now, in one transaction, one savepoint per job. */
+static void run_group(struct sqlite_store *s, struct sqlite_job *jobs)
+{
+	int rc = exec(s, "BEGIN IMMEDIATE");
+	if (rc != SQLITE_OK) {
+		enum err e = sqlite_err(s, rc);
+		for (struct sqlite_job *j = jobs; j; j = j->next)
+			j->rc = e ? e : ERR_UNAVAILABLE;
+		return;
+	}
+	for (struct sqlite_job *j = jobs; j; j = j->next) {
+		if (exec(s, "SAVEPOINT job") != SQLITE_OK) {
+			j->rc = ERR_UNAVAILABLE;
+			continue;
+		}
+		j->rc = j->fn(s, j->ctx);
+		if (j->rc != ERR_OK)
+			exec(s, "ROLLBACK TO job");
+		exec(s, "RELEASE job");
+	}
+	rc = exec(s, "COMMIT");
+	if (rc != SQLITE_OK) {
+		log_event(LOG_ERROR, "store_commit_failed", "error", sqlite3_errmsg(s->db), NULL);
+		exec(s, "ROLLBACK");
+		for (struct sqlite_job *j = jobs; j; j = j->next)
+			j->rc = ERR_UNAVAILABLE;
+	}
+}
+
+static void *executor(void *arg)
+{
+	struct sqlite_store *s = arg;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (!s->head && !s->stopping)
+			pthread_cond_wait(&s->work_ready, &s->lock);
+		if (!s->head && s->stopping)
+			break;
+		/* Take up to SQLITE_BATCH_MAX jobs: the group. */
+		struct sqlite_job *group = s->head, *last = s->head;
+		size_t n = 1;
+		while (last->next && n < SQLITE_BATCH_MAX) {
+			last = last->next;
+			n++;
+		}
+		s->head = last->next;
+		if (!s->head)
+			s->tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&s->lock);
+
+		run_group(s, group);
+
+		pthread_mutex_lock(&s->lock);
+		for (struct sqlite_job *j = group; j;) {
+			struct sqlite_job *next = j->next;
+			j->done = 1; /* j lives on its caller's stack: touch nothing after this */
+			j = next;
+		}
+		pthread_cond_broadcast(&s->work_done);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx)
+{
+	struct sqlite_job job = {.fn = fn, .ctx = ctx, .rc = ERR_OK, .done = 0, .next = NULL};
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return ERR_UNAVAILABLE;
+	}
+	if (s->tail)
+		s->tail->next = &job;
+	else
+		s->head = &job;
+	s->tail = &job;
+	pthread_cond_signal(&s->work_ready);
+	while (!job.done)
+		pthread_cond_wait(&s->work_done, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	return job.rc;
+}
+
+int sqlite_exec_start(struct sqlite_store *s)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->work_ready, NULL);
+	pthread_cond_init(&s->work_done, NULL);
+	if (pthread_create(&s->thread, NULL, executor, s) != 0)
+		return -1;
+	s->started = 1;
+	return 0;
+}
+
+void sqlite_exec_stop(struct sqlite_store *s)
+{
+	if (!s->started)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = 1;
+	pthread_cond_signal(&s->work_ready);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	s->started = 0;
+}

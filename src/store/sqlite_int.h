@@ -1,0 +1,99 @@
+/* sqlite_int.h - internals shared by the SQLite backend's files (not for other modules).
+ *
+ * All statements run on one connection owned by one executor thread. Callers hand the
+ * executor a job (a function and its context) and wait; the executor runs every job that
+ * is waiting in one transaction, each inside its own SAVEPOINT, and commits once (one
+ * fsync for the whole group). A job that fails is rolled back alone. A caller is answered
+ * only after the commit, so whatever it was told is durable. */
+#ifndef ENVIROND_STORE_SQLITE_INT_H
+#define ENVIROND_STORE_SQLITE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+#define SQLITE_STMT_CACHE 96
+#define SQLITE_BATCH_MAX 256
+
+struct sqlite_job;
+
+struct sqlite_store {
+	struct store base;
+	sqlite3 *db;
+	unsigned char cursor_key[CURSOR_KEY_LEN];
+	struct {
+		const char *sql; /* static string: compared by address */
+		sqlite3_stmt *stmt;
+	} cache[SQLITE_STMT_CACHE];
+	size_t cached;
+
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t work_ready;
+	pthread_cond_t work_done;
+	struct sqlite_job *head, *tail;
+	int stopping;
+	int started;
+	int64_t last_queue_seq; /* executor thread only: FIFO order of fresh items */
+};
+
+typedef enum err (*sqlite_job_fn)(struct sqlite_store *s, void *ctx);
+
+/* Run fn(s, ctx) on the executor inside the next group transaction; returns its result
+ * once the group has committed (or ERR_UNAVAILABLE if the commit failed). */
+enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx);
+
+/* A cached prepared statement for a static SQL string, reset and with bindings cleared.
+ * Only for use on the executor thread (inside a job). NULL on failure. */
+sqlite3_stmt *sqlite_stmt(struct sqlite_store *s, const char *sql);
+
+/* Map a SQLite result code to our error (constraint → conflict, busy → unavailable, ...). */
+enum err sqlite_err(struct sqlite_store *s, int rc);
+
+/* Bind helpers: text (NULL binds SQL NULL), 64-bit integer. */
+void sqlite_bind_text(sqlite3_stmt *st, int i, const char *text);
+void sqlite_bind_i64(sqlite3_stmt *st, int i, int64_t v);
+/* Column text copied into out (cap bytes, truncated, NUL-terminated). */
+void sqlite_col_text(sqlite3_stmt *st, int i, char *out, size_t cap);
+
+/* Start/stop the executor thread. */
+int sqlite_exec_start(struct sqlite_store *s);
+void sqlite_exec_stop(struct sqlite_store *s);
+
+/* Ops of the per-concern files, gathered into one table by store_sqlite.c. */
+enum err sqlite_env_create(struct store *s, const struct tenant *t, const struct env_fields *f, int64_t now,
+			   struct environment *out);
+enum err sqlite_env_get(struct store *s, const struct tenant *t, const char *id, struct environment *out);
+enum err sqlite_env_update(struct store *s, const struct tenant *t, const char *id, const json_t *body,
+			   int64_t now, struct environment *out, struct errbuf *eb);
+enum err sqlite_env_archive(struct store *s, const struct tenant *t, const char *id, int64_t now,
+			    struct environment *out);
+enum err sqlite_env_delete(struct store *s, const struct tenant *t, const char *id);
+enum err sqlite_env_list(struct store *s, const struct tenant *t, int include_archived,
+			 const struct cursor *after, size_t limit, struct env_page *out);
+enum err sqlite_env_key_create(struct store *s, const char *env_id, const char *name, const char *hash,
+			       int64_t now, struct env_key *out);
+enum err sqlite_env_key_list(struct store *s, const char *env_id, const struct cursor *after, size_t limit,
+			     struct env_key_page *out);
+enum err sqlite_env_key_revoke(struct store *s, const char *env_id, const char *key_id);
+
+enum err sqlite_work_enqueue(struct store *s, const char *env_id, const char *data_type, const char *data_id,
+			     const json_t *metadata, int64_t now, struct work_item *out, int *created);
+enum err sqlite_work_claim(struct store *s, const char *env_id, const struct work_claim *c, int64_t now,
+			   struct work_item *out);
+enum err sqlite_work_undeliver(struct store *s, const char *work_id, const char *token_hash);
+enum err sqlite_work_get(struct store *s, const char *env_id, const char *work_id, struct work_item *out);
+enum err sqlite_work_event(struct store *s, const char *env_id, const char *work_id, enum work_event ev,
+			   const struct work_input *in, int64_t now, struct work_item *out, struct work_beat *beat);
+enum err sqlite_work_update_metadata(struct store *s, const char *env_id, const char *work_id,
+				     const json_t *patch, struct work_item *out, struct errbuf *eb);
+enum err sqlite_work_list(struct store *s, const char *env_id, const struct cursor *after, size_t limit,
+			  struct work_page *out);
+enum err sqlite_work_stats(struct store *s, const char *env_id, struct work_stats *out);
+enum err sqlite_work_next_reclaim(struct store *s, const char *env_id, int64_t reclaim_us, int64_t *at);
+enum err sqlite_leases_expire(struct store *s, int64_t now, size_t max, char (*env_ids)[ID_MAX],
+			      size_t *n_envs, size_t *n_expired);
+enum err sqlite_next_lease_expiry(struct store *s, int64_t *at);
+
+#endif

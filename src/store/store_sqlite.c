@@ -1,0 +1,441 @@
+/* store_sqlite.c - the embedded SQLite backend: opening, migrations, API keys and
+ * credential lookup, and the ops table. Environments and work live in
+ * sqlite_env.c and sqlite_work.c; the executor in sqlite_exec.c. */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* Versioned migrations: index i brings the schema from version i to i + 1. Never edit a
+ * released entry; append a new one. */
+static const char *const migrations[] = {
+	"CREATE TABLE settings(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+	"CREATE TABLE api_keys(id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+	" org TEXT NOT NULL, account TEXT NOT NULL, workspace TEXT NOT NULL, created_at INTEGER NOT NULL);"
+	"CREATE TABLE environments(id TEXT PRIMARY KEY, org TEXT NOT NULL, workspace TEXT NOT NULL,"
+	" account TEXT NOT NULL, name TEXT NOT NULL, description TEXT, config TEXT NOT NULL,"
+	" metadata TEXT NOT NULL, scope_account INTEGER NOT NULL, archived_at INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX environments_name ON environments(org, workspace, name);"
+	"CREATE INDEX environments_list ON environments(org, workspace, created_at DESC, id DESC);"
+	"CREATE TABLE env_keys(id TEXT PRIMARY KEY, environment_id TEXT NOT NULL, name TEXT NOT NULL,"
+	" hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL);"
+	"CREATE INDEX env_keys_list ON env_keys(environment_id, created_at DESC, id DESC);"
+	"CREATE TABLE work(id TEXT PRIMARY KEY, environment_id TEXT NOT NULL, data_type TEXT NOT NULL,"
+	" data_id TEXT NOT NULL, state INTEGER NOT NULL, metadata TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL, acknowledged_at INTEGER NOT NULL, started_at INTEGER NOT NULL,"
+	" latest_heartbeat_at INTEGER NOT NULL, stop_requested_at INTEGER NOT NULL,"
+	" stopped_at INTEGER NOT NULL, delivered_at INTEGER NOT NULL, delivery_count INTEGER NOT NULL,"
+	" lease_expires_at INTEGER NOT NULL, ttl_seconds INTEGER NOT NULL, queue_seq INTEGER NOT NULL,"
+	" token_hash TEXT);"
+	"CREATE INDEX work_list ON work(environment_id, created_at DESC, id DESC);"
+	"CREATE INDEX work_queue ON work(environment_id, delivered_at, queue_seq) WHERE state = 0;"
+	"CREATE INDEX work_token ON work(token_hash) WHERE token_hash IS NOT NULL;"
+	"CREATE INDEX work_lease ON work(lease_expires_at) WHERE lease_expires_at > 0;"
+	"CREATE UNIQUE INDEX work_live_session ON work(environment_id, data_id)"
+	" WHERE state != 4 AND data_type = 'session';",
+};
+
+#define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
+
+static enum err migrate(struct sqlite_store *s, struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	int version = 0;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > SCHEMA_VERSION)
+		return errf(eb, ERR_INTERNAL, "store: schema version %d is newer than this environd (%d)", version,
+			    SCHEMA_VERSION);
+	for (; version < SCHEMA_VERSION; version++) {
+		char *msg = NULL;
+		char bump[64];
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", version + 1);
+		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->db, migrations[version], NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->db, bump, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			enum err rc = errf(eb, ERR_INTERNAL, "store: migration %d failed: %s", version + 1,
+					   msg ? msg : sqlite3_errmsg(s->db));
+			sqlite3_free(msg);
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		log_event(LOG_INFO, "store_migrated", "schema_version", bump + strlen("PRAGMA user_version = "), NULL);
+	}
+	return ERR_OK;
+}
+
+/* The cursor key: random on first open, then read back. Runs before the executor starts. */
+static enum err load_cursor_key(struct sqlite_store *s, struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM settings WHERE key = 'cursor_key'", -1, &st, NULL))
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+	int found = 0;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CURSOR_KEY_LEN) {
+		memcpy(s->cursor_key, sqlite3_column_blob(st, 0), CURSOR_KEY_LEN);
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	if (found)
+		return ERR_OK;
+	if (secret_random(s->cursor_key, CURSOR_KEY_LEN))
+		return errf(eb, ERR_INTERNAL, "store: no randomness for the cursor key");
+	if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO settings(key, value) VALUES('cursor_key', ?)", -1,
+			       &st, NULL))
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+	sqlite3_bind_blob(st, 1, s->cursor_key, CURSOR_KEY_LEN, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+	/* Another process may have raced us to it: read back whichever won. */
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM settings WHERE key = 'cursor_key'", -1, &st, NULL))
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CURSOR_KEY_LEN)
+		memcpy(s->cursor_key, sqlite3_column_blob(st, 0), CURSOR_KEY_LEN);
+	sqlite3_finalize(st);
+	return ERR_OK;
+}
+
+static void sqlite_close(struct store *base)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite_exec_stop(s);
+	for (size_t i = 0; i < s->cached; i++)
+		sqlite3_finalize(s->cache[i].stmt);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static enum err ping_job(struct sqlite_store *s, void *ctx)
+{
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT 1");
+	if (!st)
+		return ERR_UNAVAILABLE;
+	return sqlite3_step(st) == SQLITE_ROW ? ERR_OK : ERR_UNAVAILABLE;
+}
+
+static enum err sqlite_ping(struct store *base) { return sqlite_run((struct sqlite_store *)base, ping_job, NULL); }
+
+static void sqlite_cursor_key(struct store *base, unsigned char out[CURSOR_KEY_LEN])
+{
+	memcpy(out, ((struct sqlite_store *)base)->cursor_key, CURSOR_KEY_LEN);
+}
+
+/* --- API keys ----------------------------------------------------------------------- */
+
+static enum err count_job(struct sqlite_store *s, void *ctx)
+{
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT COUNT(*) FROM api_keys");
+	if (!st)
+		return ERR_INTERNAL;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return sqlite_err(s, sqlite3_errcode(s->db));
+	*(int64_t *)ctx = sqlite3_column_int64(st, 0);
+	return ERR_OK;
+}
+
+static enum err sqlite_api_key_count(struct store *base, int64_t *count)
+{
+	return sqlite_run((struct sqlite_store *)base, count_job, count);
+}
+
+struct key_create_ctx {
+	const struct api_key *k;
+	const char *hash;
+};
+
+static enum err key_create_job(struct sqlite_store *s, void *arg)
+{
+	struct key_create_ctx *c = arg;
+	sqlite3_stmt *st = sqlite_stmt(s, "INSERT INTO api_keys(id, hash, name, org, account, workspace, created_at)"
+					  " VALUES(?, ?, ?, ?, ?, ?, ?)");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, c->k->id);
+	sqlite_bind_text(st, 2, c->hash);
+	sqlite_bind_text(st, 3, c->k->name);
+	sqlite_bind_text(st, 4, c->k->tenant.org);
+	sqlite_bind_text(st, 5, c->k->tenant.account);
+	sqlite_bind_text(st, 6, c->k->tenant.workspace);
+	sqlite_bind_i64(st, 7, c->k->created_at);
+	return sqlite_err(s, sqlite3_step(st));
+}
+
+static enum err sqlite_api_key_create(struct store *base, const struct api_key *k, const char *hash)
+{
+	struct key_create_ctx c = {k, hash};
+	return sqlite_run((struct sqlite_store *)base, key_create_job, &c);
+}
+
+struct key_list_ctx {
+	struct api_key *items;
+	size_t count;
+};
+
+static enum err key_list_job(struct sqlite_store *s, void *arg)
+{
+	struct key_list_ctx *c = arg;
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT id, name, org, account, workspace, created_at FROM api_keys"
+					  " ORDER BY created_at, id");
+	if (!st)
+		return ERR_INTERNAL;
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (c->count == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct api_key *n = realloc(c->items, cap * sizeof(*n));
+			if (!n)
+				return ERR_NOMEM;
+			c->items = n;
+		}
+		struct api_key *k = &c->items[c->count++];
+		sqlite_col_text(st, 0, k->id, sizeof(k->id));
+		sqlite_col_text(st, 1, k->name, sizeof(k->name));
+		sqlite_col_text(st, 2, k->tenant.org, sizeof(k->tenant.org));
+		sqlite_col_text(st, 3, k->tenant.account, sizeof(k->tenant.account));
+		sqlite_col_text(st, 4, k->tenant.workspace, sizeof(k->tenant.workspace));
+		k->created_at = sqlite3_column_int64(st, 5);
+	}
+	return sqlite_err(s, rc);
+}
+
+static enum err sqlite_api_key_list(struct store *base, struct api_key **out, size_t *count)
+{
+	struct key_list_ctx c = {NULL, 0};
+	enum err rc = sqlite_run((struct sqlite_store *)base, key_list_job, &c);
+	if (rc) {
+		free(c.items);
+		return rc;
+	}
+	*out = c.items;
+	*count = c.count;
+	return ERR_OK;
+}
+
+static enum err key_revoke_job(struct sqlite_store *s, void *arg)
+{
+	sqlite3_stmt *st = sqlite_stmt(s, "DELETE FROM api_keys WHERE id = ?");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, arg);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return sqlite_err(s, rc);
+	return sqlite3_changes(s->db) ? ERR_OK : ERR_NOT_FOUND;
+}
+
+static enum err sqlite_api_key_revoke(struct store *base, const char *id)
+{
+	return sqlite_run((struct sqlite_store *)base, key_revoke_job, (void *)id);
+}
+
+/* --- credentials -------------------------------------------------------------------- */
+
+struct cred_ctx {
+	enum cred_kind kind;
+	const char *hash;
+	int64_t now;
+	struct credential *out;
+};
+
+/* Compare the stored hash with the presented one in constant time: the index lookup
+ * already matched, this keeps the comparison itself free of early exits. */
+static int hash_matches(sqlite3_stmt *st, int col, const char *hash)
+{
+	const unsigned char *stored = sqlite3_column_text(st, col);
+	return stored && sqlite3_column_bytes(st, col) == SECRET_HASH_HEX &&
+	       secret_equal(stored, hash, SECRET_HASH_HEX);
+}
+
+static enum err cred_job(struct sqlite_store *s, void *arg)
+{
+	struct cred_ctx *c = arg;
+	struct credential *o = c->out;
+	memset(o, 0, sizeof(*o));
+	o->kind = c->kind;
+	sqlite3_stmt *st;
+	int rc;
+	switch (c->kind) {
+	case CRED_API_KEY:
+		st = sqlite_stmt(s, "SELECT id, org, account, workspace, hash FROM api_keys WHERE hash = ?");
+		if (!st)
+			return ERR_INTERNAL;
+		sqlite_bind_text(st, 1, c->hash);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+			return rc == SQLITE_DONE ? ERR_UNAUTHENTICATED : sqlite_err(s, rc);
+		if (!hash_matches(st, 4, c->hash))
+			return ERR_UNAUTHENTICATED;
+		sqlite_col_text(st, 0, o->key_id, sizeof(o->key_id));
+		sqlite_col_text(st, 1, o->tenant.org, sizeof(o->tenant.org));
+		sqlite_col_text(st, 2, o->tenant.account, sizeof(o->tenant.account));
+		sqlite_col_text(st, 3, o->tenant.workspace, sizeof(o->tenant.workspace));
+		return ERR_OK;
+	case CRED_ENV_KEY:
+		st = sqlite_stmt(s, "SELECT k.id, k.environment_id, e.org, e.account, e.workspace, k.hash,"
+				    " k.last_used_at FROM env_keys k JOIN environments e ON e.id = k.environment_id"
+				    " WHERE k.hash = ?");
+		if (!st)
+			return ERR_INTERNAL;
+		sqlite_bind_text(st, 1, c->hash);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+			return rc == SQLITE_DONE ? ERR_UNAUTHENTICATED : sqlite_err(s, rc);
+		if (!hash_matches(st, 5, c->hash))
+			return ERR_UNAUTHENTICATED;
+		sqlite_col_text(st, 0, o->key_id, sizeof(o->key_id));
+		sqlite_col_text(st, 1, o->environment_id, sizeof(o->environment_id));
+		sqlite_col_text(st, 2, o->tenant.org, sizeof(o->tenant.org));
+		sqlite_col_text(st, 3, o->tenant.account, sizeof(o->tenant.account));
+		sqlite_col_text(st, 4, o->tenant.workspace, sizeof(o->tenant.workspace));
+		/* last_used_at is refreshed at most once a minute: every use would be a write. */
+		if (c->now - sqlite3_column_int64(st, 6) >= 60 * 1000000LL) {
+			sqlite3_stmt *up = sqlite_stmt(s, "UPDATE env_keys SET last_used_at = ? WHERE id = ?");
+			if (!up)
+				return ERR_INTERNAL;
+			sqlite_bind_i64(up, 1, c->now);
+			sqlite_bind_text(up, 2, o->key_id);
+			if ((rc = sqlite3_step(up)) != SQLITE_DONE)
+				return sqlite_err(s, rc);
+		}
+		return ERR_OK;
+	case CRED_SESSION:
+		st = sqlite_stmt(s, "SELECT w.id, w.environment_id, e.org, e.account, e.workspace, w.token_hash"
+				    " FROM work w JOIN environments e ON e.id = w.environment_id"
+				    " WHERE w.token_hash = ?");
+		if (!st)
+			return ERR_INTERNAL;
+		sqlite_bind_text(st, 1, c->hash);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+			return rc == SQLITE_DONE ? ERR_UNAUTHENTICATED : sqlite_err(s, rc);
+		if (!hash_matches(st, 5, c->hash))
+			return ERR_UNAUTHENTICATED;
+		sqlite_col_text(st, 0, o->work_id, sizeof(o->work_id));
+		sqlite_col_text(st, 1, o->environment_id, sizeof(o->environment_id));
+		sqlite_col_text(st, 2, o->tenant.org, sizeof(o->tenant.org));
+		sqlite_col_text(st, 3, o->tenant.account, sizeof(o->tenant.account));
+		sqlite_col_text(st, 4, o->tenant.workspace, sizeof(o->tenant.workspace));
+		return ERR_OK;
+	}
+	return ERR_UNAUTHENTICATED;
+}
+
+static enum err sqlite_credential_find(struct store *base, enum cred_kind kind, const char *hash, int64_t now,
+				       struct credential *out)
+{
+	struct cred_ctx c = {kind, hash, now, out};
+	return sqlite_run((struct sqlite_store *)base, cred_job, &c);
+}
+
+static const struct store_ops sqlite_ops = {
+	.version = STORE_OPS_VERSION,
+	.close = sqlite_close,
+	.ping = sqlite_ping,
+	.cursor_key = sqlite_cursor_key,
+	.api_key_count = sqlite_api_key_count,
+	.api_key_create = sqlite_api_key_create,
+	.api_key_list = sqlite_api_key_list,
+	.api_key_revoke = sqlite_api_key_revoke,
+	.credential_find = sqlite_credential_find,
+	.env_create = sqlite_env_create,
+	.env_get = sqlite_env_get,
+	.env_update = sqlite_env_update,
+	.env_archive = sqlite_env_archive,
+	.env_delete = sqlite_env_delete,
+	.env_list = sqlite_env_list,
+	.env_key_create = sqlite_env_key_create,
+	.env_key_list = sqlite_env_key_list,
+	.env_key_revoke = sqlite_env_key_revoke,
+	.work_enqueue = sqlite_work_enqueue,
+	.work_claim = sqlite_work_claim,
+	.work_undeliver = sqlite_work_undeliver,
+	.work_get = sqlite_work_get,
+	.work_event = sqlite_work_event,
+	.work_update_metadata = sqlite_work_update_metadata,
+	.work_list = sqlite_work_list,
+	.work_stats = sqlite_work_stats,
+	.work_next_reclaim = sqlite_work_next_reclaim,
+	.leases_expire = sqlite_leases_expire,
+	.next_lease_expiry = sqlite_next_lease_expiry,
+};
+
+enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *eb)
+{
+	struct sqlite_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return errf(eb, ERR_NOMEM, "store: out of memory");
+	s->base.ops = &sqlite_ops;
+	enum err rc = ERR_OK;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		rc = errf(eb, ERR_UNAVAILABLE, "store: cannot open %s: %s", path,
+			  s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	char *msg = NULL;
+	/* WAL + synchronous=FULL: a commit is on disk before anyone is told it happened. */
+	if (sqlite3_exec(s->db,
+			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;"
+			 " PRAGMA temp_store = MEMORY;",
+			 NULL, NULL, &msg) != SQLITE_OK) {
+		rc = errf(eb, ERR_UNAVAILABLE, "store: cannot configure %s: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	if ((rc = migrate(s, eb)) || (rc = load_cursor_key(s, eb)))
+		goto fail;
+	if (sqlite_exec_start(s)) {
+		rc = errf(eb, ERR_INTERNAL, "store: cannot start the executor thread");
+		goto fail;
+	}
+	*out = &s->base;
+	return ERR_OK;
+fail:
+	sqlite3_close(s->db);
+	free(s);
+	return rc;
+}
+
+enum err store_open(const char *url, struct store **out, struct errbuf *eb)
+{
+	if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+		return errf(eb, ERR_INVALID, "--db: PostgreSQL is not available in this build; use a file path");
+	return store_sqlite_open(url, out, eb);
+}
+
+void work_item_clear(struct work_item *w)
+{
+	json_decref(w->metadata);
+	w->metadata = NULL;
+}
+
+void env_page_clear(struct env_page *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		environment_clear(&p->items[i]);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+void env_key_page_clear(struct env_key_page *p)
+{
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+void work_page_clear(struct work_page *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		work_item_clear(&p->items[i]);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,405 @@
+/* child.c - run one work item's command as /bin/sh -c CMD in a process group of its own,
+ * copy its output to the log line by line, and make sure that when it ends nothing it
+ * started is left running.
+ *
+ * The shell leads a new process group, so SIGTERM/SIGKILL reach everything it started
+ * (unless a process leaves the group on purpose). The leader is not reaped until the
+ * group has been killed: while it is a zombie its pid, and so the group id, cannot be
+ * reused by an unrelated process. PR_SET_PDEATHSIG kills the shell if the worker dies
+ * without cleaning up (kill -9), so no child outlives a crashed worker by much. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "worker/worker_int.h"
+
+/* ---- output lines ---- */
+
+void line_buf_feed(struct line_buf *lb, const char *data, size_t len,
+		   void (*emit)(const char *line, void *arg), void *arg)
+{
+	for (size_t i = 0; i < len; i++) {
+		char ch = data[i];
+		if (ch == '\n') {
+			if (lb->len > 0 && lb->data[lb->len - 1] == '\r')
+				lb->len--;
+			lb->data[lb->len] = '\0';
+			emit(lb->data, arg);
+			lb->len = 0;
+			continue;
+		}
+		lb->data[lb->len++] = ch;
+		/* One byte stays free for the terminator: a full buffer is emitted as a piece. */
+		if (lb->len == sizeof(lb->data) - 1) {
+			lb->data[lb->len] = '\0';
+			emit(lb->data, arg);
+			lb->len = 0;
+		}
+	}
+}
+
+void line_buf_flush(struct line_buf *lb, void (*emit)(const char *line, void *arg), void *arg)
+{
+	if (lb->len == 0)
+		return;
+	lb->data[lb->len] = '\0';
+	emit(lb->data, arg);
+	lb->len = 0;
+}
+
+struct emit_ctx {
+	const char *work_id;
+	const char *stream;
+};
+
+static void emit_line(const char *line, void *arg)
+{
+	struct emit_ctx *ctx = arg;
+	log_event(LOG_INFO, "output", "work_id", ctx->work_id, "stream", ctx->stream, "line", line, NULL);
+}
+
+/* ---- the environment ---- */
+
+static const char *const item_vars[] = {
+	"ANTHROPIC_WORK_ID", "ANTHROPIC_ENVIRONMENT_ID", "ANTHROPIC_SESSION_ID",
+	"ANTHROPIC_WORK_SECRET", "ANTHROPIC_BASE_URL", "ANTHROPIC_ENVIRONMENT_KEY",
+};
+
+static int is_item_var(const char *entry)
+{
+	for (size_t i = 0; i < sizeof(item_vars) / sizeof(item_vars[0]); i++) {
+		size_t n = strlen(item_vars[i]);
+		if (strncmp(entry, item_vars[i], n) == 0 && (entry[n] == '=' || entry[n] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
+static char *make_var(const char *name, const char *value)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	buf_puts(&b, name);
+	buf_putc(&b, '=');
+	buf_puts(&b, value ? value : "");
+	return buf_steal(&b, NULL);
+}
+
+void child_env_free(char **envp)
+{
+	if (!envp)
+		return;
+	for (char **e = envp; *e; e++) {
+		/* Two of these hold credentials (the work secret, maybe the environment key). */
+		memset(*e, 0, strlen(*e));
+		free(*e);
+	}
+	free(envp);
+}
+
+char **child_env_build(char *const *env, const struct worker_config *cfg, const struct item *it,
+		       const char *environment_key)
+{
+	size_t n = 0;
+	for (char *const *e = env; e && *e; e++)
+		n++;
+	size_t cap = n + sizeof(item_vars) / sizeof(item_vars[0]) + 1;
+	char **out = calloc(cap, sizeof(char *));
+	if (!out)
+		return NULL;
+	size_t k = 0;
+	for (char *const *e = env; e && *e; e++) {
+		if (is_item_var(*e))
+			continue;
+		if (!(out[k++] = strdup(*e)))
+			goto oom;
+	}
+	const char *pairs[][2] = {
+		{"ANTHROPIC_WORK_ID", it->id},
+		{"ANTHROPIC_ENVIRONMENT_ID", cfg->environment_id},
+		{"ANTHROPIC_SESSION_ID", it->session_id},
+		{"ANTHROPIC_WORK_SECRET", it->secret},
+		{"ANTHROPIC_BASE_URL", cfg->base_url},
+		{"ANTHROPIC_ENVIRONMENT_KEY", environment_key},
+	};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		/* The key is passed only when asked for; a secret-less item gets no secret. */
+		if (!pairs[i][1])
+			continue;
+		if (!(out[k++] = make_var(pairs[i][0], pairs[i][1])))
+			goto oom;
+	}
+	out[k] = NULL;
+	return out;
+oom:
+	child_env_free(out);
+	return NULL;
+}
+
+/* ---- spawning ---- */
+
+static void close_fds_except(int keep)
+{
+	/* close_range is one syscall; the loop is for kernels without it. */
+	if (keep > 3 && close_range(3, (unsigned)keep - 1, 0) == 0 &&
+	    close_range((unsigned)keep + 1, ~0U, 0) == 0)
+		return;
+	if (keep == 3 && close_range(4, ~0U, 0) == 0)
+		return;
+	long max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (int fd = 3; fd < max; fd++)
+		if (fd != keep)
+			close(fd);
+}
+
+/* After fork, in the child: only async-signal-safe calls until execve. A failure is
+ * reported as an errno on report_fd (close-on-exec, so a successful exec closes it). */
+static void __attribute__((noreturn))
+exec_child(const char *cmd, const char *workdir, char **envp, int devnull, int out_w, int err_w,
+	   int report_fd, pid_t parent)
+{
+	int stage_err = 0;
+	setpgid(0, 0);
+	/* Die with the worker. The check after it closes the race with a worker that died
+	 * before the prctl. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	/* The worker blocks and ignores signals the command should get by default. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL);
+	if (workdir && chdir(workdir) != 0)
+		goto fail;
+	if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+		goto fail;
+	close_fds_except(report_fd);
+	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+	execve("/bin/sh", argv, envp);
+fail:
+	stage_err = errno;
+	ssize_t n = write(report_fd, &stage_err, sizeof(stage_err));
+	(void)n;
+	_exit(127);
+}
+
+int child_spawn(struct child *ch, const struct worker_config *cfg, char **envp, const char *work_id,
+		char *err, size_t errlen)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->pid = -1;
+	ch->pidfd = ch->out_fd = ch->err_fd = -1;
+	ch->work_id = work_id;
+	int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, rep_p[2] = {-1, -1};
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* Every descriptor is close-on-exec, so children of other slots never inherit them. */
+	if (devnull < 0 || pipe2(out_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC) || pipe2(rep_p, O_CLOEXEC)) {
+		snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
+		goto fail;
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork failed: %s", strerror(errno));
+		goto fail;
+	}
+	if (pid == 0)
+		exec_child(cfg->on_work, cfg->workdir, envp, devnull, out_p[1], err_p[1], rep_p[1], parent);
+	/* Set the group from both sides, so a signal sent right after fork finds it. */
+	setpgid(pid, pid);
+	ch->pid = pid;
+	close(out_p[1]);
+	close(err_p[1]);
+	close(rep_p[1]);
+	out_p[1] = err_p[1] = rep_p[1] = -1;
+	int child_errno = 0;
+	ssize_t n;
+	do
+		n = read(rep_p[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close(rep_p[0]);
+	rep_p[0] = -1;
+	if (n == (ssize_t)sizeof(child_errno)) {
+		snprintf(err, errlen, "cannot start /bin/sh%s%s: %s", cfg->workdir ? " in " : "",
+			 cfg->workdir ? cfg->workdir : "", strerror(child_errno));
+		waitpid(pid, NULL, 0);
+		ch->pid = -1;
+		goto fail;
+	}
+	ch->out_fd = out_p[0];
+	ch->err_fd = err_p[0];
+	fcntl(ch->out_fd, F_SETFL, O_NONBLOCK);
+	fcntl(ch->err_fd, F_SETFL, O_NONBLOCK);
+	ch->pidfd = pidfd_open(pid, 0);
+	close(devnull);
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (out_p[i] >= 0)
+			close(out_p[i]);
+		if (err_p[i] >= 0)
+			close(err_p[i]);
+		if (rep_p[i] >= 0)
+			close(rep_p[i]);
+	}
+	if (devnull >= 0)
+		close(devnull);
+	return -1;
+}
+
+/* ---- supervising ---- */
+
+void child_describe_status(int status, char *out, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(out, len, "exit %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(out, len, "signal %s", sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
+	else
+		snprintf(out, len, "status %d", status);
+}
+
+/* Has the shell exited? Looks without reaping (WNOWAIT), so the zombie keeps the pgid. */
+static void check_leader(struct child *ch)
+{
+	if (ch->leader_exited)
+		return;
+	siginfo_t info;
+	memset(&info, 0, sizeof(info));
+	if (waitid(P_PID, (id_t)ch->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0)
+		return;
+	ch->leader_exited = 1;
+	if (info.si_code == CLD_EXITED)
+		ch->status = (info.si_status & 0xff) << 8;
+	else
+		ch->status = info.si_status & 0x7f;
+}
+
+static void read_stream(struct child *ch, int *fd, struct line_buf *lb, const char *stream)
+{
+	struct emit_ctx ctx = {ch->work_id, stream};
+	char chunk[4096];
+	/* Bounded, so one chatty child cannot starve the rest of the loop. */
+	for (int i = 0; i < 16 && *fd >= 0; i++) {
+		ssize_t n = read(*fd, chunk, sizeof(chunk));
+		if (n > 0) {
+			line_buf_feed(lb, chunk, (size_t)n, emit_line, &ctx);
+			continue;
+		}
+		if (n < 0 && (errno == EINTR))
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		line_buf_flush(lb, emit_line, &ctx);
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+static void signal_group(struct child *ch, int sig, const char *why)
+{
+	if (killpg(ch->pid, sig) != 0 && errno != ESRCH)
+		log_event(LOG_WARN, "signal_failed", "work_id", ch->work_id, "error", strerror(errno), NULL);
+	if (why)
+		log_event(LOG_INFO, "child_signal", "work_id", ch->work_id, "signal", sigabbrev_np(sig), "reason",
+			  why, NULL);
+}
+
+void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_check should_stop, void *arg)
+{
+	int64_t grace_us = (int64_t)grace_s * 1000000;
+	int64_t term_at = 0, kill_at = 0, exited_at = 0;
+	for (;;) {
+		int64_t now = clock_mono_us();
+		check_leader(ch);
+		if (!term_at && !ch->leader_exited) {
+			const char *why = should_stop(arg);
+			if (why) {
+				signal_group(ch, SIGTERM, why);
+				term_at = now;
+			}
+		}
+		if (ch->leader_exited && !exited_at) {
+			exited_at = now;
+			char how[48];
+			child_describe_status(ch->status, how, sizeof(how));
+			log_event(LOG_INFO, "child_exit", "work_id", ch->work_id, "status", how, NULL);
+			/* Whatever the shell left behind in its group goes with it. */
+			signal_group(ch, SIGTERM, NULL);
+		}
+		/* A SIGTERM'd group gets grace_s; leftovers of an exited shell get the same. */
+		int64_t since = exited_at ? exited_at : term_at;
+		if (since && !kill_at && now - since >= grace_us) {
+			if (!ch->leader_exited)
+				signal_group(ch, SIGKILL, "grace period over");
+			else
+				signal_group(ch, SIGKILL, NULL);
+			kill_at = now;
+		}
+		/* Done: the shell is gone and its output closed (or leftovers were killed and may
+		 * have handed the pipe to something outside the group). */
+		if (ch->leader_exited && ((ch->out_fd < 0 && ch->err_fd < 0) || kill_at))
+			break;
+
+		struct pollfd fds[4];
+		int nfds = 0;
+		if (ch->out_fd >= 0)
+			fds[nfds++] = (struct pollfd){.fd = ch->out_fd, .events = POLLIN};
+		if (ch->err_fd >= 0)
+			fds[nfds++] = (struct pollfd){.fd = ch->err_fd, .events = POLLIN};
+		if (ch->pidfd >= 0 && !ch->leader_exited)
+			fds[nfds++] = (struct pollfd){.fd = ch->pidfd, .events = POLLIN};
+		fds[nfds++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
+		/* Without a pidfd the shell's exit is only seen by looking, so look often. */
+		int64_t timeout_us = ch->pidfd >= 0 ? 1000000 : 100000;
+		if (since && !kill_at && since + grace_us - now < timeout_us)
+			timeout_us = since + grace_us - now;
+		if (timeout_us < 0)
+			timeout_us = 0;
+		int rc = poll(fds, (nfds_t)nfds, (int)((timeout_us + 999) / 1000));
+		if (rc < 0 && errno != EINTR)
+			break;
+		read_stream(ch, &ch->out_fd, &ch->out, "stdout");
+		read_stream(ch, &ch->err_fd, &ch->err, "stderr");
+		char drain[64];
+		while (read(wake_fd, drain, sizeof(drain)) > 0)
+			;
+	}
+	/* The zombie leader still holds the group id, so this cannot hit a stranger. */
+	if (!kill_at)
+		signal_group(ch, SIGKILL, NULL);
+	/* Whatever is already in the pipes still belongs in the log. */
+	read_stream(ch, &ch->out_fd, &ch->out, "stdout");
+	read_stream(ch, &ch->err_fd, &ch->err, "stderr");
+	struct emit_ctx out_ctx = {ch->work_id, "stdout"}, err_ctx = {ch->work_id, "stderr"};
+	line_buf_flush(&ch->out, emit_line, &out_ctx);
+	line_buf_flush(&ch->err, emit_line, &err_ctx);
+	int status;
+	while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (ch->out_fd >= 0)
+		close(ch->out_fd);
+	if (ch->err_fd >= 0)
+		close(ch->err_fd);
+	if (ch->pidfd >= 0)
+		close(ch->pidfd);
+	ch->out_fd = ch->err_fd = ch->pidfd = -1;
+}

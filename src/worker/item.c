@@ -1,0 +1,256 @@
+/* item.c - the life of one claimed work item on a slot's thread: ack, heartbeat, run the
+ * command, and stop the item when the command is over.
+ *
+ * Every way out leaves the item either stopped by us or with a lease that the server will
+ * expire: a lost lease is never stopped (the item belongs to its new holder), and an item
+ * whose ack failed was never ours (the server hands it out again). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "worker/worker_int.h"
+
+extern char **environ;
+
+void item_free(struct item *it)
+{
+	free(it->id);
+	free(it->session_id);
+	free(it->type);
+	if (it->secret) {
+		memset(it->secret, 0, strlen(it->secret));
+		free(it->secret);
+	}
+	memset(it, 0, sizeof(*it));
+}
+
+/* Ids go into URLs, logs and the child's environment: printable ASCII only. */
+static int printable(const char *s, size_t max)
+{
+	size_t n = 0;
+	for (; *s; s++, n++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || n >= max)
+			return 0;
+	return n > 0;
+}
+
+int item_parse(const json_t *body, struct item *it, char *err, size_t errlen)
+{
+	memset(it, 0, sizeof(*it));
+	const char *id = client_json_str(body, "id");
+	json_t *data = json_is_object(body) ? json_object_get(body, "data") : NULL;
+	const char *type = client_json_str(data, "type");
+	const char *session_id = client_json_str(data, "id");
+	json_t *secret = json_is_object(body) ? json_object_get(body, "secret") : NULL;
+	if (!id || !printable(id, ITEM_ID_MAX)) {
+		snprintf(err, errlen, "the poll reply has no usable work id");
+		return -1;
+	}
+	if (!type || !session_id || !printable(session_id, ITEM_ID_MAX)) {
+		snprintf(err, errlen, "work item %s has no usable data.type and data.id", id);
+		return -1;
+	}
+	if (secret && !json_is_null(secret) && (!json_is_string(secret) || !printable(json_string_value(secret), 65536))) {
+		snprintf(err, errlen, "work item %s has a secret that is not a printable string", id);
+		return -1;
+	}
+	it->id = strdup(id);
+	it->type = strdup(type);
+	it->session_id = strdup(session_id);
+	it->secret = json_is_string(secret) ? strdup(json_string_value(secret)) : NULL;
+	if (!it->id || !it->type || !it->session_id || (json_is_string(secret) && !it->secret)) {
+		item_free(it);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	it->kind = strcmp(type, "session") == 0       ? ITEM_SESSION
+		   : strcmp(type, "healthcheck") == 0 ? ITEM_HEALTHCHECK
+						      : ITEM_OTHER;
+	return 0;
+}
+
+void item_path(struct buf *b, const struct worker *w, const char *work_id, const char *suffix)
+{
+	buf_puts(b, "/v1/environments/");
+	client_put_escaped(b, w->cfg->environment_id);
+	buf_puts(b, "/work/");
+	client_put_escaped(b, work_id);
+	buf_puts(b, suffix);
+}
+
+static void sleep_us(int64_t us)
+{
+	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* Ack, retrying transient failures briefly: an item that is delivered but not acked goes
+ * back to the queue on its own, so giving up is safe. Returns 0 once acked. */
+static int item_ack(struct worker *w, struct client *c, const struct item *it)
+{
+	struct buf path;
+	buf_init(&path, 4096);
+	item_path(&path, w, it->id, "/ack");
+	int rc = -1;
+	for (int attempt = 0; attempt < 3 && !path.failed; attempt++) {
+		struct client_reply r;
+		client_request(c, "POST", path.data, NULL, NULL, REQUEST_TIMEOUT_MS, &r);
+		char status[16];
+		snprintf(status, sizeof(status), "%d", r.status);
+		if (r.status == 200) {
+			client_reply_free(&r);
+			rc = 0;
+			break;
+		}
+		int transient = client_is_transient(&r) && r.status != 409;
+		log_event(transient ? LOG_WARN : LOG_ERROR, "ack_failed", "work_id", it->id, "status", status,
+			  "error", r.message, NULL);
+		client_reply_free(&r);
+		/* A 409 means the item is stopping or stopped (T6): nothing to run, nothing to stop. */
+		if (!transient || atomic_load(&w->aborting))
+			break;
+		sleep_us(worker_backoff_us(attempt, -1) / 4);
+	}
+	buf_free(&path);
+	return rc;
+}
+
+int item_force_stop(struct worker *w, struct client *c, const struct item *it)
+{
+	struct buf path;
+	buf_init(&path, 4096);
+	item_path(&path, w, it->id, "/stop");
+	int rc = -1;
+	/* About half a minute of retries: past that the lease runs out and the server
+	 * requeues the item, which is the next best outcome. */
+	for (int attempt = 0; attempt < 5 && !path.failed; attempt++) {
+		struct client_reply r;
+		client_request(c, "POST", path.data, "{\"force\":true}", NULL, REQUEST_TIMEOUT_MS, &r);
+		char status[16];
+		snprintf(status, sizeof(status), "%d", r.status);
+		int done = r.status == 200 || r.status == 409;
+		int transient = !done && client_is_transient(&r);
+		if (done)
+			log_event(LOG_INFO, "item_stopped", "work_id", it->id, "already", r.status == 409 ? "true" : "false",
+				  NULL);
+		else
+			log_event(transient ? LOG_WARN : LOG_ERROR, "stop_failed", "work_id", it->id, "status", status,
+				  "error", r.message, NULL);
+		client_reply_free(&r);
+		if (done)
+			rc = 0;
+		if (done || !transient)
+			break;
+		sleep_us(worker_backoff_us(attempt, -1) / 2);
+	}
+	buf_free(&path);
+	return rc;
+}
+
+struct run_ctx {
+	struct worker *w;
+	struct lease *lease;
+};
+
+/* Why the child must end now, or NULL. */
+static const char *stop_reason(void *arg)
+{
+	struct run_ctx *ctx = arg;
+	if (atomic_load(&ctx->w->aborting))
+		return "worker_stopping";
+	enum lease_verdict v = lease_current(ctx->lease);
+	return v == LEASE_HELD ? NULL : lease_verdict_name(v);
+}
+
+/* Run a session item's command while the lease is held; returns the final verdict. */
+static enum lease_verdict run_session(struct slot *s, struct lease *lease)
+{
+	struct worker *w = s->w;
+	const struct item *it = &s->item;
+	enum lease_verdict v = lease_wait_first(lease);
+	if (v != LEASE_HELD || atomic_load(&w->aborting)) {
+		log_event(LOG_INFO, "not_started", "work_id", it->id, "reason",
+			  v != LEASE_HELD ? lease_verdict_name(v) : "worker_stopping", NULL);
+		return v;
+	}
+	char **envp = child_env_build(environ, w->cfg, it,
+				      w->cfg->pass_environment_key ? w->cfg->environment_key : NULL);
+	struct child ch;
+	char err[512];
+	if (!envp || child_spawn(&ch, w->cfg, envp, it->id, err, sizeof(err))) {
+		log_event(LOG_ERROR, "child_failed", "work_id", it->id, "error", envp ? err : "out of memory", NULL);
+		child_env_free(envp);
+		return lease_current(lease);
+	}
+	child_env_free(envp);
+	char pid[24];
+	snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
+	log_event(LOG_INFO, "child_start", "work_id", it->id, "session_id", it->session_id, "pid", pid, NULL);
+	struct run_ctx ctx = {w, lease};
+	child_supervise(&ch, w->cfg->grace_s, s->wake[0], stop_reason, &ctx);
+	return lease_current(lease);
+}
+
+static void run_item(struct slot *s)
+{
+	struct worker *w = s->w;
+	const struct item *it = &s->item;
+	log_event(LOG_INFO, "claim", "work_id", it->id, "type", it->type, "session_id", it->session_id, NULL);
+	int64_t acked_us = clock_mono_us();
+	if (item_ack(w, &s->api, it))
+		return;
+	log_event(LOG_DEBUG, "ack", "work_id", it->id, NULL);
+
+	enum lease_verdict v;
+	if (it->kind == ITEM_HEALTHCHECK) {
+		/* A healthcheck proves the worker can claim, ack and beat; there is no command. */
+		v = lease_beat_once(w, &s->beat, it);
+	} else if (it->kind == ITEM_OTHER) {
+		log_event(LOG_WARN, "unsupported_work", "work_id", it->id, "type", it->type, NULL);
+		v = LEASE_HELD;
+	} else {
+		struct lease lease;
+		if (lease_start(&lease, w, &s->beat, it, s->wake[1], acked_us)) {
+			log_event(LOG_ERROR, "lease_failed", "work_id", it->id, "error", "cannot start a thread", NULL);
+			v = LEASE_HELD;
+		} else {
+			v = run_session(s, &lease);
+			/* The lease stays renewed until the child is gone; only then stop beating. */
+			lease_end(&lease);
+			v = lease.verdict;
+		}
+	}
+	if (v == LEASE_LOST) {
+		log_event(LOG_WARN, "item_released", "work_id", it->id, "reason", "lease lost; left to its new holder",
+			  NULL);
+		return;
+	}
+	if (v == LEASE_STOPPED) {
+		log_event(LOG_INFO, "item_stopped", "work_id", it->id, "already", "true", NULL);
+		return;
+	}
+	item_force_stop(w, &s->api, it);
+}
+
+void *item_thread(void *arg)
+{
+	struct slot *s = arg;
+	struct worker *w = s->w;
+	run_item(s);
+	int64_t ms = (clock_mono_us() - s->claimed_us) / 1000;
+	char took[24];
+	snprintf(took, sizeof(took), "%lld", (long long)ms);
+	log_event(LOG_INFO, "item_done", "work_id", s->item.id, "ms", took, NULL);
+	item_free(&s->item);
+	pthread_mutex_lock(&w->mu);
+	s->done = 1;
+	w->running--;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}

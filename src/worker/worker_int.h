@@ -1,0 +1,222 @@
+/* worker_int.h - the worker's internals, shared by its files and its unit tests.
+ *
+ * Threads: the main thread polls for work and hands each item to a free slot; each busy
+ * slot runs one item on its own thread (ack, run the child, stop) and one lease thread
+ * that heartbeats it; a signal thread turns SIGTERM/SIGINT/SIGQUIT into the `draining`
+ * and `aborting` flags. A slot's thread has reaped its child before it says it is free,
+ * so there are never more children than slots. */
+#ifndef ENVIROND_WORKER_INT_H
+#define ENVIROND_WORKER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "client/client.h"
+#include "worker/worker.h"
+
+#define WORKER_ID_MAX 128
+#define ITEM_ID_MAX 256
+#define HEARTBEAT_TEXT_MAX 64
+/* The lease an ack grants before the first beat names its own TTL (SPEC §3.1 T4). */
+#define LEASE_TTL_DEFAULT_S 90
+#define REQUEST_TIMEOUT_MS 10000L
+#define NO_HEARTBEAT "NO_HEARTBEAT"
+
+/* ---- time (worker_time in worker.c) ---- */
+
+/* An absolute CLOCK_MONOTONIC time delay_us from now, for pthread_cond_timedwait on a
+ * condition variable set up with worker_cond_init(). */
+void worker_deadline(int64_t delay_us, struct timespec *ts);
+int worker_cond_init(pthread_cond_t *cond);
+/* A uniformly random number in [0, bound). */
+uint64_t worker_random(uint64_t bound);
+
+/* ---- one claimed work item ---- */
+
+enum item_kind { ITEM_SESSION, ITEM_HEALTHCHECK, ITEM_OTHER };
+
+/* The fields of a poll reply the worker acts on; all owned (item_free). secret is the
+ * delivery's secret, handed to the child and never logged. */
+struct item {
+	char *id;
+	char *session_id;   /* data.id */
+	char *type;         /* data.type */
+	char *secret;       /* may be NULL */
+	enum item_kind kind;
+};
+
+/* Read an item from a poll reply body. Returns 0, or -1 with a reason in err when the
+ * reply is not an item the worker can act on (no id, an id that is not printable). */
+int item_parse(const json_t *body, struct item *it, char *err, size_t errlen);
+void item_free(struct item *it);
+
+/* ---- the lease (lease.c) ---- */
+
+enum lease_verdict {
+	LEASE_HELD,      /* beats succeed, or fail transiently while the lease may still be ours */
+	LEASE_STOPPING,  /* the server asked for a stop: end the child, keep beating, stop the item */
+	LEASE_STOPPED,   /* already stopped on the server: end the child; nothing left to stop */
+	LEASE_LOST,      /* someone else may hold it: end the child and leave the item alone */
+	LEASE_REJECTED,  /* beats refused for good (401/403/404/400): end the child, try a stop */
+};
+
+const char *lease_verdict_name(enum lease_verdict v);
+
+/* What one heartbeat reply means, decided from the reply alone. */
+struct beat {
+	int renewed;        /* a 200 that extended the lease */
+	int transient;      /* no usable answer: retry while the TTL lasts */
+	enum lease_verdict verdict;
+	char last_heartbeat[HEARTBEAT_TEXT_MAX];  /* from a 200: the value to echo next */
+	int ttl_s;          /* from a 200 that renewed: the lease's TTL */
+	char state[16];     /* the item's state as the server reported it, "" if unknown */
+};
+
+void lease_judge(const struct client_reply *r, struct beat *b);
+
+/* The time between beats: at most interval_s, and at most a third of the lease so two
+ * beats can fail before it runs out; never below one second. */
+int lease_interval_s(int interval_s, int ttl_s);
+
+struct worker;
+
+/* The heartbeat of one item on its own thread. The runner starts it after the ack, waits
+ * for the first beat, reads the verdict whenever it is woken through wake_fd, and ends it
+ * before it stops the item. */
+struct lease {
+	struct worker *w;
+	const struct item *item;
+	struct client *client;       /* borrowed from the slot; used only by the lease thread */
+	int wake_fd;                 /* written when the verdict changes */
+	pthread_t thread;
+	int started;
+	atomic_int cancel;           /* aborts a beat in flight once the run is over */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	/* Under mu. */
+	int ended;
+	int answered;                /* the first beat has been decided */
+	enum lease_verdict verdict;
+	char last_heartbeat[HEARTBEAT_TEXT_MAX];
+	int ttl_s;
+	int64_t last_renewed_us;     /* monotonic: when the last renewing beat was sent */
+};
+
+/* Start heartbeating it (at once, with NO_HEARTBEAT). acked_us is the monotonic time the
+ * ack was sent: the ack's lease runs from then. Returns 0, or -1 if no thread could start. */
+int lease_start(struct lease *l, struct worker *w, struct client *client, const struct item *it,
+		int wake_fd, int64_t acked_us);
+/* Block until the first beat is decided or the worker is aborting; the verdict. */
+enum lease_verdict lease_wait_first(struct lease *l);
+enum lease_verdict lease_current(struct lease *l);
+/* Stop beating and join the thread. Idempotent. */
+void lease_end(struct lease *l);
+
+/* One synchronous beat (healthcheck items): the verdict after a single try. */
+enum lease_verdict lease_beat_once(struct worker *w, struct client *c, const struct item *it);
+
+/* ---- the child process group (child.c) ---- */
+
+#define LINE_MAX_BYTES 8192
+
+struct line_buf {
+	char data[LINE_MAX_BYTES];
+	size_t len;
+};
+
+/* Feed bytes; emit(line, arg) is called for each complete line (without '\n') and for each
+ * LINE_MAX_BYTES-long piece of a longer one. line_buf_flush emits what is left. */
+void line_buf_feed(struct line_buf *lb, const char *data, size_t len,
+		   void (*emit)(const char *line, void *arg), void *arg);
+void line_buf_flush(struct line_buf *lb, void (*emit)(const char *line, void *arg), void *arg);
+
+/* Build the child's environment from env (NULL-terminated "K=V" list): drop
+ * ANTHROPIC_ENVIRONMENT_KEY (kept only when environment_key is given, then set to it) and
+ * anything named like the variables set here, then add the item's variables. Returns a new
+ * NULL-terminated array of new strings (child_env_free), or NULL on out of memory. */
+char **child_env_build(char *const *env, const struct worker_config *cfg, const struct item *it,
+		       const char *environment_key);
+void child_env_free(char **envp);
+
+struct child {
+	pid_t pid;            /* also the process group id */
+	int pidfd;            /* -1 when the kernel has no pidfd_open */
+	int out_fd, err_fd;   /* read ends; -1 after EOF */
+	struct line_buf out, err;
+	const char *work_id;  /* borrowed, for the log */
+	int leader_exited;    /* the shell has exited (still a zombie, so its pgid stays ours) */
+	int status;           /* its wait status, once leader_exited */
+};
+
+/* Start /bin/sh -c cfg->on_work in a new process group and cfg->workdir. Returns 0, or -1
+ * with a reason in err (nothing is left running then). */
+int child_spawn(struct child *ch, const struct worker_config *cfg, char **envp, const char *work_id,
+		char *err, size_t errlen);
+
+/* Why the runner wants the child to end, or NULL while it may run on. */
+typedef const char *(*child_stop_check)(void *arg);
+
+/* Supervise the child until its whole process group is gone: copy its output to the log,
+ * SIGTERM the group when should_stop() names a reason, SIGKILL it grace_s later, and after
+ * the shell exits, end whatever it left behind in its group. wake_fd is polled so a new
+ * reason is seen at once. Reaps the shell; closes the pipes. */
+void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_check should_stop, void *arg);
+
+/* "exit 0", "signal TERM", ... for the log. */
+void child_describe_status(int status, char *out, size_t len);
+
+/* ---- slots and the worker (worker.c, item.c) ---- */
+
+struct slot {
+	struct worker *w;
+	int index;
+	int wake[2];               /* self-pipe: [0] read by the runner, [1] written to wake it */
+	struct client api;         /* ack and stop; used by the slot's thread only */
+	struct client beat;        /* heartbeats; used by the lease thread only */
+	pthread_t thread;
+	/* Under w->mu. */
+	int busy;                  /* a thread runs an item here */
+	int done;                  /* that thread finished; the main thread joins it */
+	/* Owned by the slot's thread while busy. */
+	struct item item;
+	int64_t claimed_us;
+};
+
+struct worker {
+	const struct worker_config *cfg;
+	atomic_int draining;       /* no new claims; running items finish */
+	atomic_int aborting;       /* end running items now */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;       /* a slot finished, or draining began */
+	struct slot *slots;
+	int running;               /* busy slots, under mu */
+};
+
+/* Wake a slot's runner (async-safe: one write to a non-blocking pipe). */
+void slot_wake(struct slot *s);
+
+/* The body of a slot's thread: ack, run, stop (item.c). */
+void *item_thread(void *arg);
+
+/* Force-stop the item (`{"force":true}`), retrying transient failures for a while. A 409
+ * (already stopped) counts as done. Returns 0 when the item is stopped. */
+int item_force_stop(struct worker *w, struct client *c, const struct item *it);
+
+/* Append "/v1/environments/ENV/work/ID" + suffix, escaped. */
+void item_path(struct buf *b, const struct worker *w, const char *work_id, const char *suffix);
+
+/* ---- signals (signals.c) ---- */
+
+/* Block SIGTERM, SIGINT and SIGQUIT in every thread and start a thread that turns them into
+ * w->draining / w->aborting. Returns 0 or -1. */
+int signals_start(struct worker *w);
+void signals_stop(void);
+
+/* Jittered exponential backoff for attempt (0-based): 1 s doubling up to 60 s, minus up
+ * to a quarter at random, and never less than retry_after_s when the server gave one. */
+int64_t worker_backoff_us(int attempt, int retry_after_s);
+
+#endif

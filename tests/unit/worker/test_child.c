@@ -1,0 +1,270 @@
+/* test_child.c - unit tests of the worker's child handling (src/worker/child.c): output
+ * lines, the child's environment, and real /bin/sh children in their own process group,
+ * including ones that ignore SIGTERM and ones that leave background processes behind.
+ *
+ * The process tests run real commands, so a few take a second (the grace period). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "worker/worker_int.h"
+
+/* ---- lines ---- */
+
+struct lines {
+	char got[8][LINE_MAX_BYTES];
+	int n;
+};
+
+static void collect(const char *line, void *arg)
+{
+	struct lines *l = arg;
+	if (l->n < 8)
+		snprintf(l->got[l->n], sizeof(l->got[0]), "%s", line);
+	l->n++;
+}
+
+static void test_lines(void **state)
+{
+	static struct line_buf lb;
+	static struct lines out;
+	memset(&lb, 0, sizeof(lb));
+	memset(&out, 0, sizeof(out));
+	line_buf_feed(&lb, "one\ntw", 6, collect, &out);
+	assert_int_equal(out.n, 1);
+	line_buf_feed(&lb, "o\r\nthree", 8, collect, &out);
+	assert_int_equal(out.n, 2);
+	assert_string_equal(out.got[0], "one");
+	assert_string_equal(out.got[1], "two");
+	line_buf_flush(&lb, collect, &out);
+	assert_int_equal(out.n, 3);
+	assert_string_equal(out.got[2], "three");
+	line_buf_flush(&lb, collect, &out);
+	assert_int_equal(out.n, 3);
+	/* An empty line is still a line. */
+	line_buf_feed(&lb, "\n", 1, collect, &out);
+	assert_int_equal(out.n, 4);
+	assert_string_equal(out.got[3], "");
+}
+
+static void test_long_line(void **state)
+{
+	static struct line_buf lb;
+	static struct lines out;
+	memset(&lb, 0, sizeof(lb));
+	memset(&out, 0, sizeof(out));
+	static char big[LINE_MAX_BYTES * 2];
+	memset(big, 'x', sizeof(big));
+	line_buf_feed(&lb, big, sizeof(big), collect, &out);
+	/* Pieces of LINE_MAX_BYTES - 1 bytes; the rest waits for its newline. */
+	assert_int_equal(out.n, 2);
+	assert_int_equal(strlen(out.got[0]), LINE_MAX_BYTES - 1);
+	line_buf_feed(&lb, "\n", 1, collect, &out);
+	assert_int_equal(out.n, 3);
+	assert_int_equal(strlen(out.got[2]), 2);
+}
+
+/* ---- environment ---- */
+
+static const char *find(char **envp, const char *name)
+{
+	size_t n = strlen(name);
+	const char *found = NULL;
+	for (char **e = envp; *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') {
+			assert_null(found); /* each variable once */
+			found = *e + n + 1;
+		}
+	return found;
+}
+
+static struct worker_config config(void)
+{
+	struct worker_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.base_url = "http://127.0.0.1:9";
+	cfg.environment_key = "envd_env_SECRET";
+	cfg.environment_id = "env_1";
+	cfg.grace_s = 1;
+	cfg.concurrency = 1;
+	return cfg;
+}
+
+static void test_env(void **state)
+{
+	char *parent[] = {"PATH=/bin", "ANTHROPIC_ENVIRONMENT_KEY=envd_env_SECRET", "ANTHROPIC_WORK_ID=stale",
+			  "ANTHROPIC_WORK_IDX=keep", "HOME=/root", NULL};
+	struct worker_config cfg = config();
+	struct item it = {.id = "work_1", .session_id = "sesn_1", .type = "session", .secret = "c2Vj"};
+	char **envp = child_env_build(parent, &cfg, &it, NULL);
+	assert_non_null(envp);
+	assert_string_equal(find(envp, "PATH"), "/bin");
+	assert_string_equal(find(envp, "HOME"), "/root");
+	assert_string_equal(find(envp, "ANTHROPIC_WORK_IDX"), "keep");
+	assert_string_equal(find(envp, "ANTHROPIC_WORK_ID"), "work_1");
+	assert_string_equal(find(envp, "ANTHROPIC_ENVIRONMENT_ID"), "env_1");
+	assert_string_equal(find(envp, "ANTHROPIC_SESSION_ID"), "sesn_1");
+	assert_string_equal(find(envp, "ANTHROPIC_WORK_SECRET"), "c2Vj");
+	assert_string_equal(find(envp, "ANTHROPIC_BASE_URL"), "http://127.0.0.1:9");
+	assert_null(find(envp, "ANTHROPIC_ENVIRONMENT_KEY"));
+	for (char **e = envp; *e; e++)
+		assert_null(strstr(*e, "envd_env_SECRET"));
+	child_env_free(envp);
+
+	/* --pass-environment-key, and an item without a secret. */
+	it.secret = NULL;
+	envp = child_env_build(parent, &cfg, &it, cfg.environment_key);
+	assert_non_null(envp);
+	assert_string_equal(find(envp, "ANTHROPIC_ENVIRONMENT_KEY"), "envd_env_SECRET");
+	assert_null(find(envp, "ANTHROPIC_WORK_SECRET"));
+	child_env_free(envp);
+}
+
+/* ---- processes ---- */
+
+struct stop_after {
+	int64_t at_us;         /* ask for a stop from this monotonic time; 0 = never */
+	const char *reason;
+};
+
+static const char *stop_check(void *arg)
+{
+	struct stop_after *s = arg;
+	return s->at_us && clock_mono_us() >= s->at_us ? s->reason : NULL;
+}
+
+static int run(const char *cmd, int grace_s, int64_t stop_in_us, int *status, int64_t *took_us, pid_t *pgid)
+{
+	struct worker_config cfg = config();
+	cfg.on_work = cmd;
+	cfg.grace_s = grace_s;
+	cfg.workdir = "/tmp";
+	struct item it = {.id = "work_t", .session_id = "sesn_t", .type = "session", .secret = NULL};
+	char *parent[] = {"PATH=/usr/bin:/bin", NULL};
+	char **envp = child_env_build(parent, &cfg, &it, NULL);
+	int wake[2];
+	assert_int_equal(pipe(wake), 0);
+	struct child ch;
+	char err[256];
+	int64_t start = clock_mono_us();
+	int rc = child_spawn(&ch, &cfg, envp, it.id, err, sizeof(err));
+	child_env_free(envp);
+	if (rc == 0) {
+		if (pgid)
+			*pgid = ch.pid;
+		struct stop_after stop = {stop_in_us ? start + stop_in_us : 0, "test"};
+		child_supervise(&ch, grace_s, wake[0], stop_check, &stop);
+		*status = ch.status;
+	}
+	*took_us = clock_mono_us() - start;
+	close(wake[0]);
+	close(wake[1]);
+	return rc;
+}
+
+static int group_alive(pid_t pgid)
+{
+	return killpg(pgid, 0) == 0 || errno != ESRCH;
+}
+
+static void test_exit_status(void **state)
+{
+	int status;
+	int64_t took;
+	pid_t pgid;
+	assert_int_equal(run("test \"$PWD\" = /tmp && test \"$ANTHROPIC_SESSION_ID\" = sesn_t && exit 7", 1, 0,
+			     &status, &took, &pgid), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 7);
+	assert_false(group_alive(pgid));
+}
+
+static void test_missing_command(void **state)
+{
+	int status;
+	int64_t took;
+	assert_int_equal(run("/nonexistent/command", 1, 0, &status, &took, NULL), 0);
+	assert_int_equal(WEXITSTATUS(status), 127);
+}
+
+static void test_sigterm(void **state)
+{
+	int status;
+	int64_t took;
+	pid_t pgid;
+	/* exec, so the shell itself is what SIGTERM ends. */
+	assert_int_equal(run("exec sleep 30", 5, 200000, &status, &took, &pgid), 0);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGTERM);
+	assert_true(took < 3000000);
+	assert_false(group_alive(pgid));
+}
+
+static void test_sigkill_after_grace(void **state)
+{
+	int status;
+	int64_t took;
+	pid_t pgid;
+	assert_int_equal(run("trap '' TERM; while :; do sleep 0.1; done", 1, 100000, &status, &took, &pgid), 0);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	assert_true(took >= 1000000);
+	assert_true(took < 4000000);
+	assert_false(group_alive(pgid));
+}
+
+/* A shell that exits and leaves a background process holding its stdout: the leftover is
+ * ended with the group, and supervise returns. */
+static void test_leftovers(void **state)
+{
+	int status;
+	int64_t took;
+	pid_t pgid;
+	assert_int_equal(run("sleep 30 & echo started", 2, 0, &status, &took, &pgid), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(took < 2500000);
+	/* The group's last member may still be dying: give the kernel a moment. */
+	for (int i = 0; i < 50 && group_alive(pgid); i++)
+		usleep(20000);
+	assert_false(group_alive(pgid));
+}
+
+static void test_bad_workdir(void **state)
+{
+	struct worker_config cfg = config();
+	cfg.on_work = "true";
+	cfg.workdir = "/nonexistent/dir";
+	char *envp[] = {NULL};
+	struct child ch;
+	char err[256];
+	assert_int_equal(child_spawn(&ch, &cfg, envp, "work_t", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/dir"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_exit_status),
+		cmocka_unit_test(test_missing_command),
+		cmocka_unit_test(test_sigterm),
+		cmocka_unit_test(test_sigkill_after_grace),
+		cmocka_unit_test(test_leftovers),
+		cmocka_unit_test(test_bad_workdir),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
