@@ -92,9 +92,19 @@ static int exec(struct sqlite_store *s, const char *sql)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* Reset every cached statement. A SELECT that stepped to a row and was left there keeps
+ * its read transaction open; with another process writing (`environd key create`), the
+ * next BEGIN IMMEDIATE would then fail at once on the stale snapshot. */
+static void reset_all(struct sqlite_store *s)
+{
+	for (size_t i = 0; i < s->cached; i++)
+		sqlite3_reset(s->cache[i].stmt);
+}
+
 /* Run one group: everything queued now, in one transaction, one savepoint per job. */
 static void run_group(struct sqlite_store *s, struct sqlite_job *jobs)
 {
+	reset_all(s);
 	int rc = exec(s, "BEGIN IMMEDIATE");
 	if (rc != SQLITE_OK) {
 		enum err e = sqlite_err(s, rc);
@@ -108,6 +118,7 @@ static void run_group(struct sqlite_store *s, struct sqlite_job *jobs)
 			continue;
 		}
 		j->rc = j->fn(s, j->ctx);
+		reset_all(s);
 		if (j->rc != ERR_OK)
 			exec(s, "ROLLBACK TO job");
 		exec(s, "RELEASE job");

@@ -752,3 +752,79 @@ describe('auto-pagination over 300 environments', () => {
     assert.deepEqual(p2.data.map((e) => e.id), all.slice(ids1.length, ids1.length + 3));
   });
 });
+
+describe('concurrent requests', () => {
+  const settle = (ps) => Promise.allSettled(ps);
+
+  test('20 concurrent creates of one name: exactly one wins, the rest are 409', async () => {
+    const c = freshOrgClient('race');
+    const results = await settle(Array.from({ length: 20 }, () => c.beta.environments.create({ name: 'contested' })));
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r) => r.status === 'rejected');
+    assert.equal(won.length, 1, `winners: ${won.length}`);
+    for (const r of lost) {
+      assert.ok(r.reason instanceof SDK.ConflictError, String(r.reason));
+      assert.equal(r.reason.errorCode, 'environment_name_taken');
+    }
+    assert.deepEqual((await c.beta.environments.list()).data, [won[0].value]);
+  });
+
+  test('concurrent metadata patches of distinct keys all land (no lost update)', async () => {
+    const e = await client.beta.environments.create({ name: uniq('race-meta') });
+    await Promise.all(
+      Array.from({ length: 16 }, (_, i) => client.beta.environments.update(e.id, { metadata: { [`k${i}`]: String(i) } })),
+    );
+    const got = await client.beta.environments.retrieve(e.id);
+    assert.deepEqual(got.metadata, Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, String(i)])));
+  });
+
+  test('concurrent patches cannot together exceed 16 metadata keys', async () => {
+    const e = await client.beta.environments.create({ name: uniq('race-meta-limit'), metadata: keysOf(12) });
+    const results = await settle(
+      Array.from({ length: 8 }, (_, i) => client.beta.environments.update(e.id, { metadata: { [`extra${i}`]: 'x' } })),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 4);
+    for (const r of results.filter((x) => x.status === 'rejected')) assert.ok(r.reason instanceof Env.BetaInvalidMetadataError, String(r.reason));
+    assert.equal(Object.keys((await client.beta.environments.retrieve(e.id)).metadata).length, 16);
+  });
+
+  test('concurrent archives all answer the one archived_at', async () => {
+    const e = await client.beta.environments.create({ name: uniq('race-arch') });
+    const all = await Promise.all(Array.from({ length: 10 }, () => client.beta.environments.archive(e.id)));
+    for (const a of all) assert.deepEqual(a, all[0]);
+    assert.deepEqual(await client.beta.environments.retrieve(e.id), all[0]);
+  });
+
+  test('concurrent deletes: exactly one 200, the rest 404', async () => {
+    const e = await client.beta.environments.create({ name: uniq('race-del') });
+    const results = await settle(Array.from({ length: 10 }, () => client.beta.environments.delete(e.id)));
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    assert.equal(ok.length, 1);
+    assert.deepEqual(ok[0].value, { id: e.id, type: 'environment_deleted' });
+    for (const r of results.filter((x) => x.status === 'rejected')) assert.ok(r.reason instanceof SDK.NotFoundError, String(r.reason));
+  });
+
+  test('update racing archive: never an update applied after archived_at', async () => {
+    for (let round = 0; round < 5; round++) {
+      const e = await client.beta.environments.create({ name: uniq('race-upd-arch') });
+      const [u, a] = await settle([
+        client.beta.environments.update(e.id, { description: 'late' }),
+        client.beta.environments.archive(e.id),
+      ]);
+      assert.equal(a.status, 'fulfilled');
+      const final = await client.beta.environments.retrieve(e.id);
+      if (u.status === 'fulfilled') {
+        // The update won: it happened before the archive, so the archive shows it.
+        assert.equal(final.description, 'late');
+        assert.deepEqual(a.value, final);
+      } else {
+        assert.ok(u.reason instanceof Env.BetaEnvironmentArchivedError, String(u.reason));
+        assert.equal(final.description, null);
+      }
+    }
+  });
+});
+
+function keysOf(n) {
+  return Object.fromEntries(Array.from({ length: n }, (_, i) => [`m${i}`, 'v']));
+}

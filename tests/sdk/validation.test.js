@@ -39,6 +39,9 @@ function bad(params, fields, cls = SDK.BadRequestError) {
     status: 400,
     fields,
     code: cls === Env.BetaInvalidMetadataError ? 'invalid_metadata' : undefined,
+    // A wrongly typed metadata may fairly be reported as invalid_metadata
+    // (BetaInvalidMetadataError, a BadRequestError) or as a plain 400.
+    exact: 'metadata' in params && cls === SDK.BadRequestError ? false : undefined,
   });
 }
 
@@ -124,6 +127,7 @@ describe('metadata limits', () => {
       cls: SDK.BadRequestError,
       status: 400,
       fields: ['metadata'],
+      exact: false,
     });
   });
 });

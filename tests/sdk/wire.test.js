@@ -3,7 +3,9 @@
 'use strict';
 const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { Server, BETA } = require('./lib/server');
+const net = require('node:net');
+const { execFileSync } = require('node:child_process');
+const { Server, BETA, BIN } = require('./lib/server');
 const {
   SDK,
   REQ_ID_RE,
@@ -144,6 +146,23 @@ describe('credentials', () => {
   });
 });
 
+test('a revoked API key is 401 at once', async () => {
+  const name = `wire-revoke-${process.pid}`;
+  const k = server.createKey({ org: 'wire', name });
+  const before = await raw('GET', BASE, { key: k });
+  assert.equal(before.status, 200, before.text);
+  // `environd key list`/`revoke` are outside SPEC: take the id from the row that shows
+  // the key's unique name (the ID is the first column).
+  const out = execFileSync(BIN, ['key', 'list', '--db', server.db], { encoding: 'utf8' });
+  const row = out.split('\n').find((l) => l.includes(name));
+  assert.ok(row, `key list shows no row named ${name}:\n${out}`);
+  execFileSync(BIN, ['key', 'revoke', row.trim().split(/\s+/)[0], '--db', server.db]);
+  expectRawError(await raw('GET', BASE, { key: k }), 401);
+  await expectError(server.client(k).beta.environments.list(), { cls: SDK.AuthenticationError, status: 401 });
+  // The other keys are unaffected.
+  assert.equal((await raw('GET', BASE, { key })).status, 200);
+});
+
 describe('anthropic-beta and anthropic-version', () => {
   test('missing anthropic-beta is 400 naming the header', async () => {
     expectRawError(await bare('GET', BASE, { headers: { 'x-api-key': key } }), 400, { fields: ['anthropic-beta'] });
@@ -258,6 +277,27 @@ describe('request bodies', () => {
     const h = { ...jsonHeaders, 'anthropic-beta': BETA, 'x-api-key': key };
     expectRawError(await nodeReq('POST', BASE, { method: 'POST', headers: h, body, chunked: true }), 413);
   });
+});
+
+test('ambiguous framing (two different Content-Lengths) is refused, nothing is created', async () => {
+  // RFC 9112 §6.3: differing Content-Length values are an unrecoverable framing error.
+  const body = '{"name":"wire-smuggle"}';
+  const req =
+    'POST /v1/environments HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+    `x-api-key: ${key}\r\nanthropic-beta: ${BETA}\r\ncontent-type: application/json\r\n` +
+    `Content-Length: ${body.length}\r\nContent-Length: ${body.length + 20}\r\nConnection: close\r\n\r\n` +
+    body;
+  const answer = await new Promise((resolve, reject) => {
+    let buf = '';
+    const sock = net.connect(server.port, '127.0.0.1', () => sock.write(req));
+    sock.on('data', (d) => (buf += d));
+    sock.on('end', () => resolve(buf));
+    sock.on('close', () => resolve(buf));
+    sock.on('error', (e) => (buf ? resolve(buf) : reject(e)));
+  });
+  assert.match(answer, /^HTTP\/1\.[01] 400 /, `answer: ${answer.slice(0, 200)}`);
+  const all = await listAll(client, { include_archived: true });
+  assert.ok(!all.some((e) => e.name === 'wire-smuggle'));
 });
 
 describe('routes and methods', () => {
