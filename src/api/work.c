@@ -232,6 +232,14 @@ enum err work_poll(struct call *c)
 	enum err rc;
 	if (!c->polling && (rc = poll_start(c)))
 		return rc;
+	if (http_peer_closed(c->req)) {
+		/* The poller left while held: claiming now would deliver to nobody. It may have
+		 * been woken for an item, so pass the wake on to the next waiter. */
+		c->polling = 0;
+		waiters_wake(c->app->waiters, c->waiter.env_id, 1);
+		reply_null(c);
+		return ERR_OK;
+	}
 	struct store *s = c->app->store;
 	for (int attempt = 0; attempt < 100; attempt++) {
 		uint64_t seq = waiters_seq(c->app->waiters, c->waiter.env_id);

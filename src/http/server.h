@@ -61,6 +61,9 @@ void http_suspend(struct http_request *r);
 /* Resume a suspended request from any thread; dispatch runs again for it. */
 void http_resume(struct http_request *r);
 
+/* True when the client has closed its side of the connection (checked without reading). */
+int http_peer_closed(struct http_request *r);
+
 /* A request header (case-insensitive name) or query argument; NULL when absent. */
 const char *http_header(struct http_request *r, const char *name);
 const char *http_query(struct http_request *r, const char *name);
