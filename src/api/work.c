@@ -73,8 +73,8 @@ static int query_int(struct call *c, const char *name, long long *out)
 	const char *v = http_query(c->req, name);
 	if (!v || !*v)
 		return 1;
-	if (strlen(v) > 18)
-		return -1;
+	if (strlen(v) > 18 || strspn(v + (v[0] == '-'), "0123456789") != strlen(v + (v[0] == '-')) || !v[v[0] == '-'])
+		return -1; /* digits only: no spaces, signs or exponents slip through strtoll */
 	char *end;
 	errno = 0;
 	long long n = strtoll(v, &end, 10);

@@ -18,8 +18,8 @@ let key;
 
 before(async () => {
   server = new Server();
-  key = server.createKey(); // before start: see work_queue.test.js
   await server.start();
+  key = server.createKey();
 });
 
 after(async () => {

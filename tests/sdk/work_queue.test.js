@@ -46,10 +46,8 @@ async function pollOne(worker, envId, params = {}) {
 
 before(async () => {
   server = new Server();
-  // The key is created before the server starts: `environd key create` against the
-  // live server's database currently wedges the server (see the report / bug list).
-  key = server.createKey();
   await server.start();
+  key = server.createKey(); // created while the server runs, as an operator would
 });
 
 after(async () => {
@@ -150,7 +148,13 @@ test('full lifecycle through every work route: shapes, secret, timestamps, ids',
   assert.equal(stopped.acknowledged_at, acked.acknowledged_at);
   assert.equal(stopped.started_at, active.started_at);
   assert.deepEqual(stopped.metadata, { team: 'b', extra: 'x' });
-  assertWork(await a.retrieve(item.id, at(envId)), { state: 'stopped' });
+  const final = assertWork(await a.retrieve(item.id, at(envId)), { state: 'stopped' });
+  // Timestamps follow the life of the item.
+  assert.ok(final.created_at <= final.acknowledged_at);
+  assert.ok(final.acknowledged_at <= final.started_at);
+  assert.ok(final.started_at <= final.latest_heartbeat_at);
+  assert.ok(final.latest_heartbeat_at <= final.stop_requested_at);
+  assert.ok(final.stop_requested_at <= final.stopped_at);
   assert.ok(envKey);
 });
 
@@ -203,6 +207,12 @@ test('the session token reaches its own item only (get/ack/heartbeat/stop) and d
   // B's token still sees B.
   assertWork(await server.client(tokB).beta.environments.work.retrieve(b1.id, at(envId)), { state: 'queued' });
 
+  // A graceful stop (by the API key) leaves the token alive: the runner heartbeats with
+  // it and learns the item is stopping (T10).
+  assertWork(await api().beta.environments.work.stop(a1.id, { ...at(envId), force: false }), { state: 'stopping' });
+  assertHeartbeat(await s.heartbeat(a1.id, { ...at(envId), expected_last_heartbeat: hb.last_heartbeat }), { state: 'stopping' });
+  assertWork(await s.retrieve(a1.id, at(envId)), { state: 'stopping' });
+
   // Stop with the token itself; afterwards the token is dead (401).
   assertWork(await s.stop(a1.id, { ...at(envId), force: true }), { state: 'stopped' });
   await expectStatus(s.retrieve(a1.id, at(envId)), 401, { cls: SDK.AuthenticationError, where: 'after stop: ' });
@@ -238,7 +248,7 @@ async function newKey(envId) {
   return r.json.key;
 }
 
-test('a held poll answers promptly when an item is enqueued', async () => {
+test('a held poll answers promptly when an item is enqueued', async (t) => {
   const { envId, worker } = await newEnv('held');
   const baseline = await pollsHeld();
   const t0 = Date.now();
@@ -257,6 +267,7 @@ test('a held poll answers promptly when an item is enqueued', async () => {
   assertWork(got, { secret: true, state: 'queued' });
   assert.equal(got.id, item.id);
   const lag = answeredAt - enqueuedAt;
+  t.diagnostic(`held poll answered ${lag} ms after the enqueue returned`);
   assert.ok(lag < 500, `held poll answered ${lag} ms after the enqueue (total ${answeredAt - t0} ms)`);
 });
 
@@ -391,6 +402,56 @@ test('heartbeat preconditions: stale value → BetaHeartbeatPreconditionFailedEr
   await w.stop(item.id, { ...at(envId), force: true });
 });
 
+test('races: one winner among concurrent NO_HEARTBEAT claims and stale heartbeats; only the last redelivery token lives', async () => {
+  const { envId, worker } = await newEnv('race');
+  const w = worker.beta.environments.work;
+  const item = await enqueueOk(server, key, envId, 'sesn_race_hb');
+  await pollOne(worker, envId);
+  await w.ack(item.id, at(envId));
+  const settle = (ps) => Promise.all(ps.map((p) => p.then((v) => ({ ok: v }), (e) => ({ err: e }))));
+
+  const claims = await settle(
+    Array.from({ length: 12 }, () => w.heartbeat(item.id, { ...at(envId), expected_last_heartbeat: 'NO_HEARTBEAT' })),
+  );
+  const won = claims.filter((r) => r.ok);
+  assert.equal(won.length, 1, `NO_HEARTBEAT claims that won: ${won.length}`);
+  for (const r of claims.filter((r) => r.err)) assert.ok(r.err instanceof HeartbeatPreconditionFailed, String(r.err));
+  const last = won[0].ok.last_heartbeat;
+
+  const renewals = await settle(
+    Array.from({ length: 12 }, () => w.heartbeat(item.id, { ...at(envId), expected_last_heartbeat: last })),
+  );
+  assert.equal(renewals.filter((r) => r.ok).length, 1, 'exactly one renewal from the same expected value');
+  for (const r of renewals.filter((r) => r.err)) assert.ok(r.err instanceof HeartbeatPreconditionFailed, String(r.err));
+  await w.stop(item.id, { ...at(envId), force: true });
+
+  // Concurrent reclaiming polls of one pending item: every answer is that item (or
+  // null), and afterwards exactly one of the tokens handed out is alive.
+  const p = await enqueueOk(server, key, envId, 'sesn_race_poll');
+  const first = await pollOne(worker, envId);
+  assert.equal(first.id, p.id);
+  const polls = await Promise.all(Array.from({ length: 8 }, () => w.poll(envId, { reclaim_older_than_ms: 0 })));
+  const got = polls.filter(Boolean);
+  assert.ok(got.length >= 1);
+  for (const g of got) assert.equal(g.id, p.id);
+  const tokens = [first, ...got].map((g) => decodeSecret(g.secret).sessions_token);
+  assert.equal(new Set(tokens).size, tokens.length, 'every delivery has its own token');
+  const alive = [];
+  for (const t of tokens) {
+    try {
+      await server.client(t).beta.environments.work.retrieve(p.id, at(envId));
+      alive.push(t);
+    } catch (e) {
+      assert.equal(e.status, 401, String(e));
+    }
+  }
+  assert.equal(alive.length, 1, `${alive.length} live tokens for one item`);
+  const st = await api().beta.environments.work.stats(envId);
+  assert.equal(st.pending, 1);
+  assert.equal(st.depth, 0);
+  await w.stop(p.id, { ...at(envId), force: true });
+});
+
 test('queued / stopping / stopped transitions: T6, T10–T17', async () => {
   const { envId, worker } = await newEnv('sm');
   const w = worker.beta.environments.work;
@@ -437,6 +498,17 @@ test('queued / stopping / stopped transitions: T6, T10–T17', async () => {
   assertWork(await w.ack(u.id, at(envId)), { state: 'starting' });
   assert.equal(await w.poll(envId), null, 'an acked item is out of the queue');
   await w.stop(u.id, { ...at(envId), force: true });
+
+  // Stop body validation (the SDK sends {} or {"force":…}); no body at all is a graceful stop.
+  const b = await enqueueOk(server, key, envId, 'sesn_sm_body');
+  for (const body of [{ force: 'yes' }, { force: 1 }, { force: true, extra: 1 }, '[]', '{"force":true}x']) {
+    const r = await server.raw('POST', `/v1/environments/${envId}/work/${b.id}/stop`, { key, body, headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 400, `stop body ${JSON.stringify(body)} → ${r.status} ${r.text}`);
+  }
+  assertWork(await api().beta.environments.work.retrieve(b.id, at(envId)), { state: 'queued' });
+  const nb = await server.raw('POST', `/v1/environments/${envId}/work/${b.id}/stop`, { key });
+  assert.equal(nb.status, 200, nb.text);
+  assert.equal(nb.json.state, 'stopped');
 
   // T14/T10/T15: graceful stop of an active item.
   const g = await enqueueOk(server, key, envId, 'sesn_sm_g');
@@ -827,12 +899,22 @@ test('list: newest first, paginated, every state, secret null', async () => {
     const i = Number(x.data.id.split('_').pop());
     assert.equal(x.state, want[i], `state of item ${i}`);
   }
+  // Keyset cursors: items enqueued while paging neither repeat nor hide older ones.
+  const p1 = await w.list(envId, { limit: 3 });
+  for (let i = 7; i < 10; i++) await enqueueOk(server, key, envId, `sesn_list_${i}`);
+  const rest = [];
+  let pg = p1;
+  while (pg.hasNextPage()) {
+    pg = await pg.getNextPage();
+    rest.push(...pg.data.map((x) => x.id));
+  }
+  assert.deepEqual([...p1.data.map((x) => x.id), ...rest], [...made].reverse().map((x) => x.id));
   // Raw: next_page cursor form, default limit, bad limits.
   const r = await server.raw('GET', `/v1/environments/${envId}/work?limit=2`, { headers: { authorization: `Bearer ${worker.apiKey}` } });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(Object.keys(r.json).sort(), ['data', 'next_page']);
   assert.match(r.json.next_page, /^page_[A-Za-z0-9_-]+$/);
-  assert.equal((await w.list(envId)).data.length, 7);
+  assert.equal((await w.list(envId)).data.length, 10);
   for (const bad of [0, 101, -1, 'x']) await expectStatus(w.list(envId, { limit: bad }), 400, { where: `limit=${bad}: ` });
   await expectStatus(w.list(envId, { page: 'page_AAAAforged' }), 400, { where: 'forged cursor: ' });
   // A cursor from another environment is a 400 too.
@@ -958,7 +1040,13 @@ test('enqueue dedupe: one live item per session id', async () => {
   assert.equal(new Set(rs.map((r) => r.item.id)).size, 1);
 
   // Enqueue validation.
+  const m17 = {};
+  for (let i = 0; i < 17; i++) m17[`k${i}`] = 'v';
   for (const body of [
+    { data: { type: 'session', id: 'sesn_v1' }, metadata: m17 },
+    { data: { type: 'session', id: 'sesn_v2' }, metadata: { a: null } },
+    { data: { type: 'session', id: 'x'.repeat(257) } },
+    { data: { type: 'session', id: 'sesn_v3', extra: 1 } },
     {},
     { data: { type: 'session' } },
     { data: { type: 'session', id: '' } },
