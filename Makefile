@@ -14,7 +14,7 @@ OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit sdk asan clean deps
+.PHONY: all test unit sdk asan clean deps fuzz fuzz-smoke
 all: $(BUILD)/environd
 
 $(BUILD)/%.o: %.c
@@ -40,16 +40,40 @@ sdk: $(BUILD)/environd
 # The whole suite: unit tests and SDK tests on a normal build, then the unit tests
 # and SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test:
-	$(MAKE) unit sdk
+	$(MAKE) unit sdk fuzz-smoke
 	$(MAKE) BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
 
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="$(SANITIZE)" all
 
+# libFuzzer targets (clang): each links the pure modules it exercises.
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE $(WARN) -Isrc \
+	       $(shell pkg-config --cflags jansson)
+FUZZ_COMMON := src/common/err.c src/common/buf.c src/common/clock.c src/common/secret.c src/common/ids.c \
+	       src/common/jsonw.c
+build-fuzz/fuzz_body: tests/fuzz/fuzz_body.c $(FUZZ_COMMON) src/model/environment.c src/model/metadata.c src/model/fields.c
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $^ $(shell pkg-config --libs jansson libcrypto) -o $@
+build-fuzz/fuzz_cursor: tests/fuzz/fuzz_cursor.c $(FUZZ_COMMON) src/model/cursor.c
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $^ $(shell pkg-config --libs libcrypto) -o $@
+build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $^ -o $@
+FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route
+fuzz: $(FUZZERS)
+
+# A short, bounded run of every fuzzer over its corpus (part of `make test`).
+fuzz-smoke: $(FUZZERS)
+	@set -e; for f in body cursor route; do \
+	  echo "== fuzz_$$f"; mkdir -p build-fuzz/corpus-$$f; \
+	  build-fuzz/fuzz_$$f -runs=200000 -max_len=4096 -timeout=10 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f 2>&1 | tail -n 2; \
+	done
+
 deps:
 	scripts/install-deps
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d)
