@@ -11,6 +11,7 @@
 
 #include "api/app.h"
 #include "common/err.h"
+#include "common/jsonw.h"
 #include "http/router.h"
 #include "store/store.h"
 
@@ -86,6 +87,10 @@ enum err health_metrics(struct call *c);
 /* Parse ?limit= (default 20, 1–100) and ?page= into *limit and *after (has_after set). */
 enum err call_page_params(struct call *c, const char *kind, const char *scope, size_t *limit,
 			  struct cursor *after, int *has_after);
+/* Write the "next_page" member of a list reply: a cursor naming the last row shown when
+ * more rows follow (`more`), else null. */
+void call_next_page(struct call *c, struct jsonw *w, const char *kind, const char *scope, int more,
+		    int64_t last_created_at, const char *last_id);
 /* Reply with a JSON buffer (status 200 unless given). */
 void call_reply(struct call *c, int status, struct buf *body);
 /* The environment named by the first path parameter, visible to the caller; for worker

@@ -191,6 +191,21 @@ void call_reply(struct call *c, int status, struct buf *body)
 	reply_json(c->req, status, body);
 }
 
+void call_next_page(struct call *c, struct jsonw *w, const char *kind, const char *scope, int more,
+		    int64_t last_created_at, const char *last_id)
+{
+	jsonw_key(w, "next_page");
+	if (!more) {
+		jsonw_null(w);
+		return;
+	}
+	struct cursor last = {.created_at = last_created_at};
+	snprintf(last.id, sizeof(last.id), "%s", last_id);
+	char text[CURSOR_TEXT_MAX];
+	cursor_encode(c->app->cursor_key, kind, scope, &last, text);
+	jsonw_str(w, text);
+}
+
 enum err call_page_params(struct call *c, const char *kind, const char *scope, size_t *limit,
 			  struct cursor *after, int *has_after)
 {

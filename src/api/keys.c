@@ -86,16 +86,8 @@ enum err env_key_list(struct call *c)
 	for (size_t i = 0; i < page.count; i++)
 		encode_env_key(&w, &page.items[i], NULL);
 	jsonw_arr_close(&w);
-	jsonw_key(&w, "next_page");
-	if (page.more && page.count) {
-		struct cursor last = {.created_at = page.items[page.count - 1].created_at};
-		snprintf(last.id, sizeof(last.id), "%s", page.items[page.count - 1].id);
-		char text[CURSOR_TEXT_MAX];
-		cursor_encode(c->app->cursor_key, "env_keys", c->match.params[0], &last, text);
-		jsonw_str(&w, text);
-	} else {
-		jsonw_null(&w);
-	}
+	call_next_page(c, &w, "env_keys", c->match.params[0], page.more && page.count,
+		       page.count ? page.items[page.count - 1].created_at : 0, page.count ? page.items[page.count - 1].id : "");
 	jsonw_obj_close(&w);
 	env_key_page_clear(&page);
 	call_reply(c, 200, &body);

@@ -463,16 +463,8 @@ enum err work_list(struct call *c)
 	for (size_t i = 0; i < page.count; i++)
 		encode_work(&jw, &page.items[i], NULL);
 	jsonw_arr_close(&jw);
-	jsonw_key(&jw, "next_page");
-	if (page.more && page.count) {
-		struct cursor last = {.created_at = page.items[page.count - 1].created_at};
-		snprintf(last.id, sizeof(last.id), "%s", page.items[page.count - 1].id);
-		char text[CURSOR_TEXT_MAX];
-		cursor_encode(c->app->cursor_key, "work", c->match.params[0], &last, text);
-		jsonw_str(&jw, text);
-	} else {
-		jsonw_null(&jw);
-	}
+	call_next_page(c, &jw, "work", c->match.params[0], page.more && page.count,
+		       page.count ? page.items[page.count - 1].created_at : 0, page.count ? page.items[page.count - 1].id : "");
 	jsonw_obj_close(&jw);
 	work_page_clear(&page);
 	call_reply(c, 200, &body);

@@ -71,6 +71,14 @@ void sqlite_bind_text(sqlite3_stmt *st, int i, const char *text)
 
 void sqlite_bind_i64(sqlite3_stmt *st, int i, int64_t v) { sqlite3_bind_int64(st, i, v); }
 
+void sqlite_bind_after(sqlite3_stmt *st, int first, const struct cursor *after)
+{
+	sqlite3_bind_int64(st, first, after == NULL);
+	sqlite3_bind_int64(st, first + 1, after ? after->created_at : 0);
+	sqlite3_bind_int64(st, first + 2, after ? after->created_at : 0);
+	sqlite3_bind_text(st, first + 3, after ? after->id : "", -1, SQLITE_TRANSIENT);
+}
+
 void sqlite_col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);

@@ -54,6 +54,9 @@ enum err sqlite_err(struct sqlite_store *s, int rc);
 /* Bind helpers: text (NULL binds SQL NULL), 64-bit integer. */
 void sqlite_bind_text(sqlite3_stmt *st, int i, const char *text);
 void sqlite_bind_i64(sqlite3_stmt *st, int i, int64_t v);
+/* Bind the keyset condition "(? OR created_at < ? OR (created_at = ? AND id < ?))" at
+ * `first`..first+3: everything when after is NULL, else the rows after the cursor. */
+void sqlite_bind_after(sqlite3_stmt *st, int first, const struct cursor *after);
 /* Column text copied into out (cap bytes, truncated, NUL-terminated). */
 void sqlite_col_text(sqlite3_stmt *st, int i, char *out, size_t cap);
 

@@ -374,10 +374,7 @@ static enum err list_job(struct sqlite_store *s, void *arg)
 	if (!st)
 		return ERR_INTERNAL;
 	sqlite_bind_text(st, 1, c->env_id);
-	sqlite_bind_i64(st, 2, c->after == NULL);
-	sqlite_bind_i64(st, 3, c->after ? c->after->created_at : 0);
-	sqlite_bind_i64(st, 4, c->after ? c->after->created_at : 0);
-	sqlite_bind_text(st, 5, c->after ? c->after->id : "");
+	sqlite_bind_after(st, 2, c->after);
 	sqlite_bind_i64(st, 6, (int64_t)c->limit + 1);
 	size_t cap = 0;
 	int rc;
