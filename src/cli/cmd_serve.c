@@ -94,6 +94,17 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "environd serve: %s\n", eb.message);
 		return 1;
 	}
+	/* Test seam: make every Nth store call fail (see store_fault.c). */
+	const char *fault_every = getenv("ENVIROND_TEST_STORE_FAULT_EVERY");
+	if (fault_every && atol(fault_every) > 0) {
+		struct store *faulty;
+		if (store_fault_wrap(store, (unsigned long)atol(fault_every), &faulty)) {
+			store->ops->close(store);
+			return 1;
+		}
+		store = faulty;
+		log_event(LOG_WARN, "store_fault_injection", "every", fault_every, NULL);
+	}
 	/* First start on an empty store: mint a key so the server is usable at once. */
 	int64_t keys = 0;
 	char minted[TOKEN_MAX] = "";

@@ -182,6 +182,9 @@ struct store {
 /* Open the backend named by `url` (a file path for SQLite). Runs migrations. */
 enum err store_open(const char *url, struct store **out, struct errbuf *eb);
 enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *eb);
+/* Wrap `inner` so that every `every`-th verb fails with ERR_UNAVAILABLE (a test seam).
+ * The wrapper owns inner: closing it closes both. */
+enum err store_fault_wrap(struct store *inner, unsigned long every, struct store **out);
 
 void work_item_clear(struct work_item *w);
 void env_page_clear(struct env_page *p);

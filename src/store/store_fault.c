@@ -1,0 +1,164 @@
+/* store_fault.c - a fault seam: a store that forwards to another one and makes every
+ * Nth verb fail with ERR_UNAVAILABLE before it reaches the real store. Tests run the
+ * server on it (ENVIROND_TEST_STORE_FAULT_EVERY=N) to prove that every error path answers
+ * with a clean envelope, keeps serving and leaks nothing. Never enabled by default. */
+#include "store/store.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+struct fault_store {
+	struct store base;
+	struct store *inner;
+	unsigned long every;
+	atomic_ulong calls;
+};
+
+static struct fault_store *F(struct store *s) { return (struct fault_store *)s; }
+
+/* True when this call is the one that fails. */
+static int trip(struct store *s)
+{
+	struct fault_store *f = F(s);
+	return (atomic_fetch_add(&f->calls, 1) + 1) % f->every == 0;
+}
+
+#define INNER(s) (F(s)->inner)
+#define FORWARD(s, verb, ...) (trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->verb(INNER(s), __VA_ARGS__))
+
+static void f_close(struct store *s)
+{
+	INNER(s)->ops->close(INNER(s));
+	free(s);
+}
+static enum err f_ping(struct store *s) { return trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->ping(INNER(s)); }
+static void f_cursor_key(struct store *s, unsigned char out[CURSOR_KEY_LEN]) { INNER(s)->ops->cursor_key(INNER(s), out); }
+static enum err f_api_key_count(struct store *s, int64_t *n) { return FORWARD(s, api_key_count, n); }
+static enum err f_api_key_create(struct store *s, const struct api_key *k, const char *h)
+{
+	return FORWARD(s, api_key_create, k, h);
+}
+static enum err f_api_key_list(struct store *s, struct api_key **o, size_t *n) { return FORWARD(s, api_key_list, o, n); }
+static enum err f_api_key_revoke(struct store *s, const char *id) { return FORWARD(s, api_key_revoke, id); }
+static enum err f_credential_find(struct store *s, enum cred_kind k, const char *h, int64_t now, struct credential *o)
+{
+	return FORWARD(s, credential_find, k, h, now, o);
+}
+static enum err f_env_create(struct store *s, const struct tenant *t, const struct env_fields *f, int64_t now,
+			     struct environment *o)
+{
+	return FORWARD(s, env_create, t, f, now, o);
+}
+static enum err f_env_get(struct store *s, const struct tenant *t, const char *id, struct environment *o)
+{
+	return FORWARD(s, env_get, t, id, o);
+}
+static enum err f_env_update(struct store *s, const struct tenant *t, const char *id, const json_t *b, int64_t now,
+			     struct environment *o, struct errbuf *eb)
+{
+	return FORWARD(s, env_update, t, id, b, now, o, eb);
+}
+static enum err f_env_archive(struct store *s, const struct tenant *t, const char *id, int64_t now,
+			      struct environment *o)
+{
+	return FORWARD(s, env_archive, t, id, now, o);
+}
+static enum err f_env_delete(struct store *s, const struct tenant *t, const char *id) { return FORWARD(s, env_delete, t, id); }
+static enum err f_env_list(struct store *s, const struct tenant *t, int ia, const struct cursor *a, size_t l,
+			   struct env_page *o)
+{
+	return FORWARD(s, env_list, t, ia, a, l, o);
+}
+static enum err f_env_key_create(struct store *s, const char *e, const char *n, const char *h, int64_t now,
+				 struct env_key *o)
+{
+	return FORWARD(s, env_key_create, e, n, h, now, o);
+}
+static enum err f_env_key_list(struct store *s, const char *e, const struct cursor *a, size_t l, struct env_key_page *o)
+{
+	return FORWARD(s, env_key_list, e, a, l, o);
+}
+static enum err f_env_key_revoke(struct store *s, const char *e, const char *k) { return FORWARD(s, env_key_revoke, e, k); }
+static enum err f_work_enqueue(struct store *s, const char *e, const char *t, const char *d, const json_t *m,
+			       int64_t now, struct work_item *o, int *created)
+{
+	return FORWARD(s, work_enqueue, e, t, d, m, now, o, created);
+}
+static enum err f_work_claim(struct store *s, const char *e, const struct work_claim *c, int64_t now,
+			     struct work_item *o)
+{
+	return FORWARD(s, work_claim, e, c, now, o);
+}
+static enum err f_work_undeliver(struct store *s, const char *w, const char *h) { return FORWARD(s, work_undeliver, w, h); }
+static enum err f_work_get(struct store *s, const char *e, const char *w, struct work_item *o)
+{
+	return FORWARD(s, work_get, e, w, o);
+}
+static enum err f_work_event(struct store *s, const char *e, const char *w, enum work_event ev,
+			     const struct work_input *in, int64_t now, struct work_item *o, struct work_beat *b)
+{
+	return FORWARD(s, work_event, e, w, ev, in, now, o, b);
+}
+static enum err f_work_update_metadata(struct store *s, const char *e, const char *w, const json_t *p,
+				       struct work_item *o, struct errbuf *eb)
+{
+	return FORWARD(s, work_update_metadata, e, w, p, o, eb);
+}
+static enum err f_work_list(struct store *s, const char *e, const struct cursor *a, size_t l, struct work_page *o)
+{
+	return FORWARD(s, work_list, e, a, l, o);
+}
+static enum err f_work_stats(struct store *s, const char *e, struct work_stats *o) { return FORWARD(s, work_stats, e, o); }
+static enum err f_work_next_reclaim(struct store *s, const char *e, int64_t r, int64_t *at)
+{
+	return FORWARD(s, work_next_reclaim, e, r, at);
+}
+static enum err f_leases_expire(struct store *s, int64_t now, size_t max, char (*ids)[ID_MAX], size_t *ne, size_t *nx)
+{
+	return FORWARD(s, leases_expire, now, max, ids, ne, nx);
+}
+static enum err f_next_lease_expiry(struct store *s, int64_t *at) { return FORWARD(s, next_lease_expiry, at); }
+
+static const struct store_ops fault_ops = {
+	.version = STORE_OPS_VERSION,
+	.close = f_close,
+	.ping = f_ping,
+	.cursor_key = f_cursor_key,
+	.api_key_count = f_api_key_count,
+	.api_key_create = f_api_key_create,
+	.api_key_list = f_api_key_list,
+	.api_key_revoke = f_api_key_revoke,
+	.credential_find = f_credential_find,
+	.env_create = f_env_create,
+	.env_get = f_env_get,
+	.env_update = f_env_update,
+	.env_archive = f_env_archive,
+	.env_delete = f_env_delete,
+	.env_list = f_env_list,
+	.env_key_create = f_env_key_create,
+	.env_key_list = f_env_key_list,
+	.env_key_revoke = f_env_key_revoke,
+	.work_enqueue = f_work_enqueue,
+	.work_claim = f_work_claim,
+	.work_undeliver = f_work_undeliver,
+	.work_get = f_work_get,
+	.work_event = f_work_event,
+	.work_update_metadata = f_work_update_metadata,
+	.work_list = f_work_list,
+	.work_stats = f_work_stats,
+	.work_next_reclaim = f_work_next_reclaim,
+	.leases_expire = f_leases_expire,
+	.next_lease_expiry = f_next_lease_expiry,
+};
+
+enum err store_fault_wrap(struct store *inner, unsigned long every, struct store **out)
+{
+	struct fault_store *f = calloc(1, sizeof(*f));
+	if (!f)
+		return ERR_NOMEM;
+	f->base.ops = &fault_ops;
+	f->inner = inner;
+	f->every = every ? every : 1;
+	*out = &f->base;
+	return ERR_OK;
+}
