@@ -150,7 +150,7 @@ static enum err get_job(struct sqlite_store *s, void *arg)
 enum err sqlite_env_get(struct store *base, const struct tenant *t, const char *id, struct environment *out)
 {
 	struct env_ctx c = {.t = t, .id = id, .out = out};
-	return sqlite_run((struct sqlite_store *)base, get_job, &c);
+	return sqlite_read((struct sqlite_store *)base, get_job, &c);
 }
 
 static enum err update_job(struct sqlite_store *s, void *arg)
@@ -305,7 +305,7 @@ enum err sqlite_env_list(struct store *base, const struct tenant *t, int include
 {
 	memset(out, 0, sizeof(*out));
 	struct list_ctx c = {.t = t, .include_archived = include_archived, .after = after, .limit = limit, .out = out};
-	enum err rc = sqlite_run((struct sqlite_store *)base, list_job, &c);
+	enum err rc = sqlite_read((struct sqlite_store *)base, list_job, &c);
 	if (rc)
 		env_page_clear(out);
 	return rc;
@@ -387,7 +387,7 @@ enum err sqlite_env_key_list(struct store *base, const char *env_id, const struc
 {
 	memset(out, 0, sizeof(*out));
 	struct list_ctx c = {.env_id = env_id, .after = after, .limit = limit, .out = out};
-	enum err rc = sqlite_run((struct sqlite_store *)base, key_list_job, &c);
+	enum err rc = sqlite_read((struct sqlite_store *)base, key_list_job, &c);
 	if (rc)
 		env_key_page_clear(out);
 	return rc;
@@ -404,7 +404,7 @@ static enum err key_revoke_job(struct sqlite_store *s, void *arg)
 	enum err rc = step_done(s, st);
 	if (rc)
 		return rc;
-	return sqlite3_changes(s->db) ? ERR_OK : ERR_NOT_FOUND;
+	return sqlite3_changes(sqlite_db(s)) ? ERR_OK : ERR_NOT_FOUND;
 }
 
 enum err sqlite_env_key_revoke(struct store *base, const char *env_id, const char *key_id)

@@ -2,9 +2,18 @@
  * commit (see sqlite_int.h). */
 #include "store/sqlite_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+
+/* The connection of the job running on this thread: the writer on the executor thread,
+ * the thread's reader inside sqlite_read(). */
+static __thread struct sqlite_conn *current;
+
+sqlite3 *sqlite_db(struct sqlite_store *s) { return current ? current->db : s->writer.db; }
+
+static struct sqlite_conn *conn_of(struct sqlite_store *s) { return current ? current : &s->writer; }
 
 struct sqlite_job {
 	sqlite_job_fn fn;
@@ -16,25 +25,28 @@ struct sqlite_job {
 
 sqlite3_stmt *sqlite_stmt(struct sqlite_store *s, const char *sql)
 {
-	for (size_t i = 0; i < s->cached; i++) {
-		if (s->cache[i].sql == sql) {
-			sqlite3_reset(s->cache[i].stmt);
-			sqlite3_clear_bindings(s->cache[i].stmt);
-			return s->cache[i].stmt;
+	struct sqlite_conn *c = conn_of(s);
+	for (size_t i = 0; i < c->cached; i++) {
+		if (c->cache[i].sql == sql) {
+			sqlite3_reset(c->cache[i].stmt);
+			sqlite3_clear_bindings(c->cache[i].stmt);
+			return c->cache[i].stmt;
 		}
 	}
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-		log_event(LOG_ERROR, "store_prepare_failed", "error", sqlite3_errmsg(s->db), NULL);
+	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		log_event(LOG_ERROR, "store_prepare_failed", "error", sqlite3_errmsg(c->db), NULL);
 		return NULL;
 	}
-	if (s->cached < SQLITE_STMT_CACHE) {
-		s->cache[s->cached].sql = sql;
-		s->cache[s->cached].stmt = st;
-		s->cached++;
-	} else {
+	if (c->cached == SQLITE_STMT_CACHE) {
+		/* Never expected (the SQL is a fixed set); keep working, just without caching. */
 		log_event(LOG_ERROR, "store_stmt_cache_full", NULL);
+		sqlite3_finalize(st);
+		return NULL;
 	}
+	c->cache[c->cached].sql = sql;
+	c->cache[c->cached].stmt = st;
+	c->cached++;
 	return st;
 }
 
@@ -51,12 +63,12 @@ enum err sqlite_err(struct sqlite_store *s, int rc)
 	case SQLITE_LOCKED:
 	case SQLITE_FULL:
 	case SQLITE_IOERR:
-		log_event(LOG_WARN, "store_unavailable", "error", sqlite3_errmsg(s->db), NULL);
+		log_event(LOG_WARN, "store_unavailable", "error", sqlite3_errmsg(sqlite_db(s)), NULL);
 		return ERR_UNAVAILABLE;
 	case SQLITE_NOMEM:
 		return ERR_NOMEM;
 	default:
-		log_event(LOG_ERROR, "store_error", "error", sqlite3_errmsg(s->db), NULL);
+		log_event(LOG_ERROR, "store_error", "error", sqlite3_errmsg(sqlite_db(s)), NULL);
 		return ERR_INTERNAL;
 	}
 }
@@ -103,16 +115,16 @@ static int exec(struct sqlite_store *s, const char *sql)
 /* Reset every cached statement. A SELECT that stepped to a row and was left there keeps
  * its read transaction open; with another process writing (`environd key create`), the
  * next BEGIN IMMEDIATE would then fail at once on the stale snapshot. */
-static void reset_all(struct sqlite_store *s)
+static void reset_all(struct sqlite_conn *c)
 {
-	for (size_t i = 0; i < s->cached; i++)
-		sqlite3_reset(s->cache[i].stmt);
+	for (size_t i = 0; i < c->cached; i++)
+		sqlite3_reset(c->cache[i].stmt);
 }
 
 /* Run one group: everything queued now, in one transaction, one savepoint per job. */
 static void run_group(struct sqlite_store *s, struct sqlite_job *jobs)
 {
-	reset_all(s);
+	reset_all(&s->writer);
 	int rc = exec(s, "BEGIN IMMEDIATE");
 	if (rc != SQLITE_OK) {
 		enum err e = sqlite_err(s, rc);
@@ -126,14 +138,14 @@ static void run_group(struct sqlite_store *s, struct sqlite_job *jobs)
 			continue;
 		}
 		j->rc = j->fn(s, j->ctx);
-		reset_all(s);
+		reset_all(&s->writer);
 		if (j->rc != ERR_OK)
 			exec(s, "ROLLBACK TO job");
 		exec(s, "RELEASE job");
 	}
 	rc = exec(s, "COMMIT");
 	if (rc != SQLITE_OK) {
-		log_event(LOG_ERROR, "store_commit_failed", "error", sqlite3_errmsg(s->db), NULL);
+		log_event(LOG_ERROR, "store_commit_failed", "error", sqlite3_errmsg(sqlite_db(s)), NULL);
 		exec(s, "ROLLBACK");
 		for (struct sqlite_job *j = jobs; j; j = j->next)
 			j->rc = ERR_UNAVAILABLE;
@@ -143,6 +155,7 @@ static void run_group(struct sqlite_store *s, struct sqlite_job *jobs)
 static void *executor(void *arg)
 {
 	struct sqlite_store *s = arg;
+	current = &s->writer;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (!s->head && !s->stopping)
@@ -194,6 +207,82 @@ enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx)
 		pthread_cond_wait(&s->work_done, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	return job.rc;
+}
+
+/* This thread's reader connection, opened on first use. */
+static struct sqlite_conn *reader(struct sqlite_store *s)
+{
+	struct sqlite_conn *c = pthread_getspecific(s->reader_key);
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_exec(c->db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK) {
+		log_event(LOG_ERROR, "store_reader_open_failed", "error", c->db ? sqlite3_errmsg(c->db) : "?", NULL);
+		sqlite3_close(c->db);
+		free(c);
+		return NULL;
+	}
+	sqlite3_busy_timeout(c->db, 5000);
+	pthread_mutex_lock(&s->readers_lock);
+	c->next = s->readers;
+	s->readers = c;
+	pthread_mutex_unlock(&s->readers_lock);
+	pthread_setspecific(s->reader_key, c);
+	return c;
+}
+
+static int conn_exec(struct sqlite_conn *c, const char *sql)
+{
+	struct sqlite_conn *saved = current;
+	current = c;
+	sqlite3_stmt *st = sqlite_stmt(NULL, sql);
+	int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+	if (st)
+		sqlite3_reset(st);
+	current = saved;
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+enum err sqlite_read(struct sqlite_store *s, sqlite_job_fn fn, void *ctx)
+{
+	if (current)
+		return fn(s, ctx); /* already inside a job on this thread */
+	struct sqlite_conn *c = reader(s);
+	if (!c)
+		return ERR_UNAVAILABLE;
+	current = c;
+	enum err rc;
+	int brc = conn_exec(c, "BEGIN");
+	if (brc != SQLITE_OK) {
+		rc = sqlite_err(s, brc);
+		if (!rc)
+			rc = ERR_UNAVAILABLE;
+	} else {
+		rc = fn(s, ctx);
+		reset_all(c);
+		conn_exec(c, "COMMIT");
+	}
+	current = NULL;
+	return rc;
+}
+
+void sqlite_readers_close(struct sqlite_store *s)
+{
+	pthread_mutex_lock(&s->readers_lock);
+	struct sqlite_conn *c = s->readers;
+	s->readers = NULL;
+	pthread_mutex_unlock(&s->readers_lock);
+	while (c) {
+		struct sqlite_conn *next = c->next;
+		for (size_t i = 0; i < c->cached; i++)
+			sqlite3_finalize(c->cache[i].stmt);
+		sqlite3_close(c->db);
+		free(c);
+		c = next;
+	}
 }
 
 int sqlite_exec_start(struct sqlite_store *s)

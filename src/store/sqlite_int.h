@@ -1,10 +1,15 @@
 /* sqlite_int.h - internals shared by the SQLite backend's files (not for other modules).
  *
- * All statements run on one connection owned by one executor thread. Callers hand the
- * executor a job (a function and its context) and wait; the executor runs every job that
- * is waiting in one transaction, each inside its own SAVEPOINT, and commits once (one
- * fsync for the whole group). A job that fails is rolled back alone. A caller is answered
- * only after the commit, so whatever it was told is durable. */
+ * Writes run on one connection owned by one executor thread. Callers hand the executor a
+ * job (a function and its context) and wait; the executor runs every job that is waiting
+ * in one transaction, each inside its own SAVEPOINT, and commits once (one fsync for the
+ * whole group). A job that fails is rolled back alone. A caller is answered only after
+ * the commit, so whatever it was told is durable.
+ *
+ * Reads run on the calling thread, on a read-only connection of that thread's own (WAL
+ * lets them proceed while the executor writes), inside one read transaction, so they never
+ * wait behind a group's fsync. Job code does not know which kind it runs on: it reaches
+ * its connection through sqlite_stmt() and sqlite_db(). */
 #ifndef ENVIROND_STORE_SQLITE_INT_H
 #define ENVIROND_STORE_SQLITE_INT_H
 
@@ -18,15 +23,25 @@
 
 struct sqlite_job;
 
-struct sqlite_store {
-	struct store base;
+/* One connection and its prepared statements. Used by one thread at a time. */
+struct sqlite_conn {
 	sqlite3 *db;
-	unsigned char cursor_key[CURSOR_KEY_LEN];
 	struct {
 		const char *sql; /* static string: compared by address */
 		sqlite3_stmt *stmt;
 	} cache[SQLITE_STMT_CACHE];
 	size_t cached;
+	struct sqlite_conn *next; /* the store's list of reader connections */
+};
+
+struct sqlite_store {
+	struct store base;
+	struct sqlite_conn writer; /* the executor's; also used while opening */
+	char *path;
+	unsigned char cursor_key[CURSOR_KEY_LEN];
+	pthread_key_t reader_key;  /* this thread's reader connection */
+	pthread_mutex_t readers_lock;
+	struct sqlite_conn *readers;
 
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -44,8 +59,18 @@ typedef enum err (*sqlite_job_fn)(struct sqlite_store *s, void *ctx);
  * once the group has committed (or ERR_UNAVAILABLE if the commit failed). */
 enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx);
 
+/* Run fn(s, ctx) as a read on this thread's read-only connection, in one read
+ * transaction. fn must not write. */
+enum err sqlite_read(struct sqlite_store *s, sqlite_job_fn fn, void *ctx);
+
+/* The connection the current job runs on. */
+sqlite3 *sqlite_db(struct sqlite_store *s);
+
+/* Close every reader connection (store close, after all callers are gone). */
+void sqlite_readers_close(struct sqlite_store *s);
+
 /* A cached prepared statement for a static SQL string, reset and with bindings cleared.
- * Only for use on the executor thread (inside a job). NULL on failure. */
+ * Only inside a job (write or read). NULL on failure. */
 sqlite3_stmt *sqlite_stmt(struct sqlite_store *s, const char *sql);
 
 /* Map a SQLite result code to our error (constraint → conflict, busy → unavailable, ...). */

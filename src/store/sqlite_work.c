@@ -264,7 +264,7 @@ static enum err undeliver_job(struct sqlite_store *s, void *arg)
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return sqlite_err(s, rc);
-	return sqlite3_changes(s->db) ? ERR_OK : ERR_NOT_FOUND;
+	return sqlite3_changes(sqlite_db(s)) ? ERR_OK : ERR_NOT_FOUND;
 }
 
 enum err sqlite_work_undeliver(struct store *base, const char *work_id, const char *token_hash)
@@ -282,7 +282,7 @@ static enum err get_job(struct sqlite_store *s, void *arg)
 enum err sqlite_work_get(struct store *base, const char *env_id, const char *work_id, struct work_item *out)
 {
 	struct work_ctx c = {.env_id = env_id, .work_id = work_id, .out = out};
-	return sqlite_run((struct sqlite_store *)base, get_job, &c);
+	return sqlite_read((struct sqlite_store *)base, get_job, &c);
 }
 
 static enum err event_job(struct sqlite_store *s, void *arg)
@@ -403,7 +403,7 @@ enum err sqlite_work_list(struct store *base, const char *env_id, const struct c
 {
 	memset(out, 0, sizeof(*out));
 	struct page_ctx c = {env_id, after, limit, out};
-	enum err rc = sqlite_run((struct sqlite_store *)base, list_job, &c);
+	enum err rc = sqlite_read((struct sqlite_store *)base, list_job, &c);
 	if (rc)
 		work_page_clear(out);
 	return rc;
@@ -436,7 +436,7 @@ static enum err stats_job(struct sqlite_store *s, void *arg)
 enum err sqlite_work_stats(struct store *base, const char *env_id, struct work_stats *out)
 {
 	struct stats_ctx c = {.env_id = env_id, .out = out};
-	return sqlite_run((struct sqlite_store *)base, stats_job, &c);
+	return sqlite_read((struct sqlite_store *)base, stats_job, &c);
 }
 
 static enum err next_reclaim_job(struct sqlite_store *s, void *arg)
@@ -458,7 +458,7 @@ static enum err next_reclaim_job(struct sqlite_store *s, void *arg)
 enum err sqlite_work_next_reclaim(struct store *base, const char *env_id, int64_t reclaim_us, int64_t *at)
 {
 	struct stats_ctx c = {.env_id = env_id, .reclaim_us = reclaim_us};
-	enum err rc = sqlite_run((struct sqlite_store *)base, next_reclaim_job, &c);
+	enum err rc = sqlite_read((struct sqlite_store *)base, next_reclaim_job, &c);
 	*at = c.at;
 	return rc;
 }
@@ -537,5 +537,5 @@ static enum err next_expiry_job(struct sqlite_store *s, void *arg)
 
 enum err sqlite_next_lease_expiry(struct store *base, int64_t *at)
 {
-	return sqlite_run((struct sqlite_store *)base, next_expiry_job, at);
+	return sqlite_read((struct sqlite_store *)base, next_expiry_job, at);
 }

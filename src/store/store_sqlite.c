@@ -45,8 +45,8 @@ static enum err migrate(struct sqlite_store *s, struct errbuf *eb)
 {
 	sqlite3_stmt *st;
 	int version = 0;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+	if (sqlite3_prepare_v2(s->writer.db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->writer.db));
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -57,14 +57,14 @@ static enum err migrate(struct sqlite_store *s, struct errbuf *eb)
 		char *msg = NULL;
 		char bump[64];
 		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", version + 1);
-		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(s->db, migrations[version], NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(s->db, bump, NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+		if (sqlite3_exec(s->writer.db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->writer.db, migrations[version], NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->writer.db, bump, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->writer.db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 			enum err rc = errf(eb, ERR_INTERNAL, "store: migration %d failed: %s", version + 1,
-					   msg ? msg : sqlite3_errmsg(s->db));
+					   msg ? msg : sqlite3_errmsg(s->writer.db));
 			sqlite3_free(msg);
-			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			sqlite3_exec(s->writer.db, "ROLLBACK", NULL, NULL, NULL);
 			return rc;
 		}
 		log_event(LOG_INFO, "store_migrated", "schema_version", bump + strlen("PRAGMA user_version = "), NULL);
@@ -76,8 +76,8 @@ static enum err migrate(struct sqlite_store *s, struct errbuf *eb)
 static enum err load_cursor_key(struct sqlite_store *s, struct errbuf *eb)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT value FROM settings WHERE key = 'cursor_key'", -1, &st, NULL))
-		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+	if (sqlite3_prepare_v2(s->writer.db, "SELECT value FROM settings WHERE key = 'cursor_key'", -1, &st, NULL))
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->writer.db));
 	int found = 0;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CURSOR_KEY_LEN) {
 		memcpy(s->cursor_key, sqlite3_column_blob(st, 0), CURSOR_KEY_LEN);
@@ -88,17 +88,17 @@ static enum err load_cursor_key(struct sqlite_store *s, struct errbuf *eb)
 		return ERR_OK;
 	if (secret_random(s->cursor_key, CURSOR_KEY_LEN))
 		return errf(eb, ERR_INTERNAL, "store: no randomness for the cursor key");
-	if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO settings(key, value) VALUES('cursor_key', ?)", -1,
+	if (sqlite3_prepare_v2(s->writer.db, "INSERT OR IGNORE INTO settings(key, value) VALUES('cursor_key', ?)", -1,
 			       &st, NULL))
-		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->writer.db));
 	sqlite3_bind_blob(st, 1, s->cursor_key, CURSOR_KEY_LEN, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->writer.db));
 	/* Another process may have raced us to it: read back whichever won. */
-	if (sqlite3_prepare_v2(s->db, "SELECT value FROM settings WHERE key = 'cursor_key'", -1, &st, NULL))
-		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->db));
+	if (sqlite3_prepare_v2(s->writer.db, "SELECT value FROM settings WHERE key = 'cursor_key'", -1, &st, NULL))
+		return errf(eb, ERR_INTERNAL, "store: %s", sqlite3_errmsg(s->writer.db));
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CURSOR_KEY_LEN)
 		memcpy(s->cursor_key, sqlite3_column_blob(st, 0), CURSOR_KEY_LEN);
 	sqlite3_finalize(st);
@@ -109,9 +109,13 @@ static void sqlite_close(struct store *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite_exec_stop(s);
-	for (size_t i = 0; i < s->cached; i++)
-		sqlite3_finalize(s->cache[i].stmt);
-	sqlite3_close(s->db);
+	sqlite_readers_close(s);
+	for (size_t i = 0; i < s->writer.cached; i++)
+		sqlite3_finalize(s->writer.cache[i].stmt);
+	sqlite3_close(s->writer.db);
+	pthread_key_delete(s->reader_key);
+	pthread_mutex_destroy(&s->readers_lock);
+	free(s->path);
 	free(s);
 }
 
@@ -123,7 +127,7 @@ static enum err ping_job(struct sqlite_store *s, void *ctx)
 	return sqlite3_step(st) == SQLITE_ROW ? ERR_OK : ERR_UNAVAILABLE;
 }
 
-static enum err sqlite_ping(struct store *base) { return sqlite_run((struct sqlite_store *)base, ping_job, NULL); }
+static enum err sqlite_ping(struct store *base) { return sqlite_read((struct sqlite_store *)base, ping_job, NULL); }
 
 static void sqlite_cursor_key(struct store *base, unsigned char out[CURSOR_KEY_LEN])
 {
@@ -138,14 +142,14 @@ static enum err count_job(struct sqlite_store *s, void *ctx)
 	if (!st)
 		return ERR_INTERNAL;
 	if (sqlite3_step(st) != SQLITE_ROW)
-		return sqlite_err(s, sqlite3_errcode(s->db));
+		return sqlite_err(s, sqlite3_errcode(sqlite_db(s)));
 	*(int64_t *)ctx = sqlite3_column_int64(st, 0);
 	return ERR_OK;
 }
 
 static enum err sqlite_api_key_count(struct store *base, int64_t *count)
 {
-	return sqlite_run((struct sqlite_store *)base, count_job, count);
+	return sqlite_read((struct sqlite_store *)base, count_job, count);
 }
 
 struct key_create_ctx {
@@ -212,7 +216,7 @@ static enum err key_list_job(struct sqlite_store *s, void *arg)
 static enum err sqlite_api_key_list(struct store *base, struct api_key **out, size_t *count)
 {
 	struct key_list_ctx c = {NULL, 0};
-	enum err rc = sqlite_run((struct sqlite_store *)base, key_list_job, &c);
+	enum err rc = sqlite_read((struct sqlite_store *)base, key_list_job, &c);
 	if (rc) {
 		free(c.items);
 		return rc;
@@ -231,7 +235,7 @@ static enum err key_revoke_job(struct sqlite_store *s, void *arg)
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return sqlite_err(s, rc);
-	return sqlite3_changes(s->db) ? ERR_OK : ERR_NOT_FOUND;
+	return sqlite3_changes(sqlite_db(s)) ? ERR_OK : ERR_NOT_FOUND;
 }
 
 static enum err sqlite_api_key_revoke(struct store *base, const char *id)
@@ -246,6 +250,7 @@ struct cred_ctx {
 	const char *hash;
 	int64_t now;
 	struct credential *out;
+	int touch; /* the environment key's last_used_at is due a refresh */
 };
 
 /* Compare the stored hash with the presented one in constant time: the index lookup
@@ -297,15 +302,7 @@ static enum err cred_job(struct sqlite_store *s, void *arg)
 		sqlite_col_text(st, 3, o->tenant.account, sizeof(o->tenant.account));
 		sqlite_col_text(st, 4, o->tenant.workspace, sizeof(o->tenant.workspace));
 		/* last_used_at is refreshed at most once a minute: every use would be a write. */
-		if (c->now - sqlite3_column_int64(st, 6) >= 60 * 1000000LL) {
-			sqlite3_stmt *up = sqlite_stmt(s, "UPDATE env_keys SET last_used_at = ? WHERE id = ?");
-			if (!up)
-				return ERR_INTERNAL;
-			sqlite_bind_i64(up, 1, c->now);
-			sqlite_bind_text(up, 2, o->key_id);
-			if ((rc = sqlite3_step(up)) != SQLITE_DONE)
-				return sqlite_err(s, rc);
-		}
+		c->touch = c->now - sqlite3_column_int64(st, 6) >= 60 * 1000000LL;
 		return ERR_OK;
 	case CRED_SESSION:
 		st = sqlite_stmt(s, "SELECT w.id, w.environment_id, e.org, e.account, e.workspace, w.token_hash"
@@ -328,11 +325,28 @@ static enum err cred_job(struct sqlite_store *s, void *arg)
 	return ERR_UNAUTHENTICATED;
 }
 
+static enum err touch_job(struct sqlite_store *s, void *arg)
+{
+	struct cred_ctx *c = arg;
+	sqlite3_stmt *st = sqlite_stmt(s, "UPDATE env_keys SET last_used_at = ? WHERE id = ?");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_i64(st, 1, c->now);
+	sqlite_bind_text(st, 2, c->out->key_id);
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+}
+
 static enum err sqlite_credential_find(struct store *base, enum cred_kind kind, const char *hash, int64_t now,
 				       struct credential *out)
 {
-	struct cred_ctx c = {kind, hash, now, out};
-	return sqlite_run((struct sqlite_store *)base, cred_job, &c);
+	struct cred_ctx c = {kind, hash, now, out, 0};
+	enum err rc = sqlite_read((struct sqlite_store *)base, cred_job, &c);
+	if (rc == ERR_OK && c.touch) {
+		/* Best effort: a failed refresh of last_used_at must not fail the request. */
+		sqlite_run((struct sqlite_store *)base, touch_job, &c);
+	}
+	return rc;
 }
 
 static const struct store_ops sqlite_ops = {
@@ -373,17 +387,24 @@ enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *
 	if (!s)
 		return errf(eb, ERR_NOMEM, "store: out of memory");
 	s->base.ops = &sqlite_ops;
+	s->path = strdup(path);
+	pthread_mutex_init(&s->readers_lock, NULL);
 	enum err rc = ERR_OK;
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	if (!s->path || pthread_key_create(&s->reader_key, NULL)) {
+		free(s->path);
+		free(s);
+		return errf(eb, ERR_NOMEM, "store: out of memory");
+	}
+	if (sqlite3_open_v2(path, &s->writer.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		rc = errf(eb, ERR_UNAVAILABLE, "store: cannot open %s: %s", path,
-			  s->db ? sqlite3_errmsg(s->db) : "out of memory");
+			  s->writer.db ? sqlite3_errmsg(s->writer.db) : "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_timeout(s->writer.db, 5000);
 	char *msg = NULL;
 	/* WAL + synchronous=FULL: a commit is on disk before anyone is told it happened. */
-	if (sqlite3_exec(s->db,
+	if (sqlite3_exec(s->writer.db,
 			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;"
 			 " PRAGMA temp_store = MEMORY;",
 			 NULL, NULL, &msg) != SQLITE_OK) {
@@ -400,7 +421,9 @@ enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *
 	*out = &s->base;
 	return ERR_OK;
 fail:
-	sqlite3_close(s->db);
+	sqlite3_close(s->writer.db);
+	pthread_key_delete(s->reader_key);
+	free(s->path);
 	free(s);
 	return rc;
 }
