@@ -12,37 +12,74 @@
 #include <sys/random.h>
 
 #include "cli/commands.h"
-#include "client/cliopt.h"
 #include "client/client.h"
 #include "client/credential.h"
 #include "common/buf.h"
+#include "common/cfg.h"
 
-enum {
-	OPT_SESSION,
-	OPT_METADATA,
-	OPT_HEALTHCHECK,
-	OPT_API_KEY_FILE,
-	OPT_API_KEY,
-	OPT_BASE_URL,
-	OPT_HELP,
-	OPT__COUNT
-};
+enum { OPT_SESSION, OPT_METADATA, OPT_HEALTHCHECK, OPT_API_KEY_FILE, OPT_API_KEY, OPT_BASE_URL, OPT__COUNT };
 
-static const struct cliopt options[OPT__COUNT] = {
-	[OPT_SESSION] = {"session", "ID", NULL, "the session the work is for (data.id)"},
-	[OPT_METADATA] = {"metadata", "KEY=VALUE", NULL, "set a metadata entry (repeatable)"},
-	[OPT_HEALTHCHECK] = {"healthcheck", NULL, NULL,
+static const struct cfg_option options[OPT__COUNT] = {
+	[OPT_SESSION] = {"--session", NULL, CFG_STRING, NULL, 0, 0, "ID", "the session the work is for (data.id)"},
+	/* Listed for --help; its values are collected by collect_metadata, as it repeats. */
+	[OPT_METADATA] = {"--metadata", NULL, CFG_STRING, NULL, 0, 0, "KEY=VALUE", "a metadata entry (repeatable)"},
+	[OPT_HEALTHCHECK] = {"--healthcheck", NULL, CFG_BOOL, NULL, 0, 0, NULL,
 			     "enqueue a healthcheck item (id from --session, else a new hc_ id)"},
-	[OPT_API_KEY_FILE] = {"api-key-file", "PATH", NULL, "read the API key from PATH"},
-	[OPT_API_KEY] = {"api-key", "KEY", "ENVIROND_API_KEY",
+	[OPT_API_KEY_FILE] = {"--api-key-file", NULL, CFG_STRING, NULL, 0, 0, "PATH", "read the API key from PATH"},
+	[OPT_API_KEY] = {"--api-key", "ENVIROND_API_KEY", CFG_STRING, NULL, 0, 0, "KEY",
 			 "the API key (prefer the variable or a file: flags show in ps)"},
-	[OPT_BASE_URL] = {"base-url", "URL", "ENVIROND_URL, ANTHROPIC_BASE_URL",
-			  "server URL (default " CLIENT_DEFAULT_URL ")"},
-	[OPT_HELP] = {"help", NULL, NULL, "show this help"},
+	[OPT_BASE_URL] = {"--base-url", "ENVIROND_URL", CFG_STRING, NULL, 0, 0, "URL",
+			  "server URL (else ANTHROPIC_BASE_URL, else " CLIENT_DEFAULT_URL ")"},
 };
 
-static const char synopsis[] =
-	"environd enqueue ENV_ID --session ID [--metadata KEY=VALUE]... [--healthcheck]";
+static const char usage[] =
+	"usage: environd enqueue ENV_ID --session ID [--metadata KEY=VALUE]... [--healthcheck]\n\n"
+	"Enqueues a work item over HTTP with an API key (ENVIROND_API_KEY or --api-key-file)\n"
+	"and prints its id. This route is an environd extension (not in the official API).";
+
+#define MAX_ARGS 256
+
+/* Take every --metadata KEY=VALUE (or --metadata=KEY=VALUE) out of argv into metadata, and
+ * leave the other arguments in rest[0..*nrest). Returns 0, or 2 after printing why. */
+static int collect_metadata(int argc, char **argv, json_t *metadata, char **rest, int *nrest)
+{
+	static const char flag[] = "--metadata";
+	*nrest = 0;
+	if (argc > MAX_ARGS) {
+		fprintf(stderr, "environd enqueue: too many arguments\n");
+		return 2;
+	}
+	for (int a = 0; a < argc; a++) {
+		const char *pair = NULL;
+		if (strcmp(argv[a], flag) == 0) {
+			if (a + 1 >= argc) {
+				fprintf(stderr, "environd enqueue: --metadata: needs KEY=VALUE\n");
+				return 2;
+			}
+			pair = argv[++a];
+		} else if (strncmp(argv[a], flag, sizeof(flag) - 1) == 0 && argv[a][sizeof(flag) - 1] == '=') {
+			pair = argv[a] + sizeof(flag);
+		} else {
+			rest[(*nrest)++] = argv[a];
+			continue;
+		}
+		const char *eq = strchr(pair, '=');
+		if (!eq || eq == pair) {
+			fprintf(stderr, "environd enqueue: --metadata wants KEY=VALUE, got '%s'\n", pair);
+			return 2;
+		}
+		char *key = strndup(pair, (size_t)(eq - pair));
+		json_t *value = json_string(eq + 1);
+		int bad = !key || !value || json_object_set_new(metadata, key, value);
+		free(key);
+		if (bad) {
+			fprintf(stderr, "environd enqueue: --metadata '%s' is not valid UTF-8\n", pair);
+			return 2;
+		}
+	}
+	rest[*nrest] = NULL;
+	return 0;
+}
 
 #define REQUEST_TIMEOUT_MS 30000L
 
@@ -63,55 +100,32 @@ static int make_healthcheck_id(char out[28])
 
 int cmd_enqueue(int argc, char **argv)
 {
-	const char *values[OPT__COUNT] = {0};
-	struct option longopts[CLIOPT_MAX + 1];
-	cliopt_build(options, OPT__COUNT, longopts);
 	json_t *metadata = json_object();
 	if (!metadata)
 		return 1;
-	int opt, rc = 2;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (opt == 'h')
-			opt = OPT_HELP;
-		if (opt < 0 || opt >= OPT__COUNT) {
-			fprintf(stderr, "environd enqueue: unknown option or missing value: %s\n",
-				argv[optind - 1]);
-			cliopt_usage(stderr, synopsis, options, OPT__COUNT);
-			goto out;
-		}
-		if (opt == OPT_METADATA) {
-			const char *eq = strchr(optarg, '=');
-			if (!eq || eq == optarg) {
-				fprintf(stderr, "environd enqueue: --metadata wants KEY=VALUE, got '%s'\n", optarg);
-				goto out;
-			}
-			char *key = strndup(optarg, (size_t)(eq - optarg));
-			json_t *value = json_string(eq + 1);
-			if (!key || !value || json_object_set_new(metadata, key, value)) {
-				free(key);
-				fprintf(stderr, "environd enqueue: --metadata '%s' is not valid UTF-8\n", optarg);
-				goto out;
-			}
-			free(key);
-			continue;
-		}
-		values[opt] = optarg ? optarg : "1";
-	}
-	if (values[OPT_HELP]) {
-		cliopt_usage(stdout, synopsis, options, OPT__COUNT);
-		rc = 0;
+	char *rest[MAX_ARGS + 1];
+	int nrest, rc = collect_metadata(argc, argv, metadata, rest, &nrest);
+	if (rc)
+		goto out;
+	struct cfg_values v;
+	char why[512];
+	rc = cfg_parse(options, OPT__COUNT, nrest, rest, usage, &v, why, sizeof(why));
+	if (rc) {
+		if (rc < 0)
+			fprintf(stderr, "environd enqueue: %s\n", why);
+		rc = rc > 0 ? 0 : 2;
 		goto out;
 	}
-	if (argc - optind != 1) {
-		fprintf(stderr, "environd enqueue: expected exactly one ENV_ID\n");
-		cliopt_usage(stderr, synopsis, options, OPT__COUNT);
+	rc = 2;
+	if (v.npositional != 1) {
+		fprintf(stderr, "environd enqueue: expected exactly one ENV_ID\n%s\n", usage);
 		goto out;
 	}
-	const char *env_id = argv[optind];
+	const char *env_id = v.positional[0];
+	int healthcheck = v.num[OPT_HEALTHCHECK] != 0;
 	char hc_id[28];
-	const char *item_id = values[OPT_SESSION];
-	if (!item_id && values[OPT_HEALTHCHECK]) {
+	const char *item_id = v.str[OPT_SESSION];
+	if (!item_id && healthcheck) {
 		if (make_healthcheck_id(hc_id)) {
 			fprintf(stderr, "environd enqueue: no randomness for a healthcheck id\n");
 			rc = 1;
@@ -126,13 +140,13 @@ int cmd_enqueue(int argc, char **argv)
 
 	char err[4300];
 	char *api_key = NULL;
-	if (credential_resolve(values[OPT_API_KEY_FILE], values[OPT_API_KEY], "ENVIROND_API_KEY",
+	if (credential_resolve(v.str[OPT_API_KEY_FILE], v.str[OPT_API_KEY], "ENVIROND_API_KEY",
 			       "api-key-file", &api_key, err, sizeof(err))) {
 		fprintf(stderr, "environd enqueue: %s\n", err);
 		goto out;
 	}
-	static const char *const url_vars[] = {"ENVIROND_URL", "ANTHROPIC_BASE_URL", NULL};
-	const char *base_url = credential_base_url(values[OPT_BASE_URL], url_vars, 1);
+	static const char *const url_vars[] = {"ANTHROPIC_BASE_URL", NULL};
+	const char *base_url = credential_base_url(v.str[OPT_BASE_URL], url_vars, 1);
 	rc = 1;
 	struct client c;
 	if (client_global_init() || client_init(&c, base_url, api_key)) {
@@ -143,7 +157,7 @@ int cmd_enqueue(int argc, char **argv)
 	credential_free(api_key);
 
 	json_t *body = json_pack("{s:{s:s,s:s},s:O}", "data", "type",
-				 values[OPT_HEALTHCHECK] ? "healthcheck" : "session", "id", item_id,
+				 healthcheck ? "healthcheck" : "session", "id", item_id,
 				 "metadata", metadata);
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
@@ -160,9 +174,10 @@ int cmd_enqueue(int argc, char **argv)
 		const char *id = client_json_str(r.body, "id");
 		if ((r.status == 200 || r.status == 201) && id) {
 			printf("%s\n", id);
+			const char *state = client_json_str(r.body, "state");
 			if (r.status == 200)
-				fprintf(stderr, "environd enqueue: %s already has a live work item (%s)\n",
-					item_id, client_json_str(r.body, "state") ? client_json_str(r.body, "state") : "?");
+				fprintf(stderr, "environd enqueue: %s already has a live work item (%s)\n", item_id,
+					state ? state : "state unknown");
 			rc = 0;
 		} else if (r.status == 0) {
 			fprintf(stderr, "environd enqueue: cannot reach %s: %s\n", c.base_url, r.message);

@@ -10,35 +10,36 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "client/cliopt.h"
 #include "client/client.h"
 #include "client/credential.h"
 #include "common/buf.h"
+#include "common/cfg.h"
 
-enum { OPT_NAME, OPT_API_KEY_FILE, OPT_API_KEY, OPT_BASE_URL, OPT_JSON, OPT_HELP, OPT__COUNT };
+enum { OPT_NAME, OPT_API_KEY_FILE, OPT_API_KEY, OPT_BASE_URL, OPT_JSON, OPT__COUNT };
 
-static const struct cliopt options[OPT__COUNT] = {
-	[OPT_NAME] = {"name", "NAME", NULL, "create: a name for the key (shown by list)"},
-	[OPT_API_KEY_FILE] = {"api-key-file", "PATH", NULL, "read the API key from PATH"},
-	[OPT_API_KEY] = {"api-key", "KEY", "ENVIROND_API_KEY",
+static const struct cfg_option options[OPT__COUNT] = {
+	[OPT_NAME] = {"--name", NULL, CFG_STRING, NULL, 0, 0, "NAME", "create: a name for the key (shown by list)"},
+	[OPT_API_KEY_FILE] = {"--api-key-file", NULL, CFG_STRING, NULL, 0, 0, "PATH", "read the API key from PATH"},
+	[OPT_API_KEY] = {"--api-key", "ENVIROND_API_KEY", CFG_STRING, NULL, 0, 0, "KEY",
 			 "the API key (prefer the variable or a file: flags show in ps)"},
-	[OPT_BASE_URL] = {"base-url", "URL", "ENVIROND_URL, ANTHROPIC_BASE_URL",
-			  "server URL (default " CLIENT_DEFAULT_URL ")"},
-	[OPT_JSON] = {"json", NULL, NULL, "list: print the keys as one JSON array"},
-	[OPT_HELP] = {"help", NULL, NULL, "show this help"},
+	[OPT_BASE_URL] = {"--base-url", "ENVIROND_URL", CFG_STRING, NULL, 0, 0, "URL",
+			  "server URL (else ANTHROPIC_BASE_URL, else " CLIENT_DEFAULT_URL ")"},
+	[OPT_JSON] = {"--json", NULL, CFG_BOOL, NULL, 0, 0, NULL, "list: print the keys as one JSON array"},
 };
 
-static const char synopsis[] =
-	"environd env-key create ENV_ID [--name NAME]\n"
+static const char usage[] =
+	"usage: environd env-key create ENV_ID [--name NAME]\n"
 	"       environd env-key list ENV_ID [--json]\n"
-	"       environd env-key revoke ENV_ID KEY_ID";
+	"       environd env-key revoke ENV_ID KEY_ID\n\n"
+	"Manages an environment's keys over HTTP with an API key (ENVIROND_API_KEY or\n"
+	"--api-key-file). create prints only the new key on stdout.";
 
 #define REQUEST_TIMEOUT_MS 30000L
 
-static void report_failure(const char *what, const struct client_reply *r)
+static void report_failure(const struct client *c, const char *what, const struct client_reply *r)
 {
 	if (r->status == 0)
-		fprintf(stderr, "environd env-key: %s failed: %s\n", what, r->message);
+		fprintf(stderr, "environd env-key: %s failed: cannot reach %s: %s\n", what, c->base_url, r->message);
 	else
 		fprintf(stderr, "environd env-key: %s failed: HTTP %d%s%s: %s\n", what, r->status,
 			r->error_type[0] ? " " : "", r->error_type, r->message);
@@ -55,8 +56,11 @@ static int path_keys(struct buf *path, const char *env_id)
 static int do_create(struct client *c, const char *env_id, const char *name)
 {
 	json_t *body = json_object();
-	if (name)
-		json_object_set_new(body, "name", json_string(name));
+	if (name && (!body || json_object_set_new(body, "name", json_string(name)))) {
+		fprintf(stderr, "environd env-key: --name is not valid UTF-8\n");
+		json_decref(body);
+		return 2;
+	}
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	struct buf path;
@@ -78,7 +82,7 @@ static int do_create(struct client *c, const char *env_id, const char *name)
 	} else if (r.status >= 200 && r.status < 300) {
 		fprintf(stderr, "environd env-key: create: the server's reply holds no key\n");
 	} else {
-		report_failure("create", &r);
+		report_failure(c, "create", &r);
 	}
 	client_reply_free(&r);
 out:
@@ -127,7 +131,7 @@ static int do_list(struct client *c, const char *env_id, int as_json)
 			if (r.status == 200)
 				fprintf(stderr, "environd env-key: list: the server's reply has no data list\n");
 			else
-				report_failure("list", &r);
+				report_failure(c, "list", &r);
 			client_reply_free(&r);
 			goto out;
 		}
@@ -184,7 +188,7 @@ static int do_revoke(struct client *c, const char *env_id, const char *key_id)
 		fprintf(stderr, "environd env-key: revoked %s\n", key_id);
 		rc = 0;
 	} else {
-		report_failure("revoke", &r);
+		report_failure(c, "revoke", &r);
 	}
 	client_reply_free(&r);
 	return rc;
@@ -192,58 +196,39 @@ static int do_revoke(struct client *c, const char *env_id, const char *key_id)
 
 int cmd_env_key(int argc, char **argv)
 {
-	const char *values[OPT__COUNT] = {0};
-	struct option longopts[CLIOPT_MAX + 1];
-	cliopt_build(options, OPT__COUNT, longopts);
-	int opt;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (opt == 'h')
-			opt = OPT_HELP;
-		if (opt < 0 || opt >= OPT__COUNT) {
-			fprintf(stderr, "environd env-key: unknown option or missing value: %s\n",
-				argv[optind - 1]);
-			cliopt_usage(stderr, synopsis, options, OPT__COUNT);
-			return 2;
-		}
-		values[opt] = optarg ? optarg : "1";
-	}
-	if (values[OPT_HELP]) {
-		cliopt_usage(stdout, synopsis, options, OPT__COUNT);
-		return 0;
-	}
-	int npos = argc - optind;
-	char **pos = argv + optind;
-	if (npos < 2) {
-		fprintf(stderr, "environd env-key: expected an action (create, list, revoke) and ENV_ID\n");
-		cliopt_usage(stderr, synopsis, options, OPT__COUNT);
+	struct cfg_values v;
+	char why[512];
+	int rc = cfg_parse(options, OPT__COUNT, argc, argv, usage, &v, why, sizeof(why));
+	if (rc)
+		return rc > 0 ? 0 : (fprintf(stderr, "environd env-key: %s\n", why), 2);
+	if (v.npositional < 2) {
+		fprintf(stderr, "environd env-key: expected an action (create, list, revoke) and ENV_ID\n%s\n", usage);
 		return 2;
 	}
-	const char *action = pos[0], *env_id = pos[1];
-	int want = strcmp(action, "revoke") == 0 ? 3 : 2;
+	const char *action = v.positional[0], *env_id = v.positional[1];
+	size_t want = strcmp(action, "revoke") == 0 ? 3 : 2;
 	if (strcmp(action, "create") && strcmp(action, "list") && strcmp(action, "revoke")) {
 		fprintf(stderr, "environd env-key: unknown action '%s' (create, list, revoke)\n", action);
 		return 2;
 	}
-	if (npos != want) {
-		fprintf(stderr, "environd env-key: %s takes %s\n", action,
-			want == 3 ? "ENV_ID KEY_ID" : "only ENV_ID");
+	if (v.npositional != want) {
+		fprintf(stderr, "environd env-key: %s takes %s\n", action, want == 3 ? "ENV_ID KEY_ID" : "only ENV_ID");
 		return 2;
 	}
-	if (values[OPT_NAME] && strcmp(action, "create")) {
+	if (v.str[OPT_NAME] && strcmp(action, "create")) {
 		fprintf(stderr, "environd env-key: --name applies to create only\n");
 		return 2;
 	}
 
 	char err[4300];
 	char *api_key = NULL;
-	if (credential_resolve(values[OPT_API_KEY_FILE], values[OPT_API_KEY], "ENVIROND_API_KEY",
+	if (credential_resolve(v.str[OPT_API_KEY_FILE], v.str[OPT_API_KEY], "ENVIROND_API_KEY",
 			       "api-key-file", &api_key, err, sizeof(err))) {
 		fprintf(stderr, "environd env-key: %s\n", err);
 		return 2;
 	}
-	static const char *const url_vars[] = {"ENVIROND_URL", "ANTHROPIC_BASE_URL", NULL};
-	const char *base_url = credential_base_url(values[OPT_BASE_URL], url_vars, 1);
+	static const char *const url_vars[] = {"ANTHROPIC_BASE_URL", NULL};
+	const char *base_url = credential_base_url(v.str[OPT_BASE_URL], url_vars, 1);
 	struct client c;
 	if (client_global_init() || client_init(&c, base_url, api_key)) {
 		credential_free(api_key);
@@ -251,13 +236,12 @@ int cmd_env_key(int argc, char **argv)
 		return 1;
 	}
 	credential_free(api_key);
-	int rc;
 	if (strcmp(action, "create") == 0)
-		rc = do_create(&c, env_id, values[OPT_NAME]);
+		rc = do_create(&c, env_id, v.str[OPT_NAME]);
 	else if (strcmp(action, "list") == 0)
-		rc = do_list(&c, env_id, values[OPT_JSON] != NULL);
+		rc = do_list(&c, env_id, v.num[OPT_JSON] != 0);
 	else
-		rc = do_revoke(&c, env_id, pos[2]);
+		rc = do_revoke(&c, env_id, v.positional[2]);
 	client_free(&c);
 	return rc;
 }

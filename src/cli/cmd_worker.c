@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "client/cliopt.h"
 #include "client/client.h"
 #include "client/credential.h"
+#include "common/cfg.h"
 #include "common/log.h"
 #include "worker/worker.h"
 #include "worker/worker_int.h"
@@ -34,53 +34,47 @@ enum {
 	OPT_LOG_FORMAT,
 	OPT_LOG_LEVEL,
 	OPT_KEY_FLAG,
-	OPT_HELP,
 	OPT__COUNT
 };
 
-static const struct cliopt options[OPT__COUNT] = {
-	[OPT_ENVIRONMENT] = {"environment", "ENV_ID", "ANTHROPIC_ENVIRONMENT_ID",
+static const struct cfg_option options[OPT__COUNT] = {
+	[OPT_ENVIRONMENT] = {"--environment", "ANTHROPIC_ENVIRONMENT_ID", CFG_STRING, NULL, 0, 0, "ENV_ID",
 			     "the self-hosted environment to take work from (required)"},
-	[OPT_ON_WORK] = {"on-work", "CMD", NULL, "run each work item as /bin/sh -c CMD (required)"},
-	[OPT_CONCURRENCY] = {"concurrency", "N", NULL, "run at most N items at once (default 1, max 256)"},
-	[OPT_WORKDIR] = {"workdir", "DIR", NULL, "the commands' working directory (default: this one)"},
-	[OPT_GRACE] = {"grace", "SECONDS", NULL,
-		       "after SIGTERM, wait this long before SIGKILL (default 10)"},
-	[OPT_WORKER_ID] = {"worker-id", "ID", NULL,
+	[OPT_ON_WORK] = {"--on-work", NULL, CFG_STRING, NULL, 0, 0, "CMD",
+			 "run each work item as /bin/sh -c CMD (required)"},
+	[OPT_CONCURRENCY] = {"--concurrency", NULL, CFG_INT, "1", 1, WORKER_MAX_CONCURRENCY, "N",
+			     "run at most N items at once"},
+	[OPT_WORKDIR] = {"--workdir", NULL, CFG_STRING, NULL, 0, 0, "DIR",
+			 "the commands' working directory (default: this one)"},
+	[OPT_GRACE] = {"--grace", NULL, CFG_INT, "10", 0, 3600, "SECONDS",
+		       "after SIGTERM, wait this long before SIGKILL"},
+	[OPT_WORKER_ID] = {"--worker-id", NULL, CFG_STRING, NULL, 0, 0, "ID",
 			   "Anthropic-Worker-ID to poll with (default: hostname + random suffix)"},
-	[OPT_ONCE] = {"once", NULL, NULL, "run what is queued, then exit once the queue is empty"},
-	[OPT_KEY_FILE] = {"environment-key-file", "PATH", "ANTHROPIC_ENVIRONMENT_KEY",
-			  "read the environment key (envd_env_...) from PATH"},
-	[OPT_PASS_KEY] = {"pass-environment-key", NULL, NULL,
+	[OPT_ONCE] = {"--once", NULL, CFG_BOOL, NULL, 0, 0, NULL, "run what is queued, exit once the queue is empty"},
+	[OPT_KEY_FILE] = {"--environment-key-file", NULL, CFG_STRING, NULL, 0, 0, "PATH",
+			  "read the environment key from PATH instead of ANTHROPIC_ENVIRONMENT_KEY"},
+	[OPT_PASS_KEY] = {"--pass-environment-key", NULL, CFG_BOOL, NULL, 0, 0, NULL,
 			  "give the commands ANTHROPIC_ENVIRONMENT_KEY (removed by default)"},
-	[OPT_BASE_URL] = {"base-url", "URL", "ANTHROPIC_BASE_URL, ENVIROND_URL",
-			  "server URL (default " CLIENT_DEFAULT_URL ")"},
-	[OPT_HEARTBEAT] = {"heartbeat-interval", "SECONDS", NULL,
-			   "seconds between heartbeats, at most (default 5; 1-300)"},
-	[OPT_LEASE_TTL] = {"lease-ttl", "SECONDS", NULL,
-			   "ask for leases this long (10-600; default: the server's, 90)"},
-	[OPT_LOG_FORMAT] = {"log-format", "text|json", NULL, "log line format (default text)"},
-	[OPT_LOG_LEVEL] = {"log-level", "LEVEL", NULL, "error, warn, info (default) or debug"},
-	[OPT_KEY_FLAG] = {"environment-key", "KEY", NULL,
-			  "not accepted: use ANTHROPIC_ENVIRONMENT_KEY or --environment-key-file"},
-	[OPT_HELP] = {"help", NULL, NULL, "show this help"},
+	[OPT_BASE_URL] = {"--base-url", "ANTHROPIC_BASE_URL", CFG_STRING, NULL, 0, 0, "URL",
+			  "server URL (else ENVIROND_URL, else " CLIENT_DEFAULT_URL ")"},
+	[OPT_HEARTBEAT] = {"--heartbeat-interval", NULL, CFG_INT, "5", 1, 300, "SECONDS",
+			   "seconds between heartbeats, at most"},
+	[OPT_LEASE_TTL] = {"--lease-ttl", NULL, CFG_INT, NULL, 10, 600, "SECONDS",
+			   "ask for leases this long (default: the server's, 90)"},
+	[OPT_LOG_FORMAT] = {"--log-format", NULL, CFG_STRING, "text", 0, 0, "text|json", "log line format"},
+	[OPT_LOG_LEVEL] = {"--log-level", NULL, CFG_STRING, "info", 0, 0, "LEVEL", "error, warn, info or debug"},
+	[OPT_KEY_FLAG] = {"--environment-key", NULL, CFG_STRING, NULL, 0, 0, "KEY",
+			  "not accepted (flags show in ps): use the variable or --environment-key-file"},
 };
 
-static const char synopsis[] =
-	"environd worker --environment ENV_ID --on-work CMD [--concurrency N] [--workdir DIR]\n"
-	"                [--grace SECONDS] [--worker-id ID] [--once] [--log-format text|json]\n"
-	"                [--pass-environment-key] [--heartbeat-interval S] [--lease-ttl S]\n\n"
-	"The environment key comes from ANTHROPIC_ENVIRONMENT_KEY or --environment-key-file.\n"
-	"Each command gets ANTHROPIC_WORK_ID, ANTHROPIC_ENVIRONMENT_ID, ANTHROPIC_SESSION_ID,\n"
-	"ANTHROPIC_WORK_SECRET and ANTHROPIC_BASE_URL. SIGTERM/SIGINT drain (running items\n"
-	"finish); a second signal or SIGQUIT stops them now.";
-
-static int bad_number(const char *flag, const char *value, long min, long max)
-{
-	fprintf(stderr, "environd worker: --%s wants a whole number from %ld to %ld, got '%s'\n", flag, min, max,
-		value);
-	return 2;
-}
+static const char usage[] =
+	"usage: environd worker --environment ENV_ID --on-work CMD [--concurrency N] [--workdir DIR]\n"
+	"                       [--grace SECONDS] [--worker-id ID] [--once] [--log-format text|json]\n"
+	"                       [--pass-environment-key] [--heartbeat-interval S] [--lease-ttl S]\n\n"
+	"The environment key (envd_env_...) comes from ANTHROPIC_ENVIRONMENT_KEY or\n"
+	"--environment-key-file. Each command gets ANTHROPIC_WORK_ID, ANTHROPIC_ENVIRONMENT_ID,\n"
+	"ANTHROPIC_SESSION_ID, ANTHROPIC_WORK_SECRET and ANTHROPIC_BASE_URL. SIGTERM or SIGINT\n"
+	"drains (running items finish); a second signal or SIGQUIT stops them now.";
 
 static int check_id(const char *what, const char *value)
 {
@@ -115,47 +109,32 @@ static void default_worker_id(char *out, size_t len)
 
 int cmd_worker(int argc, char **argv)
 {
-	const char *values[OPT__COUNT] = {0};
-	struct option longopts[CLIOPT_MAX + 1];
-	cliopt_build(options, OPT__COUNT, longopts);
-	int opt;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (opt == 'h')
-			opt = OPT_HELP;
-		if (opt < 0 || opt >= OPT__COUNT) {
-			/* Name the flag only: a mistyped flag's value may be a credential. */
-			const char *arg = argv[optind - 1];
-			size_t flag_len = strcspn(arg, "=");
-			fprintf(stderr, "environd worker: unknown option or missing value: %.*s\n", (int)flag_len, arg);
-			fprintf(stderr, "Run 'environd worker --help' for the options.\n");
-			return 2;
-		}
-		if (opt == OPT_KEY_FLAG) {
-			fprintf(stderr, "environd worker: the environment key is not taken from a flag (it would show "
-					"in ps); set ANTHROPIC_ENVIRONMENT_KEY or use --environment-key-file PATH\n");
-			return 2;
-		}
-		values[opt] = optarg ? optarg : "1";
+	struct cfg_values v;
+	char why[512];
+	int rc = cfg_parse(options, OPT__COUNT, argc, argv, usage, &v, why, sizeof(why));
+	if (rc)
+		return rc > 0 ? 0 : (fprintf(stderr, "environd worker: %s\n", why), 2);
+	if (v.str[OPT_KEY_FLAG]) {
+		fprintf(stderr, "environd worker: the environment key is not taken from a flag (it would show "
+				"in ps); set ANTHROPIC_ENVIRONMENT_KEY or use --environment-key-file PATH\n");
+		return 2;
 	}
-	if (values[OPT_HELP]) {
-		cliopt_usage(stdout, synopsis, options, OPT__COUNT);
-		return 0;
-	}
-	if (optind < argc) {
-		fprintf(stderr, "environd worker: unexpected argument '%s'\n", argv[optind]);
+	/* Not echoed: a stray argument may well be a key pasted in the wrong place. */
+	if (v.npositional) {
+		fprintf(stderr, "environd worker: takes no positional arguments (see --help)\n");
 		return 2;
 	}
 
-	struct worker_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.environment_id = values[OPT_ENVIRONMENT] ? values[OPT_ENVIRONMENT] : getenv("ANTHROPIC_ENVIRONMENT_ID");
-	cfg.on_work = values[OPT_ON_WORK];
-	cfg.concurrency = 1;
-	cfg.grace_s = WORKER_DEFAULT_GRACE_S;
-	cfg.heartbeat_interval_s = WORKER_DEFAULT_HEARTBEAT_S;
-	cfg.once = values[OPT_ONCE] != NULL;
-	cfg.pass_environment_key = values[OPT_PASS_KEY] != NULL;
+	struct worker_config cfg = {
+		.environment_id = v.str[OPT_ENVIRONMENT],
+		.on_work = v.str[OPT_ON_WORK],
+		.concurrency = (int)v.num[OPT_CONCURRENCY],
+		.grace_s = (int)v.num[OPT_GRACE],
+		.heartbeat_interval_s = (int)v.num[OPT_HEARTBEAT],
+		.lease_ttl_s = v.str[OPT_LEASE_TTL] ? (int)v.num[OPT_LEASE_TTL] : 0,
+		.once = v.num[OPT_ONCE] != 0,
+		.pass_environment_key = v.num[OPT_PASS_KEY] != 0,
+	};
 	if (!cfg.environment_id || !*cfg.environment_id) {
 		fprintf(stderr, "environd worker: --environment ENV_ID is required\n");
 		return 2;
@@ -166,68 +145,44 @@ int cmd_worker(int argc, char **argv)
 		fprintf(stderr, "environd worker: --on-work CMD is required\n");
 		return 2;
 	}
-	long v;
-	if (values[OPT_CONCURRENCY]) {
-		if (cliopt_parse_long(values[OPT_CONCURRENCY], 1, WORKER_MAX_CONCURRENCY, &v))
-			return bad_number("concurrency", values[OPT_CONCURRENCY], 1, WORKER_MAX_CONCURRENCY);
-		cfg.concurrency = (int)v;
-	}
-	if (values[OPT_GRACE]) {
-		if (cliopt_parse_long(values[OPT_GRACE], 0, 3600, &v))
-			return bad_number("grace", values[OPT_GRACE], 0, 3600);
-		cfg.grace_s = (int)v;
-	}
-	if (values[OPT_HEARTBEAT]) {
-		if (cliopt_parse_long(values[OPT_HEARTBEAT], 1, 300, &v))
-			return bad_number("heartbeat-interval", values[OPT_HEARTBEAT], 1, 300);
-		cfg.heartbeat_interval_s = (int)v;
-	}
-	if (values[OPT_LEASE_TTL]) {
-		if (cliopt_parse_long(values[OPT_LEASE_TTL], 10, 600, &v))
-			return bad_number("lease-ttl", values[OPT_LEASE_TTL], 10, 600);
-		cfg.lease_ttl_s = (int)v;
-	}
 	enum log_format format = LOG_FORMAT_TEXT;
-	if (values[OPT_LOG_FORMAT]) {
-		if (strcmp(values[OPT_LOG_FORMAT], "json") == 0) {
-			format = LOG_FORMAT_JSON;
-		} else if (strcmp(values[OPT_LOG_FORMAT], "text") != 0) {
-			fprintf(stderr, "environd worker: --log-format is text or json\n");
-			return 2;
-		}
+	if (strcmp(v.str[OPT_LOG_FORMAT], "json") == 0) {
+		format = LOG_FORMAT_JSON;
+	} else if (strcmp(v.str[OPT_LOG_FORMAT], "text") != 0) {
+		fprintf(stderr, "environd worker: --log-format is text or json\n");
+		return 2;
 	}
-	int level = LOG_INFO;
-	if (values[OPT_LOG_LEVEL] && (level = log_level_parse(values[OPT_LOG_LEVEL])) < 0) {
+	int level = log_level_parse(v.str[OPT_LOG_LEVEL]);
+	if (level < 0) {
 		fprintf(stderr, "environd worker: --log-level is error, warn, info or debug\n");
 		return 2;
 	}
 	log_setup((enum log_level)level, format);
 
 	char worker_id[WORKER_ID_MAX + 1];
-	if (values[OPT_WORKER_ID]) {
-		if (check_id("--worker-id", values[OPT_WORKER_ID]))
+	if (v.str[OPT_WORKER_ID]) {
+		if (check_id("--worker-id", v.str[OPT_WORKER_ID]))
 			return 2;
-		snprintf(worker_id, sizeof(worker_id), "%s", values[OPT_WORKER_ID]);
+		snprintf(worker_id, sizeof(worker_id), "%s", v.str[OPT_WORKER_ID]);
 	} else {
 		default_worker_id(worker_id, sizeof(worker_id));
 	}
 	cfg.worker_id = worker_id;
 
 	char workdir[PATH_MAX];
-	if (values[OPT_WORKDIR]) {
+	const char *dir = v.str[OPT_WORKDIR];
+	if (dir) {
 		struct stat st;
 		/* Resolved now, so a relative path means the same for every child. */
-		if (stat(values[OPT_WORKDIR], &st) != 0 || !S_ISDIR(st.st_mode) || access(values[OPT_WORKDIR], X_OK) != 0 ||
-		    !realpath(values[OPT_WORKDIR], workdir)) {
-			fprintf(stderr, "environd worker: --workdir %s is not a directory we can enter\n",
-				values[OPT_WORKDIR]);
+		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, X_OK) != 0 || !realpath(dir, workdir)) {
+			fprintf(stderr, "environd worker: --workdir %s is not a directory we can enter\n", dir);
 			return 2;
 		}
 		cfg.workdir = workdir;
 	}
 
-	static const char *const url_vars[] = {"ANTHROPIC_BASE_URL", "ENVIROND_URL", NULL};
-	cfg.base_url = credential_base_url(values[OPT_BASE_URL], url_vars, 1);
+	static const char *const url_vars[] = {"ENVIROND_URL", NULL};
+	cfg.base_url = credential_base_url(v.str[OPT_BASE_URL], url_vars, 1);
 	if (strncmp(cfg.base_url, "http://", 7) != 0 && strncmp(cfg.base_url, "https://", 8) != 0) {
 		fprintf(stderr, "environd worker: the base URL must start with http:// or https://\n");
 		return 2;
@@ -235,7 +190,7 @@ int cmd_worker(int argc, char **argv)
 
 	char err[4300];
 	char *key = NULL;
-	if (credential_resolve(values[OPT_KEY_FILE], NULL, "ANTHROPIC_ENVIRONMENT_KEY", "environment-key-file", &key,
+	if (credential_resolve(v.str[OPT_KEY_FILE], NULL, "ANTHROPIC_ENVIRONMENT_KEY", "environment-key-file", &key,
 			       err, sizeof(err))) {
 		fprintf(stderr, "environd worker: %s\n", err);
 		return 2;

@@ -139,6 +139,16 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* Append a header line; returns 1, or 0 when memory ran out (the list is unchanged). */
+static int add_header(struct curl_slist **list, const char *line)
+{
+	struct curl_slist *grown = curl_slist_append(*list, line);
+	if (!grown)
+		return 0;
+	*list = grown;
+	return 1;
+}
+
 static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
 {
@@ -177,7 +187,7 @@ int client_request(struct client *c, const char *method, const char *path, const
 	buf_init(&auth, 4096);
 	buf_puts(&url, c->base_url);
 	buf_puts(&url, path);
-	struct curl_slist *headers = NULL, *h;
+	struct curl_slist *headers = NULL;
 	int rc = -1;
 	if (url.failed) {
 		snprintf(r->message, sizeof(r->message), "request URL is too long");
@@ -186,33 +196,18 @@ int client_request(struct client *c, const char *method, const char *path, const
 
 	/* A reset handle keeps its connection cache, so keep-alive survives between calls. */
 	curl_easy_reset(curl);
-	int ok = 1;
-#define ADD_HEADER(line)                                       \
-	do {                                                   \
-		h = curl_slist_append(headers, (line));        \
-		if (!h)                                        \
-			ok = 0;                                \
-		else                                           \
-			headers = h;                           \
-	} while (0)
-	ADD_HEADER("anthropic-beta: " CLIENT_BETA);
-	ADD_HEADER("anthropic-version: 2023-06-01");
-	ADD_HEADER("Accept: application/json");
-	/* libcurl would otherwise wait for "100 Continue" on larger bodies. */
-	ADD_HEADER("Expect:");
-	if (c->credential) {
+	/* "Expect:" keeps libcurl from waiting for "100 Continue" on larger bodies. */
+	int ok = add_header(&headers, "anthropic-beta: " CLIENT_BETA) &&
+		 add_header(&headers, "Accept: application/json") && add_header(&headers, "Expect:");
+	if (ok && c->credential) {
 		buf_puts(&auth, "Authorization: Bearer ");
 		buf_puts(&auth, c->credential);
-		if (auth.failed)
-			ok = 0;
-		else
-			ADD_HEADER(auth.data);
+		ok = !auth.failed && add_header(&headers, auth.data);
 	}
-	if (body_json)
-		ADD_HEADER("Content-Type: application/json");
-	for (const char *const *e = extra_headers; e && *e; e++)
-		ADD_HEADER(*e);
-#undef ADD_HEADER
+	if (ok && body_json)
+		ok = add_header(&headers, "Content-Type: application/json");
+	for (const char *const *e = extra_headers; ok && e && *e; e++)
+		ok = add_header(&headers, *e);
 	if (!ok) {
 		snprintf(r->message, sizeof(r->message), "out of memory building the request");
 		goto out;
@@ -276,7 +271,7 @@ int client_request(struct client *c, const char *method, const char *path, const
 		snprintf(r->message, sizeof(r->message), "HTTP %d", r->status);
 out:
 	/* The Authorization line holds the credential: wipe every copy before freeing it. */
-	for (h = headers; h; h = h->next)
+	for (struct curl_slist *h = headers; h; h = h->next)
 		memset(h->data, 0, strlen(h->data));
 	curl_slist_free_all(headers);
 	if (auth.data)

@@ -2,11 +2,13 @@
  * copy its output to the log line by line, and make sure that when it ends nothing it
  * started is left running.
  *
- * The shell leads a new process group, so SIGTERM/SIGKILL reach everything it started
- * (unless a process leaves the group on purpose). The leader is not reaped until the
- * group has been killed: while it is a zombie its pid, and so the group id, cannot be
- * reused by an unrelated process. PR_SET_PDEATHSIG kills the shell if the worker dies
- * without cleaning up (kill -9), so no child outlives a crashed worker by much. */
+ * Each command runs in a new process group led by a small keeper process (below), so
+ * SIGTERM/SIGKILL reach everything it started (unless a process leaves the group on
+ * purpose), and the keeper kills the whole group if the worker dies without cleaning up
+ * (kill -9). The leader is not reaped until the group has been killed: while it is a
+ * zombie its pid, and so the group id, cannot be reused by an unrelated process. */
+#include "worker/worker_int.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,12 +18,12 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "worker/worker_int.h"
 
 /* ---- output lines ---- */
 
@@ -164,41 +166,122 @@ static void close_fds_except(int keep)
 			close(fd);
 }
 
-/* After fork, in the child: only async-signal-safe calls until execve. A failure is
- * reported as an errno on report_fd (close-on-exec, so a successful exec closes it). */
-static void __attribute__((noreturn))
-exec_child(const char *cmd, const char *workdir, char **envp, int devnull, int out_w, int err_w,
-	   int report_fd, pid_t parent)
+/* ---- the keeper ----
+ *
+ * The process the worker forks is not the shell but a keeper: it leads the new process
+ * group, starts /bin/sh -c CMD in it, waits, and exits the way the shell did. Its one job
+ * is the backstop: it asks the kernel for KEEPER_DEATH_SIGNAL when the worker dies
+ * (PR_SET_PDEATHSIG), and answers it by SIGKILLing its whole group. Setting that on the
+ * shell alone would not do, as the shell's own children would live on.
+ *
+ * It is a fork of a threaded process, so it uses async-signal-safe calls only. */
+
+#define KEEPER_DEATH_SIGNAL SIGRTMAX
+
+static void keeper_on_worker_death(int sig)
 {
-	int stage_err = 0;
-	setpgid(0, 0);
-	/* Die with the worker. The check after it closes the race with a worker that died
-	 * before the prctl. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	/* The worker blocks and ignores signals the command should get by default. */
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	(void)sig;
+	kill(0, SIGKILL);
+}
+
+static void keeper_on_child(int sig) { (void)sig; }
+
+static void __attribute__((noreturn)) keeper_fail(int report_fd)
+{
+	int e = errno;
+	ssize_t n = write(report_fd, &e, sizeof(e));
+	(void)n;
+	_exit(127);
+}
+
+/* Exit as the shell did: the same code, or death by the same signal. */
+static void __attribute__((noreturn)) keeper_mirror(int status)
+{
+	if (WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	int sig = WTERMSIG(status);
+	/* No core file of the keeper for a shell that dumped one. */
+	struct rlimit no_core = {0, 0};
+	setrlimit(RLIMIT_CORE, &no_core);
 	struct sigaction dfl;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL);
+	sigaction(sig, &dfl, NULL);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	kill(getpid(), sig);
+	_exit(128 + sig);
+}
+
+static void __attribute__((noreturn))
+keeper(const char *cmd, const char *workdir, char **envp, int devnull, int out_w, int err_w, int report_fd,
+       pid_t worker)
+{
+	setpgid(0, 0);
+	prctl(PR_SET_NAME, "environd-keeper");
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = keeper_on_worker_death;
+	sigaction(KEEPER_DEATH_SIGNAL, &sa, NULL);
+	sa.sa_handler = keeper_on_child;
+	sigaction(SIGCHLD, &sa, NULL);
+	/* The stop signals are for the command; the keeper stays to report how it ended. */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	/* SIGCHLD is taken only inside sigsuspend below, so the shell's exit cannot slip in
+	 * between a waitpid that found nothing and the wait that follows it. */
+	sigset_t chld, waiting;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &waiting);
+	sigdelset(&waiting, SIGCHLD);
+	sigdelset(&waiting, KEEPER_DEATH_SIGNAL);
+	prctl(PR_SET_PDEATHSIG, KEEPER_DEATH_SIGNAL);
+	/* The worker may have died before the prctl took hold. */
+	if (getppid() != worker)
+		_exit(127);
 	if (workdir && chdir(workdir) != 0)
-		goto fail;
+		keeper_fail(report_fd);
 	if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
-		goto fail;
+		keeper_fail(report_fd);
 	close_fds_except(report_fd);
-	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
-	execve("/bin/sh", argv, envp);
-fail:
-	stage_err = errno;
-	ssize_t n = write(report_fd, &stage_err, sizeof(stage_err));
-	(void)n;
-	_exit(127);
+	pid_t shell = fork();
+	if (shell < 0)
+		keeper_fail(report_fd);
+	if (shell == 0) {
+		/* The command gets default signal handling and an empty mask. */
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				sigaction(sig, &dfl, NULL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+		execve("/bin/sh", argv, envp);
+		keeper_fail(report_fd);
+	}
+	/* Only the shell holds the output pipes now, so they close when it is done. */
+	close(report_fd);
+	dup2(devnull, 1);
+	dup2(devnull, 2);
+	for (;;) {
+		int status;
+		pid_t got = waitpid(shell, &status, WNOHANG);
+		if (got == shell)
+			keeper_mirror(status);
+		if (got < 0 && errno != EINTR)
+			_exit(127);
+		sigsuspend(&waiting);
+	}
 }
 
 int child_spawn(struct child *ch, const struct worker_config *cfg, char **envp, const char *work_id,
@@ -222,7 +305,7 @@ int child_spawn(struct child *ch, const struct worker_config *cfg, char **envp, 
 		goto fail;
 	}
 	if (pid == 0)
-		exec_child(cfg->on_work, cfg->workdir, envp, devnull, out_p[1], err_p[1], rep_p[1], parent);
+		keeper(cfg->on_work, cfg->workdir, envp, devnull, out_p[1], err_p[1], rep_p[1], parent);
 	/* Set the group from both sides, so a signal sent right after fork finds it. */
 	setpgid(pid, pid);
 	ch->pid = pid;
@@ -277,7 +360,8 @@ void child_describe_status(int status, char *out, size_t len)
 		snprintf(out, len, "status %d", status);
 }
 
-/* Has the shell exited? Looks without reaping (WNOWAIT), so the zombie keeps the pgid. */
+/* Has the keeper (and so the shell) exited? Looks without reaping (WNOWAIT), so the zombie
+ * keeps the pgid. */
 static void check_leader(struct child *ch)
 {
 	if (ch->leader_exited)
@@ -345,13 +429,14 @@ void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_chec
 			/* Whatever the shell left behind in its group goes with it. */
 			signal_group(ch, SIGTERM, NULL);
 		}
-		/* A SIGTERM'd group gets grace_s; leftovers of an exited shell get the same. */
-		int64_t since = exited_at ? exited_at : term_at;
+		/* grace_s runs from our SIGTERM, or from the shell's exit for what it left
+		 * behind. The shell may exit at once on SIGTERM while a command it started
+		 * traps it, so the grace period does not restart when the shell goes. */
+		int64_t since = term_at ? term_at : exited_at;
 		if (since && !kill_at && now - since >= grace_us) {
-			if (!ch->leader_exited)
-				signal_group(ch, SIGKILL, "grace period over");
-			else
-				signal_group(ch, SIGKILL, NULL);
+			/* Open pipes mean some process of the group is still there to kill. */
+			int lingering = !ch->leader_exited || ch->out_fd >= 0 || ch->err_fd >= 0;
+			signal_group(ch, SIGKILL, lingering ? "grace period over" : NULL);
 			kill_at = now;
 		}
 		/* Done: the shell is gone and its output closed (or leftovers were killed and may
@@ -367,6 +452,7 @@ void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_chec
 			fds[nfds++] = (struct pollfd){.fd = ch->err_fd, .events = POLLIN};
 		if (ch->pidfd >= 0 && !ch->leader_exited)
 			fds[nfds++] = (struct pollfd){.fd = ch->pidfd, .events = POLLIN};
+		int wake_index = nfds;
 		fds[nfds++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
 		/* Without a pidfd the shell's exit is only seen by looking, so look often. */
 		int64_t timeout_us = ch->pidfd >= 0 ? 1000000 : 100000;
@@ -379,9 +465,13 @@ void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_chec
 			break;
 		read_stream(ch, &ch->out_fd, &ch->out, "stdout");
 		read_stream(ch, &ch->err_fd, &ch->err, "stderr");
-		char drain[64];
-		while (read(wake_fd, drain, sizeof(drain)) > 0)
-			;
+		/* One read empties the pipe of any burst of wake-ups; it is never read when it
+		 * is empty, so a blocking pipe cannot hang the loop. */
+		if (rc > 0 && (fds[wake_index].revents & POLLIN)) {
+			char drain[64];
+			ssize_t n = read(wake_fd, drain, sizeof(drain));
+			(void)n;
+		}
 	}
 	/* The zombie leader still holds the group id, so this cannot hit a stranger. */
 	if (!kill_at)

@@ -4,6 +4,8 @@
  * Every way out leaves the item either stopped by us or with a lease that the server will
  * expire: a lost lease is never stopped (the item belongs to its new holder), and an item
  * whose ack failed was never ours (the server hands it out again). */
+#include "worker/worker_int.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,6 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "worker/worker_int.h"
 
 extern char **environ;
 
@@ -107,11 +108,13 @@ static int item_ack(struct worker *w, struct client *c, const struct item *it)
 			rc = 0;
 			break;
 		}
-		int transient = client_is_transient(&r) && r.status != 409;
-		log_event(transient ? LOG_WARN : LOG_ERROR, "ack_failed", "work_id", it->id, "status", status,
-			  "error", r.message, NULL);
+		/* A 409 means the item was stopped before we got to it (T6): nothing to run and
+		 * nothing to stop, an ordinary race rather than a failure. */
+		int stopped = r.status == 409;
+		int transient = !stopped && client_is_transient(&r);
+		log_event(stopped ? LOG_INFO : transient ? LOG_WARN : LOG_ERROR, stopped ? "ack_refused" : "ack_failed",
+			  "work_id", it->id, "status", status, "error", r.message, NULL);
 		client_reply_free(&r);
-		/* A 409 means the item is stopping or stopped (T6): nothing to run, nothing to stop. */
 		if (!transient || atomic_load(&w->aborting))
 			break;
 		sleep_us(worker_backoff_us(attempt, -1) / 4);

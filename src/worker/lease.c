@@ -6,6 +6,8 @@
  * reply with lease_extended:false, or when no beat has renewed it for a whole TTL (the
  * server has requeued it by then). A lost item is never stopped by this worker: it
  * belongs to its new holder. */
+#include "worker/worker_int.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +16,6 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "worker/worker_int.h"
 
 static const char *const verdict_names[] = {
 	[LEASE_HELD] = "held",
@@ -150,12 +151,12 @@ static void *lease_thread(void *arg)
 		int interval = lease_interval_s(cfg->heartbeat_interval_s, l->ttl_s);
 		pthread_mutex_unlock(&l->mu);
 
-		/* Each beat is cut off after one interval, so a hung request cannot outlive the
-		 * lease it is meant to renew. */
+		/* Each beat is cut off after one interval (two seconds at least, for a busy
+		 * server), so a hung request cannot outlive the lease it is meant to renew. */
 		int64_t sent_us = clock_mono_us();
 		struct beat b;
 		struct client_reply r;
-		send_beat(l->w, l->client, l->item, expected, (long)interval * 1000, &b, &r);
+		send_beat(l->w, l->client, l->item, expected, (interval < 2 ? 2L : (long)interval) * 1000, &b, &r);
 		int canceled = r.canceled;
 
 		pthread_mutex_lock(&l->mu);
@@ -169,7 +170,9 @@ static void *lease_thread(void *arg)
 			l->ttl_s = b.ttl_s;
 		}
 		if (!b.transient) {
-			copy_str(l->last_heartbeat, sizeof(l->last_heartbeat), b.last_heartbeat[0] ? b.last_heartbeat : expected);
+			/* A reply without a heartbeat (T11's "") leaves the one we echo unchanged. */
+			copy_str(l->last_heartbeat, sizeof(l->last_heartbeat),
+				 b.last_heartbeat[0] ? b.last_heartbeat : expected);
 			set_verdict(l, b.verdict);
 		} else if (clock_mono_us() - l->last_renewed_us >= (int64_t)l->ttl_s * 1000000) {
 			/* By now the server has put the item back in the queue (T18). */

@@ -4,13 +4,14 @@
  * handler ever runs in the middle of libcurl or malloc. The first SIGTERM or SIGINT starts
  * a drain (no new claims; running items finish); a second one, or SIGQUIT, stops the
  * running items now. */
+#include "worker/worker_int.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
-#include "worker/worker_int.h"
 
 static pthread_t signal_thread;
 static int signal_thread_running;

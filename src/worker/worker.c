@@ -149,7 +149,10 @@ static void report_refusal(const struct worker *w, const struct client_reply *r)
 	snprintf(status, sizeof(status), "%d", r->status);
 	const char *env = w->cfg->environment_id;
 	if (r->status == 401)
-		snprintf(why, sizeof(why), "the environment key was not accepted (%s); check ANTHROPIC_ENVIRONMENT_KEY or --environment-key-file", r->message);
+		snprintf(why, sizeof(why),
+			 "the environment key was not accepted (%s); check ANTHROPIC_ENVIRONMENT_KEY or "
+			 "--environment-key-file",
+			 r->message);
 	else if (r->status == 403)
 		snprintf(why, sizeof(why), "the environment key may not poll %s (%s)", env, r->message);
 	else if (r->status == 404)
@@ -234,16 +237,14 @@ static int poll_loop(struct worker *w, struct client *poller)
 			status = 1;
 			break;
 		} else {
-			char code[16];
+			int64_t wait_us = worker_backoff_us(attempt++, r.retry_after_s);
+			char code[16], ms[24];
 			snprintf(code, sizeof(code), "%d", r.status);
-			log_event(LOG_WARN, "poll_failed", "status", code, "error",
-				  r.status == 200 && !r.bad_body ? "the reply is neither an item nor null" : r.message, NULL);
-			int retry_after = r.retry_after_s;
-			client_reply_free(&r);
-			int64_t wait_us = worker_backoff_us(attempt++, retry_after);
-			char ms[24];
 			snprintf(ms, sizeof(ms), "%lld", (long long)(wait_us / 1000));
-			log_event(LOG_INFO, "backoff", "ms", ms, NULL);
+			log_event(LOG_WARN, "poll_failed", "status", code, "error",
+				  r.status == 200 && !r.bad_body ? "the reply is neither an item nor null" : r.message,
+				  "backoff_ms", ms, NULL);
+			client_reply_free(&r);
 			nap(w, wait_us);
 			continue;
 		}

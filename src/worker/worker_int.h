@@ -142,16 +142,17 @@ char **child_env_build(char *const *env, const struct worker_config *cfg, const 
 void child_env_free(char **envp);
 
 struct child {
-	pid_t pid;            /* also the process group id */
+	pid_t pid;            /* the keeper's, which is also the process group id */
 	int pidfd;            /* -1 when the kernel has no pidfd_open */
 	int out_fd, err_fd;   /* read ends; -1 after EOF */
 	struct line_buf out, err;
 	const char *work_id;  /* borrowed, for the log */
-	int leader_exited;    /* the shell has exited (still a zombie, so its pgid stays ours) */
-	int status;           /* its wait status, once leader_exited */
+	int leader_exited;    /* the keeper has exited (still a zombie, so its pgid stays ours) */
+	int status;           /* its wait status (the shell's, mirrored), once leader_exited */
 };
 
-/* Start /bin/sh -c cfg->on_work in a new process group and cfg->workdir. Returns 0, or -1
+/* Start /bin/sh -c cfg->on_work in cfg->workdir, in a new process group led by a keeper
+ * that exits as the shell does and kills the group if the worker dies. Returns 0, or -1
  * with a reason in err (nothing is left running then). */
 int child_spawn(struct child *ch, const struct worker_config *cfg, char **envp, const char *work_id,
 		char *err, size_t errlen);

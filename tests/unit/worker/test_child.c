@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,7 +156,7 @@ static int run(const char *cmd, int grace_s, int64_t stop_in_us, int *status, in
 	char *parent[] = {"PATH=/usr/bin:/bin", NULL};
 	char **envp = child_env_build(parent, &cfg, &it, NULL);
 	int wake[2];
-	assert_int_equal(pipe(wake), 0);
+	assert_int_equal(pipe2(wake, O_NONBLOCK | O_CLOEXEC), 0);
 	struct child ch;
 	char err[256];
 	int64_t start = clock_mono_us();
@@ -173,9 +175,32 @@ static int run(const char *cmd, int grace_s, int64_t stop_in_us, int *status, in
 	return rc;
 }
 
+/* Is any process of the group still running? Zombies do not count: an orphaned member is
+ * reaped by init, whenever init gets to it. */
 static int group_alive(pid_t pgid)
 {
-	return killpg(pgid, 0) == 0 || errno != ESRCH;
+	DIR *proc = opendir("/proc");
+	assert_non_null(proc);
+	int alive = 0;
+	struct dirent *de;
+	while ((de = readdir(proc))) {
+		char path[300], line[512];
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f)) {
+			/* pid (comm) state ppid pgrp ...; comm may hold spaces, so start after ')'. */
+			char *p = strrchr(line, ')');
+			char st;
+			int ppid, pgrp;
+			if (p && sscanf(p + 1, " %c %d %d", &st, &ppid, &pgrp) == 3 && pgrp == pgid && st != 'Z')
+				alive = 1;
+		}
+		fclose(f);
+	}
+	closedir(proc);
+	return alive;
 }
 
 static void test_exit_status(void **state)
@@ -241,6 +266,38 @@ static void test_leftovers(void **state)
 	assert_false(group_alive(pgid));
 }
 
+/* The worker dies without cleaning up (kill -9): the keeper ends the command's whole
+ * group, including what the shell started in the background. */
+static void test_worker_death(void **state)
+{
+	int report[2];
+	assert_int_equal(pipe(report), 0);
+	pid_t worker = fork();
+	assert_true(worker >= 0);
+	if (worker == 0) {
+		struct worker_config cfg = config();
+		cfg.on_work = "sleep 30 & sleep 30";
+		char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+		struct child ch;
+		char err[256];
+		pid_t pgid = child_spawn(&ch, &cfg, envp, "work_t", err, sizeof(err)) == 0 ? ch.pid : -1;
+		/* Let the shell start its background job before the "worker" dies. */
+		usleep(200000);
+		ssize_t n = write(report[1], &pgid, sizeof(pgid));
+		_exit(n == sizeof(pgid) ? 0 : 1);
+	}
+	pid_t pgid = -1;
+	assert_int_equal(read(report[0], &pgid, sizeof(pgid)), (ssize_t)sizeof(pgid));
+	assert_true(pgid > 0);
+	int status;
+	assert_int_equal(waitpid(worker, &status, 0), worker);
+	for (int i = 0; i < 100 && group_alive(pgid); i++)
+		usleep(20000);
+	assert_false(group_alive(pgid));
+	close(report[0]);
+	close(report[1]);
+}
+
 static void test_bad_workdir(void **state)
 {
 	struct worker_config cfg = config();
@@ -264,6 +321,7 @@ int main(void)
 		cmocka_unit_test(test_sigterm),
 		cmocka_unit_test(test_sigkill_after_grace),
 		cmocka_unit_test(test_leftovers),
+		cmocka_unit_test(test_worker_death),
 		cmocka_unit_test(test_bad_workdir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
