@@ -15,11 +15,14 @@ sqlite3 *sqlite_db(struct sqlite_store *s) { return current ? current->db : s->w
 
 static struct sqlite_conn *conn_of(struct sqlite_store *s) { return current ? current : &s->writer; }
 
+/* A job lives on its caller's stack; the caller sleeps on its own condition variable so
+ * that finishing a group wakes exactly the callers in it, not every waiting thread. */
 struct sqlite_job {
 	sqlite_job_fn fn;
 	void *ctx;
 	enum err rc;
 	int done;
+	pthread_cond_t cond;
 	struct sqlite_job *next;
 };
 
@@ -180,10 +183,10 @@ static void *executor(void *arg)
 		pthread_mutex_lock(&s->lock);
 		for (struct sqlite_job *j = group; j;) {
 			struct sqlite_job *next = j->next;
-			j->done = 1; /* j lives on its caller's stack: touch nothing after this */
+			j->done = 1;
+			pthread_cond_signal(&j->cond); /* under the lock: the caller cannot have left yet */
 			j = next;
 		}
-		pthread_cond_broadcast(&s->work_done);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -192,9 +195,11 @@ static void *executor(void *arg)
 enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx)
 {
 	struct sqlite_job job = {.fn = fn, .ctx = ctx, .rc = ERR_OK, .done = 0, .next = NULL};
+	pthread_cond_init(&job.cond, NULL);
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
+		pthread_cond_destroy(&job.cond);
 		return ERR_UNAVAILABLE;
 	}
 	if (s->tail)
@@ -204,8 +209,9 @@ enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx)
 	s->tail = &job;
 	pthread_cond_signal(&s->work_ready);
 	while (!job.done)
-		pthread_cond_wait(&s->work_done, &s->lock);
+		pthread_cond_wait(&job.cond, &s->lock);
 	pthread_mutex_unlock(&s->lock);
+	pthread_cond_destroy(&job.cond);
 	return job.rc;
 }
 
@@ -289,7 +295,6 @@ int sqlite_exec_start(struct sqlite_store *s)
 {
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->work_ready, NULL);
-	pthread_cond_init(&s->work_done, NULL);
 	if (pthread_create(&s->thread, NULL, executor, s) != 0)
 		return -1;
 	s->started = 1;

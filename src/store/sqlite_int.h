@@ -46,7 +46,6 @@ struct sqlite_store {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t work_ready;
-	pthread_cond_t work_done;
 	struct sqlite_job *head, *tail;
 	int stopping;
 	int started;
