@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static const char *program = "bench";
@@ -22,6 +23,15 @@ int64_t bench_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+double bench_cpu_seconds(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 void bench_die(const char *fmt, ...)
@@ -156,12 +166,14 @@ void bench_report(const char *system, long workers, const struct bench_result *r
 		? "{\"system\":\"%s\",\"workers\":%ld,\"items\":%" PRIu64 ",\"seconds\":%.3f,"
 		  "\"items_per_s\":%.1f,\"wake_p50_us\":%.1f,\"wake_p99_us\":%.1f,\"after_201_p50_us\":%.1f,"
 		  "\"after_201_p99_us\":%.1f,\"enqueue_p50_us\":%.1f,\"enqueue_p99_us\":%.1f,"
-		  "\"cycle_p50_us\":%.1f,\"empty_polls\":%" PRIu64 ",\"connects\":%" PRIu64 "}\n"
+		  "\"cycle_p50_us\":%.1f,\"client_cpu_pct\":%.0f,\"empty_polls\":%" PRIu64 ",\"connects\":%" PRIu64
+		  "}\n"
 		: "system=%s workers=%ld items=%" PRIu64 " seconds=%.3f items_per_s=%.1f wake_p50_us=%.1f "
 		  "wake_p99_us=%.1f after_201_p50_us=%.1f after_201_p99_us=%.1f enqueue_p50_us=%.1f "
-		  "enqueue_p99_us=%.1f cycle_p50_us=%.1f empty_polls=%" PRIu64 " connects=%" PRIu64 "\n";
+		  "enqueue_p99_us=%.1f cycle_p50_us=%.1f client_cpu_pct=%.0f empty_polls=%" PRIu64
+		  " connects=%" PRIu64 "\n";
 	printf(fmt, system, workers, res->items, res->seconds, res->items_per_s, res->wake_p50, res->wake_p99,
-	       res->after_p50, res->after_p99, res->enqueue_p50, res->enqueue_p99, res->cycle_p50, empty_polls,
-	       connects);
+	       res->after_p50, res->after_p99, res->enqueue_p50, res->enqueue_p99, res->cycle_p50,
+	       res->client_cpu_pct, empty_polls, connects);
 	fflush(stdout);
 }

@@ -15,6 +15,9 @@
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t bench_now_ns(void);
 
+/* User + system CPU time this process has used, in seconds. */
+double bench_cpu_seconds(void);
+
 /* Prints "PROGRAM: message" to stderr and exits 1. */
 void bench_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void bench_set_program(const char *name);
@@ -46,6 +49,7 @@ struct bench_result {
 	uint64_t items;
 	double seconds, items_per_s;
 	double wake_p50, wake_p99, after_p50, after_p99, enqueue_p50, enqueue_p99, cycle_p50;
+	double client_cpu_pct; /* the generator's own CPU use over the run: near 100 = it is the bottleneck */
 };
 
 /* Figures over the items that completed after t_from, up to t_last (both monotonic ns). */
