@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/dispatch.h"
 #include "common/clock.h"
@@ -92,6 +93,9 @@ void app_stop(struct app *a)
 	waiters_interrupt(a->waiters);
 	pthread_join(a->sweeper, NULL);
 	waiters_wake_all(a->waiters);
+	/* Let the resumed polls send their null before the connections close (bounded). */
+	for (int i = 0; i < 2000 && atomic_load(&a->polls_active) > 0; i++)
+		usleep(1000);
 	http_server_stop(a->http);
 	waiters_free(a->waiters);
 	seen_free(a->seen);

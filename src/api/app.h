@@ -39,6 +39,7 @@ struct app {
 	int port;
 	pthread_t sweeper;
 	atomic_int stopping;
+	atomic_int polls_active; /* poll requests started and not yet ended (held ones included) */
 	int64_t sweep_interval_us;
 	struct app_metrics metrics;
 };

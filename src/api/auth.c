@@ -63,6 +63,7 @@ enum err auth_resolve(struct call *c, unsigned allowed)
 		return errf(&c->eb, rc, "invalid credentials: unknown or revoked");
 	if (rc)
 		return errf(&c->eb, rc, "credential lookup failed");
+	memcpy(c->cred.hash, hash, sizeof(c->cred.hash));
 	if (!(allowed & (1u << kind))) {
 		static const char *const names[] = {"an API key", "an environment key", "a session token"};
 		return errf(&c->eb, ERR_FORBIDDEN, "%s cannot be used on %s %s", names[kind], c->req->method,

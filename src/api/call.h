@@ -41,6 +41,7 @@ struct call {
 	int64_t poll_deadline_mono;
 	int64_t poll_reclaim_us;
 	int polling;
+	int poll_counted;       /* counted in app->polls_active until the request ends */
 	/* A delivery made by this request, undone if the reply does not reach the client. */
 	char delivered_work_id[ID_MAX];
 	char delivered_token_hash[SECRET_HASH_HEX + 1];

@@ -164,6 +164,8 @@ void app_done(void *arg, struct http_request *r, int reached_client)
 		atomic_fetch_add(&a->metrics.responses_4xx, 1);
 	else if (r->status)
 		atomic_fetch_add(&a->metrics.responses_2xx, 1);
+	if (c && c->poll_counted)
+		atomic_fetch_sub(&a->polls_active, 1);
 	if (c && c->delivered_work_id[0] && !reached_client) {
 		/* The poller never got its item: give it back at once, and tell another poller. */
 		if (a->store->ops->work_undeliver(a->store, c->delivered_work_id, c->delivered_token_hash) == ERR_OK) {

@@ -174,6 +174,9 @@ static void reply_null(struct call *c)
 	call_reply(c, 200, &body);
 }
 
+/* The poll is answered (or failed); app_done() stops counting it once its reply is sent. */
+static void poll_end(struct call *c) { c->polling = 0; }
+
 /* Try to claim one item. Returns ERR_OK when it replied with one, ERR_NOT_FOUND when
  * nothing is claimable, or a store error. */
 static enum err try_claim(struct call *c)
@@ -197,7 +200,7 @@ static enum err try_claim(struct call *c)
 	snprintf(c->delivered_env_id, sizeof(c->delivered_env_id), "%s", w.environment_id);
 	memcpy(c->delivered_token_hash, claim.token_hash, sizeof(c->delivered_token_hash));
 	atomic_fetch_add(&c->app->metrics.work_delivered, 1);
-	c->polling = 0;
+	poll_end(c);
 	reply_work(c, 200, &w, secret);
 	free(secret);
 	work_item_clear(&w);
@@ -224,6 +227,9 @@ static enum err poll_start(struct call *c)
 	c->poll_reclaim_us = reclaim_ms * 1000;
 	c->poll_deadline_mono = clock_mono_us() + block_ms * 1000;
 	c->polling = 1;
+	c->poll_counted = 1;
+	atomic_fetch_add(&c->app->polls_active, 1);
+	atomic_fetch_add(&c->app->polls_active, 1);
 	return ERR_OK;
 }
 
@@ -235,7 +241,7 @@ enum err work_poll(struct call *c)
 	if (http_peer_closed(c->req)) {
 		/* The poller left while held: claiming now would deliver to nobody. It may have
 		 * been woken for an item, so pass the wake on to the next waiter. */
-		c->polling = 0;
+		poll_end(c);
 		waiters_wake(c->app->waiters, c->waiter.env_id, 1);
 		reply_null(c);
 		return ERR_OK;
@@ -248,7 +254,7 @@ enum err work_poll(struct call *c)
 			return ERR_OK;
 		if (rc != ERR_NOT_FOUND) {
 			/* Never a 4xx for a transient condition: the SDK would stop the whole fleet. */
-			c->polling = 0;
+			poll_end(c);
 			return errf(&c->eb, rc == ERR_NOMEM ? ERR_NOMEM : ERR_UNAVAILABLE, "the work queue is unavailable, retry");
 		}
 		int64_t now = clock_mono_us();
@@ -268,13 +274,15 @@ enum err work_poll(struct call *c)
 		if (parked < 0)
 			break;
 	}
-	c->polling = 0;
+	poll_end(c);
 	reply_null(c);
 	return ERR_OK;
 }
 
 /* --- ack, heartbeat, stop ------------------------------------------------------------ */
 
+/* Apply an event. If the item's lease had run out, it went back to the queue on the way
+ * (T18): wake a held poll for it now rather than at the sweeper's next pass. */
 static enum err item_event(struct call *c, enum work_event ev, const struct work_input *in, struct work_item *w,
 			   struct work_beat *beat)
 {
@@ -283,8 +291,17 @@ static enum err item_event(struct call *c, enum work_event ev, const struct work
 		rc = own_item(c);
 	if (rc)
 		return rc;
-	return c->app->store->ops->work_event(c->app->store, c->match.params[0], c->match.params[1], ev, in,
-					       clock_wall_us(), w, beat);
+	struct work_event_out res;
+	const char *session_hash = c->cred.kind == CRED_SESSION ? c->cred.hash : NULL;
+	rc = c->app->store->ops->work_event(c->app->store, c->match.params[0], c->match.params[1], ev, in,
+					     session_hash, clock_wall_us(), w, &res);
+	if (res.requeued)
+		waiters_wake(c->app->waiters, c->match.params[0], 1);
+	if (beat)
+		*beat = res.beat;
+	if (rc == ERR_UNAUTHENTICATED)
+		errf(&c->eb, rc, "invalid credentials: this session token ended (the item was redelivered or stopped)");
+	return rc;
 }
 
 enum err work_ack(struct call *c)

@@ -115,6 +115,16 @@ struct env_ctx {
 	struct errbuf *eb;
 };
 
+/* A verb's output is released when the verb fails, even if its job had filled it and the
+ * group's commit failed afterwards: callers own an output only on ERR_OK. Jobs leave
+ * `out` zeroed or complete, so clearing is always safe. */
+static enum err finish_env(struct environment *out, enum err rc)
+{
+	if (rc)
+		environment_clear(out);
+	return rc;
+}
+
 static enum err create_job(struct sqlite_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
@@ -137,8 +147,9 @@ static enum err create_job(struct sqlite_store *s, void *arg)
 enum err sqlite_env_create(struct store *base, const struct tenant *t, const struct env_fields *f, int64_t now,
 			   struct environment *out)
 {
+	memset(out, 0, sizeof(*out));
 	struct env_ctx c = {.t = t, .fields = f, .now = now, .out = out};
-	return sqlite_run((struct sqlite_store *)base, create_job, &c);
+	return finish_env(out, sqlite_run((struct sqlite_store *)base, create_job, &c));
 }
 
 static enum err get_job(struct sqlite_store *s, void *arg)
@@ -149,8 +160,9 @@ static enum err get_job(struct sqlite_store *s, void *arg)
 
 enum err sqlite_env_get(struct store *base, const struct tenant *t, const char *id, struct environment *out)
 {
+	memset(out, 0, sizeof(*out));
 	struct env_ctx c = {.t = t, .id = id, .out = out};
-	return sqlite_read((struct sqlite_store *)base, get_job, &c);
+	return finish_env(out, sqlite_read((struct sqlite_store *)base, get_job, &c));
 }
 
 static enum err update_job(struct sqlite_store *s, void *arg)
@@ -179,8 +191,9 @@ static enum err update_job(struct sqlite_store *s, void *arg)
 enum err sqlite_env_update(struct store *base, const struct tenant *t, const char *id, const json_t *body,
 			   int64_t now, struct environment *out, struct errbuf *eb)
 {
+	memset(out, 0, sizeof(*out));
 	struct env_ctx c = {.t = t, .id = id, .body = body, .now = now, .out = out, .eb = eb};
-	return sqlite_run((struct sqlite_store *)base, update_job, &c);
+	return finish_env(out, sqlite_run((struct sqlite_store *)base, update_job, &c));
 }
 
 static enum err archive_job(struct sqlite_store *s, void *arg)
@@ -200,8 +213,9 @@ static enum err archive_job(struct sqlite_store *s, void *arg)
 enum err sqlite_env_archive(struct store *base, const struct tenant *t, const char *id, int64_t now,
 			    struct environment *out)
 {
+	memset(out, 0, sizeof(*out));
 	struct env_ctx c = {.t = t, .id = id, .now = now, .out = out};
-	return sqlite_run((struct sqlite_store *)base, archive_job, &c);
+	return finish_env(out, sqlite_run((struct sqlite_store *)base, archive_job, &c));
 }
 
 static enum err step_done(struct sqlite_store *s, sqlite3_stmt *st)

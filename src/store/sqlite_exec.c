@@ -145,6 +145,14 @@ static void run_group(struct sqlite_store *s, struct sqlite_job *jobs)
 		if (j->rc != ERR_OK)
 			exec(s, "ROLLBACK TO job");
 		exec(s, "RELEASE job");
+		if (sqlite3_get_autocommit(s->writer.db)) {
+			/* SQLite rolled the whole transaction back (I/O error, disk full, out of
+			 * memory): nothing of this group is on disk, so nobody may be told otherwise. */
+			log_event(LOG_ERROR, "store_group_aborted", "error", sqlite3_errmsg(s->writer.db), NULL);
+			for (struct sqlite_job *k = jobs; k; k = k->next)
+				k->rc = ERR_UNAVAILABLE;
+			return;
+		}
 	}
 	rc = exec(s, "COMMIT");
 	if (rc != SQLITE_OK) {

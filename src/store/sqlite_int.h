@@ -112,7 +112,8 @@ enum err sqlite_work_claim(struct store *s, const char *env_id, const struct wor
 enum err sqlite_work_undeliver(struct store *s, const char *work_id, const char *token_hash);
 enum err sqlite_work_get(struct store *s, const char *env_id, const char *work_id, struct work_item *out);
 enum err sqlite_work_event(struct store *s, const char *env_id, const char *work_id, enum work_event ev,
-			   const struct work_input *in, int64_t now, struct work_item *out, struct work_beat *beat);
+			   const struct work_input *in, const char *session_hash, int64_t now, struct work_item *out,
+			   struct work_event_out *res);
 enum err sqlite_work_update_metadata(struct store *s, const char *env_id, const char *work_id,
 				     const json_t *patch, struct work_item *out, struct errbuf *eb);
 enum err sqlite_work_list(struct store *s, const char *env_id, const struct cursor *after, size_t limit,

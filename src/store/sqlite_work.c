@@ -106,13 +106,16 @@ static enum err apply(struct sqlite_store *s, struct work_item *w, enum work_eve
 
 /* T18/T19 first when the lease of a held item has run out, so that a late heartbeat
  * sees the item as the sweeper would have left it. */
-static enum err expire_if_due(struct sqlite_store *s, struct work_item *w, int64_t now)
+static enum err expire_if_due(struct sqlite_store *s, struct work_item *w, int64_t now, int *requeued)
 {
 	if (!w->lease.lease_expires_at || w->lease.lease_expires_at > now)
 		return ERR_OK;
 	struct work_outcome o;
 	enum err refusal;
-	return apply(s, w, WORK_EV_LEASE_EXPIRE, NULL, now, &o, &refusal, NULL);
+	enum err rc = apply(s, w, WORK_EV_LEASE_EXPIRE, NULL, now, &o, &refusal, NULL);
+	if (rc == ERR_OK && !refusal && o.requeue_at_head)
+		*requeued = 1;
+	return rc;
 }
 
 struct work_ctx {
@@ -126,11 +129,21 @@ struct work_ctx {
 	const struct work_input *in;
 	int64_t now;
 	struct work_item *out;
-	struct work_beat *beat;
+	struct work_event_out *res;
+	const char *session_hash;
 	struct errbuf *eb;
 	int created;
 	enum err refusal; /* the state machine's answer, kept apart from store failures */
 };
+
+/* Outputs are released when a verb fails, even if its job had filled them before the
+ * group's commit failed: callers own an output only on ERR_OK. */
+static enum err finish_work(struct work_item *out, enum err rc)
+{
+	if (rc)
+		work_item_clear(out);
+	return rc;
+}
 
 static enum err enqueue_job(struct sqlite_store *s, void *arg)
 {
@@ -202,11 +215,12 @@ static enum err enqueue_job(struct sqlite_store *s, void *arg)
 enum err sqlite_work_enqueue(struct store *base, const char *env_id, const char *data_type, const char *data_id,
 			     const json_t *metadata, int64_t now, struct work_item *out, int *created)
 {
+	memset(out, 0, sizeof(*out));
 	struct work_ctx c = {.env_id = env_id, .data_type = data_type, .data_id = data_id, .json = metadata,
 			     .now = now, .out = out};
 	enum err rc = sqlite_run((struct sqlite_store *)base, enqueue_job, &c);
-	*created = c.created;
-	return rc;
+	*created = rc ? 0 : c.created;
+	return finish_work(out, rc);
 }
 
 static enum err claim_job(struct sqlite_store *s, void *arg)
@@ -248,8 +262,9 @@ static enum err claim_job(struct sqlite_store *s, void *arg)
 enum err sqlite_work_claim(struct store *base, const char *env_id, const struct work_claim *claim, int64_t now,
 			   struct work_item *out)
 {
+	memset(out, 0, sizeof(*out));
 	struct work_ctx c = {.env_id = env_id, .claim = claim, .now = now, .out = out};
-	return sqlite_run((struct sqlite_store *)base, claim_job, &c);
+	return finish_work(out, sqlite_run((struct sqlite_store *)base, claim_job, &c));
 }
 
 static enum err undeliver_job(struct sqlite_store *s, void *arg)
@@ -281,42 +296,62 @@ static enum err get_job(struct sqlite_store *s, void *arg)
 
 enum err sqlite_work_get(struct store *base, const char *env_id, const char *work_id, struct work_item *out)
 {
+	memset(out, 0, sizeof(*out));
 	struct work_ctx c = {.env_id = env_id, .work_id = work_id, .out = out};
-	return sqlite_read((struct sqlite_store *)base, get_job, &c);
+	return finish_work(out, sqlite_read((struct sqlite_store *)base, get_job, &c));
+}
+
+/* Does the item still carry this session token? (A redelivery or a stop replaced it.) */
+static enum err token_current(struct sqlite_store *s, const char *work_id, const char *hash)
+{
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT 1 FROM work WHERE id = ? AND token_hash = ?");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, work_id);
+	sqlite_bind_text(st, 2, hash);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return ERR_OK;
+	return rc == SQLITE_DONE ? ERR_UNAUTHENTICATED : sqlite_err(s, rc);
 }
 
 static enum err event_job(struct sqlite_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
 	struct work_item *w = c->out;
-	enum err err = load_work(s, c->env_id, c->work_id, w);
-	if (err)
+	enum err err = c->session_hash ? token_current(s, c->work_id, c->session_hash) : ERR_OK;
+	if (err || (err = load_work(s, c->env_id, c->work_id, w)))
 		return err;
 	struct work_outcome o;
-	if (!(err = expire_if_due(s, w, c->now)))
+	if (!(err = expire_if_due(s, w, c->now, &c->res->requeued)))
 		err = apply(s, w, c->ev, c->in, c->now, &o, &c->refusal, NULL);
 	if (err) {
 		work_item_clear(w);
 		return err;
 	}
-	if (c->beat && c->ev == WORK_EV_HEARTBEAT) {
-		c->beat->state = w->lease.state;
-		c->beat->last_heartbeat = w->lease.latest_heartbeat_at;
-		c->beat->lease_extended = o.lease_extended;
-		c->beat->ttl_seconds = o.ttl_seconds;
+	if (c->ev == WORK_EV_HEARTBEAT) {
+		c->res->beat.state = w->lease.state;
+		c->res->beat.last_heartbeat = w->lease.latest_heartbeat_at;
+		c->res->beat.lease_extended = o.lease_extended;
+		c->res->beat.ttl_seconds = o.ttl_seconds;
 	}
 	return ERR_OK;
 }
 
 enum err sqlite_work_event(struct store *base, const char *env_id, const char *work_id, enum work_event ev,
-			   const struct work_input *in, int64_t now, struct work_item *out, struct work_beat *beat)
+			   const struct work_input *in, const char *session_hash, int64_t now, struct work_item *out,
+			   struct work_event_out *res)
 {
+	memset(res, 0, sizeof(*res));
+	memset(out, 0, sizeof(*out));
 	struct work_ctx c = {.env_id = env_id, .work_id = work_id, .ev = ev, .in = in, .now = now, .out = out,
-			     .beat = beat};
+			     .res = res, .session_hash = session_hash};
 	enum err rc = sqlite_run((struct sqlite_store *)base, event_job, &c);
-	if (rc == ERR_OK && c.refusal) {
-		work_item_clear(out);
-		return c.refusal;
+	if (rc != ERR_OK || c.refusal) {
+		work_item_clear(out); /* also when the group's commit failed after the job ran */
+		if (rc != ERR_OK)
+			res->requeued = 0;
+		return rc != ERR_OK ? rc : c.refusal;
 	}
 	return rc;
 }
@@ -354,8 +389,9 @@ fail:
 enum err sqlite_work_update_metadata(struct store *base, const char *env_id, const char *work_id,
 				     const json_t *patch, struct work_item *out, struct errbuf *eb)
 {
+	memset(out, 0, sizeof(*out));
 	struct work_ctx c = {.env_id = env_id, .work_id = work_id, .json = patch, .out = out, .eb = eb};
-	return sqlite_run((struct sqlite_store *)base, metadata_job, &c);
+	return finish_work(out, sqlite_run((struct sqlite_store *)base, metadata_job, &c));
 }
 
 struct page_ctx {

@@ -41,6 +41,7 @@ struct credential {
 	struct tenant tenant;
 	char environment_id[ID_MAX];  /* env key, session */
 	char work_id[ID_MAX];         /* session */
+	char hash[SECRET_HASH_HEX + 1]; /* the presented credential's hash */
 };
 
 struct api_key {
@@ -106,6 +107,13 @@ struct work_beat {
 	int32_t ttl_seconds;
 };
 
+/* What a work event reports besides the item. */
+struct work_event_out {
+	struct work_beat beat; /* HEARTBEAT: the reply (also on ERR_HEARTBEAT_PRECONDITION) */
+	int requeued;          /* the lease had run out: the item went back to the queue first
+				* (T18), whatever became of the event itself */
+};
+
 struct store;
 
 struct store_ops {
@@ -153,11 +161,12 @@ struct store_ops {
 	/* Undo a delivery whose answer never reached the poller (matched by token hash). */
 	enum err (*work_undeliver)(struct store *s, const char *work_id, const char *token_hash);
 	enum err (*work_get)(struct store *s, const char *env_id, const char *work_id, struct work_item *out);
-	/* Apply one state machine event to an item; ev is ACK, HEARTBEAT or STOP. For a heartbeat,
-	 * `beat` gets the reply (also on ERR_HEARTBEAT_PRECONDITION). */
+	/* Apply one state machine event to an item; ev is ACK, HEARTBEAT or STOP. When the
+	 * caller holds a session token, session_hash is its hash and must still be the item's
+	 * (checked in the same transaction; ERR_UNAUTHENTICATED otherwise), else NULL. */
 	enum err (*work_event)(struct store *s, const char *env_id, const char *work_id, enum work_event ev,
-			       const struct work_input *in, int64_t now, struct work_item *out,
-			       struct work_beat *beat);
+			       const struct work_input *in, const char *session_hash, int64_t now,
+			       struct work_item *out, struct work_event_out *res);
 	enum err (*work_update_metadata)(struct store *s, const char *env_id, const char *work_id,
 					 const json_t *patch, struct work_item *out, struct errbuf *eb);
 	enum err (*work_list)(struct store *s, const char *env_id, const struct cursor *after, size_t limit,

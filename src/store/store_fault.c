@@ -95,9 +95,10 @@ static enum err f_work_get(struct store *s, const char *e, const char *w, struct
 	return FORWARD(s, work_get, e, w, o);
 }
 static enum err f_work_event(struct store *s, const char *e, const char *w, enum work_event ev,
-			     const struct work_input *in, int64_t now, struct work_item *o, struct work_beat *b)
+			     const struct work_input *in, const char *sh, int64_t now, struct work_item *o,
+			     struct work_event_out *r)
 {
-	return FORWARD(s, work_event, e, w, ev, in, now, o, b);
+	return FORWARD(s, work_event, e, w, ev, in, sh, now, o, r);
 }
 static enum err f_work_update_metadata(struct store *s, const char *e, const char *w, const json_t *p,
 				       struct work_item *o, struct errbuf *eb)
