@@ -73,14 +73,15 @@ static void clear_lease(struct work_lease *w)
 	w->ttl_seconds = 0;
 }
 
-/* Every way into `stopped` (T13, T15, T16, T19) ends the lease and the session token. */
+/* Every way into `stopped` (T13, T15, T16, T19) ends the lease. The session token lives
+ * on (until a redelivery, which a stopped item never gets): the official SDK's worker
+ * heartbeats and stops with it, and must see T11 and T17, not a 401. */
 static void enter_stopped(struct work_lease *w, int64_t now, struct work_outcome *out)
 {
 	w->state = WORK_STOPPED;
 	w->stopped_at = now;
 	clear_lease(w);
 	out->changed = 1;
-	out->revoke_secret = 1;
 }
 
 static enum err refuse_invalid(struct work_lease *w, const struct work_input *in, int64_t now,

@@ -73,7 +73,6 @@ struct work_outcome {
 	int new_delivery;     /* POLL: mint a new secret; the previous one dies */
 	int requeue_at_head;  /* LEASE_EXPIRE (T18): the item goes back to the head of the queue */
 	int left_queue;       /* the item is no longer queued (ack, stop of a queued item) */
-	int revoke_secret;    /* the item's session token dies (stopped) */
 	/* HEARTBEAT replies (also filled on a 412 refusal, for current_state). */
 	int lease_extended;
 	int32_t ttl_seconds;
@@ -107,8 +106,8 @@ struct work_outcome {
  * - STOP of a queued item (T13) leaves stop_requested_at as it was (0); only force-stops
  *   (T16) fill a missing stop_requested_at. T14 leaves the lease and the secret alone: the
  *   worker still heartbeats while it winds down.
- * - Every entry into `stopped` (T13, T15, T16, T19) sets stopped_at, clears the lease and
- *   ttl_seconds, and sets `out->revoke_secret`.
+ * - Every entry into `stopped` (T13, T15, T16, T19) sets stopped_at and clears the lease and
+ *   ttl_seconds. The session token is not revoked: only a new delivery replaces it.
  * - LEASE_EXPIRE (T18) also clears delivered_at, so the item counts as fresh in stats and
  *   the next POLL is a T2 (delivery_count and stop_requested_at are kept). It does not
  *   revoke the secret: SPEC §3.1 lets it live until the next delivery.

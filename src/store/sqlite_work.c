@@ -17,7 +17,7 @@
 	" lease_expires_at, ttl_seconds"
 #define HEAD_OFFSET (1LL << 62)
 
-enum token_update { TOKEN_KEEP, TOKEN_SET, TOKEN_CLEAR };
+enum token_update { TOKEN_KEEP, TOKEN_SET };
 
 static enum err read_work(sqlite3_stmt *st, struct work_item *w)
 {
@@ -68,7 +68,7 @@ static enum err write_lease(struct sqlite_store *s, const struct work_item *w, i
 		   " stop_requested_at = ?, stopped_at = ?, delivered_at = ?, delivery_count = ?,"
 		   " lease_expires_at = ?, ttl_seconds = ?,"
 		   " queue_seq = CASE WHEN ? THEN created_at - ? ELSE queue_seq END,"
-		   " token_hash = CASE ? WHEN 0 THEN token_hash WHEN 1 THEN ? ELSE NULL END"
+		   " token_hash = CASE ? WHEN 0 THEN token_hash ELSE ? END"
 		   " WHERE id = ?");
 	if (!st)
 		return ERR_INTERNAL;
@@ -100,7 +100,7 @@ static enum err apply(struct sqlite_store *s, struct work_item *w, enum work_eve
 	*refusal = work_transition(&w->lease, ev, in, now, o);
 	if (*refusal || !o->changed)
 		return ERR_OK;
-	enum token_update token = o->revoke_secret ? TOKEN_CLEAR : o->new_delivery ? TOKEN_SET : TOKEN_KEEP;
+	enum token_update token = o->new_delivery ? TOKEN_SET : TOKEN_KEEP;
 	return write_lease(s, w, o->requeue_at_head, token, token_hash);
 }
 

@@ -112,7 +112,6 @@ static void assert_outcome(const struct work_outcome *want, const struct work_ou
 	assert_int_equal(want->new_delivery, got->new_delivery);
 	assert_int_equal(want->requeue_at_head, got->requeue_at_head);
 	assert_int_equal(want->left_queue, got->left_queue);
-	assert_int_equal(want->revoke_secret, got->revoke_secret);
 	assert_int_equal(want->lease_extended, got->lease_extended);
 	assert_int_equal(want->ttl_seconds, got->ttl_seconds);
 }
@@ -532,8 +531,7 @@ static void test_t13_stop_queued(void **state)
 			/* stop_requested_at stays null; delivery fields are kept. */
 			assert_item(&want, &w);
 			assert_outcome(&(struct work_outcome){.changed = 1,
-							      .left_queue = 1,
-							      .revoke_secret = 1},
+							      .left_queue = 1},
 				       &out);
 		}
 	}
@@ -573,7 +571,7 @@ static void test_t15_stop_stopping(void **state)
 		want.ttl_seconds = 0;
 		/* stop_requested_at keeps the time of the first request. */
 		assert_item(&want, &w);
-		assert_outcome(&(struct work_outcome){.changed = 1, .revoke_secret = 1}, &out);
+		assert_outcome(&(struct work_outcome){.changed = 1}, &out);
 	}
 }
 
@@ -597,7 +595,7 @@ static void test_t16_stop_force(void **state)
 		want.lease_expires_at = 0;
 		want.ttl_seconds = 0;
 		assert_item(&want, &w);
-		assert_outcome(&(struct work_outcome){.changed = 1, .revoke_secret = 1}, &out);
+		assert_outcome(&(struct work_outcome){.changed = 1}, &out);
 	}
 }
 
@@ -652,7 +650,7 @@ static void test_t19_lease_expires_stopping(void **state)
 		want.lease_expires_at = 0;
 		want.ttl_seconds = 0;
 		assert_item(&want, &w);
-		assert_outcome(&(struct work_outcome){.changed = 1, .revoke_secret = 1}, &out);
+		assert_outcome(&(struct work_outcome){.changed = 1}, &out);
 	}
 }
 
@@ -780,8 +778,6 @@ static void test_every_pair(void **state)
 				}
 				if (w.state == WORK_ACTIVE)
 					assert_int_not_equal(0, w.latest_heartbeat_at);
-				if (out.revoke_secret)
-					assert_int_equal(WORK_STOPPED, w.state);
 				if (w.lease_expires_at != before.lease_expires_at && w.lease_expires_at != 0)
 					assert_int_equal(now + S(w.ttl_seconds), w.lease_expires_at);
 			}
@@ -894,7 +890,6 @@ static void test_lost_lease_story(void **state)
 	in = stop_input(0);
 	out = accepted(&w, WORK_EV_STOP, &in, now += S(1));
 	assert_int_equal(WORK_STOPPED, w.state);
-	assert_true(out.revoke_secret);
 	refused(&w, WORK_EV_STOP, &in, now, ERR_WORK_STOPPED);
 }
 
