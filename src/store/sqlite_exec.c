@@ -1,5 +1,5 @@
-/* sqlite_exec.c - the SQLite backend's executor: one thread, one connection, group
- * commit (see sqlite_int.h). */
+/* sqlite_exec.c - the SQLite backend's write path (leader/follower group commit on one
+ * writer connection) and read path (a read-only connection per thread); see sqlite_int.h. */
 #include "store/sqlite_int.h"
 
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include "common/log.h"
 
-/* The connection of the job running on this thread: the writer on the executor thread,
+/* The connection of the job running on this thread: the writer while leading a group,
  * the thread's reader inside sqlite_read(). */
 static __thread struct sqlite_conn *current;
 
@@ -163,43 +163,26 @@ static void run_group(struct sqlite_store *s, struct sqlite_job *jobs)
 	}
 }
 
-static void *executor(void *arg)
+/* Detach the next group (up to SQLITE_BATCH_MAX queued jobs) from the queue. Lock held. */
+static struct sqlite_job *take_group(struct sqlite_store *s)
 {
-	struct sqlite_store *s = arg;
-	current = &s->writer;
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (!s->head && !s->stopping)
-			pthread_cond_wait(&s->work_ready, &s->lock);
-		if (!s->head && s->stopping)
-			break;
-		/* Take up to SQLITE_BATCH_MAX jobs: the group. */
-		struct sqlite_job *group = s->head, *last = s->head;
-		size_t n = 1;
-		while (last->next && n < SQLITE_BATCH_MAX) {
-			last = last->next;
-			n++;
-		}
-		s->head = last->next;
-		if (!s->head)
-			s->tail = NULL;
-		last->next = NULL;
-		pthread_mutex_unlock(&s->lock);
-
-		run_group(s, group);
-
-		pthread_mutex_lock(&s->lock);
-		for (struct sqlite_job *j = group; j;) {
-			struct sqlite_job *next = j->next;
-			j->done = 1;
-			pthread_cond_signal(&j->cond); /* under the lock: the caller cannot have left yet */
-			j = next;
-		}
+	struct sqlite_job *group = s->head, *last = s->head;
+	size_t n = 1;
+	while (last->next && n < SQLITE_BATCH_MAX) {
+		last = last->next;
+		n++;
 	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
+	s->head = last->next;
+	if (!s->head)
+		s->tail = NULL;
+	last->next = NULL;
+	return group;
 }
 
+/* Leader/follower group commit: the caller that finds no group running becomes the
+ * leader and runs everything queued (its own job included) on the writer connection, on
+ * its own thread; the others sleep on their job until a leader has committed it. No
+ * thread is handed the work, so a lone writer pays no context switch. */
 enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx)
 {
 	struct sqlite_job job = {.fn = fn, .ctx = ctx, .rc = ERR_OK, .done = 0, .next = NULL};
@@ -215,9 +198,33 @@ enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx)
 	else
 		s->head = &job;
 	s->tail = &job;
-	pthread_cond_signal(&s->work_ready);
-	while (!job.done)
-		pthread_cond_wait(&job.cond, &s->lock);
+	while (!job.done) {
+		if (s->leading) {
+			pthread_cond_wait(&job.cond, &s->lock);
+			continue;
+		}
+		s->leading = 1;
+		struct sqlite_job *group = take_group(s);
+		pthread_mutex_unlock(&s->lock);
+
+		struct sqlite_conn *saved = current;
+		current = &s->writer;
+		run_group(s, group);
+		current = saved;
+
+		pthread_mutex_lock(&s->lock);
+		for (struct sqlite_job *j = group; j;) {
+			struct sqlite_job *next = j->next;
+			j->done = 1;
+			pthread_cond_signal(&j->cond); /* under the lock: its caller cannot have left yet */
+			j = next;
+		}
+		s->leading = 0;
+		/* Whoever queued meanwhile: the oldest of them leads the next group. */
+		if (s->head)
+			pthread_cond_signal(&s->head->cond);
+		pthread_cond_broadcast(&s->idle);
+	}
 	pthread_mutex_unlock(&s->lock);
 	pthread_cond_destroy(&job.cond);
 	return job.rc;
@@ -302,9 +309,7 @@ void sqlite_readers_close(struct sqlite_store *s)
 int sqlite_exec_start(struct sqlite_store *s)
 {
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->work_ready, NULL);
-	if (pthread_create(&s->thread, NULL, executor, s) != 0)
-		return -1;
+	pthread_cond_init(&s->idle, NULL);
 	s->started = 1;
 	return 0;
 }
@@ -314,9 +319,10 @@ void sqlite_exec_stop(struct sqlite_store *s)
 	if (!s->started)
 		return;
 	pthread_mutex_lock(&s->lock);
-	s->stopping = 1;
-	pthread_cond_signal(&s->work_ready);
+	s->stopping = 1; /* new writes are refused; let the running group finish */
+	while (s->leading || s->head)
+		pthread_cond_wait(&s->idle, &s->lock);
 	pthread_mutex_unlock(&s->lock);
-	pthread_join(s->thread, NULL);
+	pthread_cond_destroy(&s->idle);
 	s->started = 0;
 }

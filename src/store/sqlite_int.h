@@ -1,13 +1,13 @@
 /* sqlite_int.h - internals shared by the SQLite backend's files (not for other modules).
  *
- * Writes run on one connection owned by one executor thread. Callers hand the executor a
- * job (a function and its context) and wait; the executor runs every job that is waiting
- * in one transaction, each inside its own SAVEPOINT, and commits once (one fsync for the
- * whole group). A job that fails is rolled back alone. A caller is answered only after
- * the commit, so whatever it was told is durable.
+ * Writes run on one writer connection. A caller queues a job (a function and its context);
+ * the first caller that finds no group running leads: it runs every job that is waiting in
+ * one transaction, each inside its own SAVEPOINT, and commits once (one fsync for the whole
+ * group), then wakes the callers it served. A job that fails is rolled back alone. A caller
+ * is answered only after the commit, so whatever it was told is durable.
  *
  * Reads run on the calling thread, on a read-only connection of that thread's own (WAL
- * lets them proceed while the executor writes), inside one read transaction, so they never
+ * lets them proceed while a group writes), inside one read transaction, so they never
  * wait behind a group's fsync. Job code does not know which kind it runs on: it reaches
  * its connection through sqlite_stmt() and sqlite_db(). */
 #ifndef ENVIROND_STORE_SQLITE_INT_H
@@ -36,25 +36,25 @@ struct sqlite_conn {
 
 struct sqlite_store {
 	struct store base;
-	struct sqlite_conn writer; /* the executor's; also used while opening */
+	struct sqlite_conn writer; /* the group leader's; also used while opening */
 	char *path;
 	unsigned char cursor_key[CURSOR_KEY_LEN];
 	pthread_key_t reader_key;  /* this thread's reader connection */
 	pthread_mutex_t readers_lock;
 	struct sqlite_conn *readers;
 
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t work_ready;
+	pthread_mutex_t lock;     /* guards the queue and `leading` */
+	pthread_cond_t idle;      /* signalled when a group ends (for stop) */
+	int leading;              /* a caller is running a group now */
 	struct sqlite_job *head, *tail;
 	int stopping;
 	int started;
-	int64_t last_queue_seq; /* executor thread only: FIFO order of fresh items */
+	int64_t last_queue_seq; /* the leader's only: FIFO order of fresh items */
 };
 
 typedef enum err (*sqlite_job_fn)(struct sqlite_store *s, void *ctx);
 
-/* Run fn(s, ctx) on the executor inside the next group transaction; returns its result
+/* Run fn(s, ctx) as a write inside the next group transaction; returns its result
  * once the group has committed (or ERR_UNAVAILABLE if the commit failed). */
 enum err sqlite_run(struct sqlite_store *s, sqlite_job_fn fn, void *ctx);
 
@@ -84,7 +84,7 @@ void sqlite_bind_after(sqlite3_stmt *st, int first, const struct cursor *after);
 /* Column text copied into out (cap bytes, truncated, NUL-terminated). */
 void sqlite_col_text(sqlite3_stmt *st, int i, char *out, size_t cap);
 
-/* Start/stop the executor thread. */
+/* Set up / tear down the write queue (stop waits for a running group to end). */
 int sqlite_exec_start(struct sqlite_store *s);
 void sqlite_exec_stop(struct sqlite_store *s);
 

@@ -1,6 +1,6 @@
 /* store_sqlite.c - the embedded SQLite backend: opening, migrations, API keys and
  * credential lookup, and the ops table. Environments and work live in
- * sqlite_env.c and sqlite_work.c; the executor in sqlite_exec.c. */
+ * sqlite_env.c and sqlite_work.c; the write and read paths in sqlite_exec.c. */
 #include "store/sqlite_int.h"
 
 #include <stdio.h>
@@ -72,7 +72,7 @@ static enum err migrate(struct sqlite_store *s, struct errbuf *eb)
 	return ERR_OK;
 }
 
-/* The cursor key: random on first open, then read back. Runs before the executor starts. */
+/* The cursor key: random on first open, then read back. Runs before any caller arrives. */
 static enum err load_cursor_key(struct sqlite_store *s, struct errbuf *eb)
 {
 	sqlite3_stmt *st;
@@ -415,7 +415,7 @@ enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *
 	if ((rc = migrate(s, eb)) || (rc = load_cursor_key(s, eb)))
 		goto fail;
 	if (sqlite_exec_start(s)) {
-		rc = errf(eb, ERR_INTERNAL, "store: cannot start the executor thread");
+		rc = errf(eb, ERR_INTERNAL, "store: cannot set up the write queue");
 		goto fail;
 	}
 	*out = &s->base;
