@@ -229,7 +229,6 @@ static enum err poll_start(struct call *c)
 	c->polling = 1;
 	c->poll_counted = 1;
 	atomic_fetch_add(&c->app->polls_active, 1);
-	atomic_fetch_add(&c->app->polls_active, 1);
 	return ERR_OK;
 }
 
