@@ -73,8 +73,10 @@ static const char usage[] =
 	"                       [--pass-environment-key] [--heartbeat-interval S] [--lease-ttl S]\n\n"
 	"The environment key (envd_env_...) comes from ANTHROPIC_ENVIRONMENT_KEY or\n"
 	"--environment-key-file. Each command gets ANTHROPIC_WORK_ID, ANTHROPIC_ENVIRONMENT_ID,\n"
-	"ANTHROPIC_SESSION_ID, ANTHROPIC_WORK_SECRET and ANTHROPIC_BASE_URL. SIGTERM or SIGINT\n"
-	"drains (running items finish); a second signal or SIGQUIT stops them now.";
+	"ANTHROPIC_SESSION_ID, ANTHROPIC_WORK_SECRET and ANTHROPIC_BASE_URL, and never the\n"
+	"worker's ENVIROND_API_KEY, ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN. SIGTERM, SIGINT or\n"
+	"SIGHUP drains (running items finish); a second signal or SIGQUIT stops them now; a\n"
+	"third exits at once.";
 
 static int check_id(const char *what, const char *value)
 {

@@ -51,6 +51,16 @@ int client_init(struct client *c, const char *base_url, const char *credential)
 	return 0;
 }
 
+int client_set_credential(struct client *c, const char *credential)
+{
+	char *copy = NULL;
+	if (credential && !(copy = strdup(credential)))
+		return -1;
+	wipe_free(c->credential);
+	c->credential = copy;
+	return 0;
+}
+
 void client_free(struct client *c)
 {
 	if (c->curl)
@@ -69,7 +79,11 @@ void client_reply_free(struct client_reply *r)
 
 int client_is_transient(const struct client_reply *r)
 {
-	if (r->status == 0 || r->bad_body)
+	if (r->status == 0)
+		return 1;
+	/* A page that is not JSON on a 2xx is a proxy or a bug in the way: worth another try.
+	 * On a 401/403/404 the status says enough, whatever the body. */
+	if (r->bad_body && r->status >= 200 && r->status < 300)
 		return 1;
 	return r->status == 408 || r->status == 409 || r->status == 429 || r->status >= 500;
 }

@@ -50,6 +50,9 @@ int client_global_init(void);
  * (NULL = send no Authorization header). Returns 0, or -1 on out of memory. */
 int client_init(struct client *c, const char *base_url, const char *credential);
 void client_free(struct client *c);
+/* Replace the credential (copied; the old one is wiped; NULL = none). Connections stay
+ * cached. Returns 0, or -1 on out of memory (the old credential is kept then). */
+int client_set_credential(struct client *c, const char *credential);
 
 /* Send one request. method is "GET", "POST" or "DELETE"; path starts with '/' and must
  * already be percent-encoded (see client_put_escaped); body_json is NULL or a JSON text
@@ -61,8 +64,8 @@ int client_request(struct client *c, const char *method, const char *path, const
 		   const char *const *extra_headers, long timeout_ms, struct client_reply *r);
 void client_reply_free(struct client_reply *r);
 
-/* True when retrying later may help: no reply, 408, 409, 429, 5xx, or a body that is not
- * JSON. Everything else (2xx aside) is a permanent answer. */
+/* True when retrying later may help: no reply, 408, 409, 429, 5xx, or a 2xx whose body is
+ * not JSON. Everything else (a good 2xx aside) is a permanent answer, whatever its body. */
 int client_is_transient(const struct client_reply *r);
 
 /* Append s percent-encoded (everything but RFC 3986 unreserved characters), fit for a

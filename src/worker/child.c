@@ -25,39 +25,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 
-/* ---- output lines ---- */
-
-void line_buf_feed(struct line_buf *lb, const char *data, size_t len,
-		   void (*emit)(const char *line, void *arg), void *arg)
-{
-	for (size_t i = 0; i < len; i++) {
-		char ch = data[i];
-		if (ch == '\n') {
-			if (lb->len > 0 && lb->data[lb->len - 1] == '\r')
-				lb->len--;
-			lb->data[lb->len] = '\0';
-			emit(lb->data, arg);
-			lb->len = 0;
-			continue;
-		}
-		lb->data[lb->len++] = ch;
-		/* One byte stays free for the terminator: a full buffer is emitted as a piece. */
-		if (lb->len == sizeof(lb->data) - 1) {
-			lb->data[lb->len] = '\0';
-			emit(lb->data, arg);
-			lb->len = 0;
-		}
-	}
-}
-
-void line_buf_flush(struct line_buf *lb, void (*emit)(const char *line, void *arg), void *arg)
-{
-	if (lb->len == 0)
-		return;
-	lb->data[lb->len] = '\0';
-	emit(lb->data, arg);
-	lb->len = 0;
-}
+/* ---- output lines (the line buffer itself is in child_data.c) ---- */
 
 struct emit_ctx {
 	const char *work_id;
@@ -68,84 +36,6 @@ static void emit_line(const char *line, void *arg)
 {
 	struct emit_ctx *ctx = arg;
 	log_event(LOG_INFO, "output", "work_id", ctx->work_id, "stream", ctx->stream, "line", line, NULL);
-}
-
-/* ---- the environment ---- */
-
-static const char *const item_vars[] = {
-	"ANTHROPIC_WORK_ID", "ANTHROPIC_ENVIRONMENT_ID", "ANTHROPIC_SESSION_ID",
-	"ANTHROPIC_WORK_SECRET", "ANTHROPIC_BASE_URL", "ANTHROPIC_ENVIRONMENT_KEY",
-};
-
-static int is_item_var(const char *entry)
-{
-	for (size_t i = 0; i < sizeof(item_vars) / sizeof(item_vars[0]); i++) {
-		size_t n = strlen(item_vars[i]);
-		if (strncmp(entry, item_vars[i], n) == 0 && (entry[n] == '=' || entry[n] == '\0'))
-			return 1;
-	}
-	return 0;
-}
-
-static char *make_var(const char *name, const char *value)
-{
-	struct buf b;
-	buf_init(&b, 1 << 20);
-	buf_puts(&b, name);
-	buf_putc(&b, '=');
-	buf_puts(&b, value ? value : "");
-	return buf_steal(&b, NULL);
-}
-
-void child_env_free(char **envp)
-{
-	if (!envp)
-		return;
-	for (char **e = envp; *e; e++) {
-		/* Two of these hold credentials (the work secret, maybe the environment key). */
-		memset(*e, 0, strlen(*e));
-		free(*e);
-	}
-	free(envp);
-}
-
-char **child_env_build(char *const *env, const struct worker_config *cfg, const struct item *it,
-		       const char *environment_key)
-{
-	size_t n = 0;
-	for (char *const *e = env; e && *e; e++)
-		n++;
-	size_t cap = n + sizeof(item_vars) / sizeof(item_vars[0]) + 1;
-	char **out = calloc(cap, sizeof(char *));
-	if (!out)
-		return NULL;
-	size_t k = 0;
-	for (char *const *e = env; e && *e; e++) {
-		if (is_item_var(*e))
-			continue;
-		if (!(out[k++] = strdup(*e)))
-			goto oom;
-	}
-	const char *pairs[][2] = {
-		{"ANTHROPIC_WORK_ID", it->id},
-		{"ANTHROPIC_ENVIRONMENT_ID", cfg->environment_id},
-		{"ANTHROPIC_SESSION_ID", it->session_id},
-		{"ANTHROPIC_WORK_SECRET", it->secret},
-		{"ANTHROPIC_BASE_URL", cfg->base_url},
-		{"ANTHROPIC_ENVIRONMENT_KEY", environment_key},
-	};
-	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
-		/* The key is passed only when asked for; a secret-less item gets no secret. */
-		if (!pairs[i][1])
-			continue;
-		if (!(out[k++] = make_var(pairs[i][0], pairs[i][1])))
-			goto oom;
-	}
-	out[k] = NULL;
-	return out;
-oom:
-	child_env_free(out);
-	return NULL;
 }
 
 /* ---- spawning ---- */
@@ -269,10 +159,19 @@ keeper(const char *cmd, const char *workdir, char **envp, int devnull, int out_w
 		execve("/bin/sh", argv, envp);
 		keeper_fail(report_fd);
 	}
-	/* Only the shell holds the output pipes now, so they close when it is done. */
+	/* Only the shell holds the output pipes now, so they close when it is done. The
+	 * devnull descriptor went with close_fds_except, so open it again. */
 	close(report_fd);
-	dup2(devnull, 1);
-	dup2(devnull, 2);
+	int null_fd = open("/dev/null", O_RDWR);
+	if (null_fd >= 0) {
+		dup2(null_fd, 1);
+		dup2(null_fd, 2);
+		if (null_fd > 2)
+			close(null_fd);
+	} else {
+		close(1);
+		close(2);
+	}
 	for (;;) {
 		int status;
 		pid_t got = waitpid(shell, &status, WNOHANG);
@@ -414,12 +313,15 @@ void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_chec
 	for (;;) {
 		int64_t now = clock_mono_us();
 		check_leader(ch);
-		if (!term_at && !ch->leader_exited) {
-			const char *why = should_stop(arg);
-			if (why) {
-				signal_group(ch, SIGTERM, why);
-				term_at = now;
-			}
+		struct child_order order = {NULL, 0, 0};
+		should_stop(arg, &order);
+		if (order.why && order.kill_now && !kill_at) {
+			/* Someone else may run this item already: no grace, whatever stage we are at. */
+			signal_group(ch, SIGKILL, order.why);
+			kill_at = now;
+		} else if (!term_at && !kill_at && !ch->leader_exited && order.why) {
+			signal_group(ch, SIGTERM, order.why);
+			term_at = now;
 		}
 		if (ch->leader_exited && !exited_at) {
 			exited_at = now;
@@ -458,6 +360,8 @@ void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_chec
 		int64_t timeout_us = ch->pidfd >= 0 ? 1000000 : 100000;
 		if (since && !kill_at && since + grace_us - now < timeout_us)
 			timeout_us = since + grace_us - now;
+		if (order.check_by_us && !kill_at && order.check_by_us - now < timeout_us)
+			timeout_us = order.check_by_us - now;
 		if (timeout_us < 0)
 			timeout_us = 0;
 		int rc = poll(fds, (nfds_t)nfds, (int)((timeout_us + 999) / 1000));

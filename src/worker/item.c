@@ -3,7 +3,9 @@
  *
  * Every way out leaves the item either stopped by us or with a lease that the server will
  * expire: a lost lease is never stopped (the item belongs to its new holder), and an item
- * whose ack failed was never ours (the server hands it out again). */
+ * whose ack failed was never ours (the server hands it out again). Every request about
+ * the item carries its session token and none is sent past the lease's deadline, so a
+ * worker that lost the item cannot touch it in the hands of the next one. */
 #include "worker/worker_int.h"
 
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/secret.h"
 
 extern char **environ;
 
@@ -26,6 +29,10 @@ void item_free(struct item *it)
 		memset(it->secret, 0, strlen(it->secret));
 		free(it->secret);
 	}
+	if (it->token) {
+		memset(it->token, 0, strlen(it->token));
+		free(it->token);
+	}
 	memset(it, 0, sizeof(*it));
 }
 
@@ -37,6 +44,30 @@ static int printable(const char *s, size_t max)
 		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || n >= max)
 			return 0;
 	return n > 0;
+}
+
+/* The session token inside a secret: base64url of {"sessions_token":T,...} (SPEC §3.1).
+ * A new string, or NULL when the secret holds no usable token. */
+static char *secret_token(const char *secret)
+{
+	size_t len = strlen(secret);
+	size_t cap = len / 4 * 3 + 3;
+	unsigned char *raw = malloc(cap + 1);
+	if (!raw)
+		return NULL;
+	char *token = NULL;
+	long n = b64url_decode(secret, len, raw, cap);
+	if (n > 0) {
+		json_error_t jerr;
+		json_t *doc = json_loadb((const char *)raw, (size_t)n, 0, &jerr);
+		const char *t = client_json_str(doc, "sessions_token");
+		if (t && strncmp(t, "envd_req_", 9) == 0 && printable(t, 1024))
+			token = strdup(t);
+		json_decref(doc);
+		memset(raw, 0, (size_t)n);
+	}
+	free(raw);
+	return token;
 }
 
 int item_parse(const json_t *body, struct item *it, char *err, size_t errlen)
@@ -63,6 +94,7 @@ int item_parse(const json_t *body, struct item *it, char *err, size_t errlen)
 	it->type = strdup(type);
 	it->session_id = strdup(session_id);
 	it->secret = json_is_string(secret) ? strdup(json_string_value(secret)) : NULL;
+	it->token = it->secret ? secret_token(it->secret) : NULL;
 	if (!it->id || !it->type || !it->session_id || (json_is_string(secret) && !it->secret)) {
 		item_free(it);
 		snprintf(err, errlen, "out of memory");
@@ -83,11 +115,15 @@ void item_path(struct buf *b, const struct worker *w, const char *work_id, const
 	buf_puts(b, suffix);
 }
 
-static void sleep_us(int64_t us)
+/* Sleep up to us, in short steps so that a "stop now" cuts it short. */
+static void nap_unless_aborting(struct worker *w, int64_t us)
 {
-	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
-	while (nanosleep(&ts, &ts) != 0)
-		;
+	int64_t until = clock_mono_us() + us;
+	for (int64_t left = us; left > 0 && !atomic_load(&w->aborting); left = until - clock_mono_us()) {
+		int64_t step = left < 100000 ? left : 100000;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)step * 1000};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* Ack, retrying transient failures briefly: an item that is delivered but not acked goes
@@ -108,50 +144,71 @@ static int item_ack(struct worker *w, struct client *c, const struct item *it)
 			rc = 0;
 			break;
 		}
-		/* A 409 means the item was stopped before we got to it (T6): nothing to run and
+		/* A 409 means the item was stopped before we got to it (T6), a 401/403 that our
+		 * session token was revoked (stopped, or delivered again): nothing to run and
 		 * nothing to stop, an ordinary race rather than a failure. */
-		int stopped = r.status == 409;
+		int stopped = r.status == 409 || r.status == 401 || r.status == 403;
 		int transient = !stopped && client_is_transient(&r);
 		log_event(stopped ? LOG_INFO : transient ? LOG_WARN : LOG_ERROR, stopped ? "ack_refused" : "ack_failed",
 			  "work_id", it->id, "status", status, "error", r.message, NULL);
 		client_reply_free(&r);
-		if (!transient || atomic_load(&w->aborting))
+		if (!transient || atomic_load(&w->aborting) || attempt == 2)
 			break;
-		sleep_us(worker_backoff_us(attempt, -1) / 4);
+		nap_unless_aborting(w, worker_backoff_us(attempt, -1) / 4);
 	}
 	buf_free(&path);
 	return rc;
 }
 
-int item_force_stop(struct worker *w, struct client *c, const struct item *it)
+int item_stop(struct worker *w, struct client *c, const struct item *it, int64_t deadline_us)
 {
 	struct buf path;
 	buf_init(&path, 4096);
 	item_path(&path, w, it->id, "/stop");
 	int rc = -1;
-	/* About half a minute of retries: past that the lease runs out and the server
-	 * requeues the item, which is the next best outcome. */
+	const char *why = path.failed ? "stop URL too long" : "the lease ran out before a stop got through";
 	for (int attempt = 0; attempt < 5 && !path.failed; attempt++) {
+		/* Past the deadline the item may be someone else's: nothing more is sent. */
+		int64_t left_ms = (deadline_us - clock_mono_us()) / 1000;
+		if (left_ms <= 0)
+			break;
+		int aborting = atomic_load(&w->aborting);
+		long timeout_ms = aborting ? ABORT_STOP_TIMEOUT_MS : REQUEST_TIMEOUT_MS;
+		if (timeout_ms > left_ms)
+			timeout_ms = (long)left_ms;
 		struct client_reply r;
-		client_request(c, "POST", path.data, "{\"force\":true}", NULL, REQUEST_TIMEOUT_MS, &r);
+		client_request(c, "POST", path.data, "{\"force\":true}", NULL, timeout_ms, &r);
 		char status[16];
 		snprintf(status, sizeof(status), "%d", r.status);
-		int done = r.status == 200 || r.status == 409;
+		/* 409: stopped already (T17). 401/403: our session token was revoked, because the
+		 * item was stopped or handed to someone else; either way not ours to stop. */
+		int already = r.status == 409 || r.status == 401 || r.status == 403;
+		int done = r.status == 200 || already;
 		int transient = !done && client_is_transient(&r);
 		if (done)
-			log_event(LOG_INFO, "item_stopped", "work_id", it->id, "already", r.status == 409 ? "true" : "false",
-				  NULL);
+			log_event(LOG_INFO, "item_stopped", "work_id", it->id, "already", already ? "true" : "false",
+				  "status", status, NULL);
 		else
 			log_event(transient ? LOG_WARN : LOG_ERROR, "stop_failed", "work_id", it->id, "status", status,
 				  "error", r.message, NULL);
 		client_reply_free(&r);
 		if (done)
 			rc = 0;
-		if (done || !transient)
+		why = "the server did not take the stop";
+		/* No pause after the last try, and none while stopping now. */
+		if (done || !transient || aborting || attempt == 4)
 			break;
-		sleep_us(worker_backoff_us(attempt, -1) / 2);
+		int64_t pause_us = worker_backoff_us(attempt, -1) / 2;
+		if (clock_mono_us() + pause_us >= deadline_us)
+			break;
+		nap_unless_aborting(w, pause_us);
 	}
 	buf_free(&path);
+	if (rc) {
+		atomic_store(&w->stop_failed, 1);
+		log_event(LOG_ERROR, "item_not_stopped", "work_id", it->id, "error", why, "reason",
+			  "left to the server, which requeues it when its lease runs out", NULL);
+	}
 	return rc;
 }
 
@@ -160,14 +217,17 @@ struct run_ctx {
 	struct lease *lease;
 };
 
-/* Why the child must end now, or NULL. */
-static const char *stop_reason(void *arg)
+/* Why the child must end now, and how fast. */
+static void stop_reason(void *arg, struct child_order *o)
 {
 	struct run_ctx *ctx = arg;
-	if (atomic_load(&ctx->w->aborting))
-		return "worker_stopping";
-	enum lease_verdict v = lease_current(ctx->lease);
-	return v == LEASE_HELD ? NULL : lease_verdict_name(v);
+	int64_t deadline_us;
+	enum lease_verdict v = lease_current(ctx->lease, &deadline_us);
+	int64_t now = clock_mono_us();
+	o->why = v != LEASE_HELD ? lease_verdict_name(v) : atomic_load(&ctx->w->aborting) ? "worker_stopping" : NULL;
+	/* A lost lease past its deadline may already run elsewhere: no grace period. */
+	o->kill_now = v == LEASE_LOST && now >= deadline_us;
+	o->check_by_us = now < deadline_us ? deadline_us : 0;
 }
 
 /* Run a session item's command while the lease is held; returns the final verdict. */
@@ -188,7 +248,7 @@ static enum lease_verdict run_session(struct slot *s, struct lease *lease)
 	if (!envp || child_spawn(&ch, w->cfg, envp, it->id, err, sizeof(err))) {
 		log_event(LOG_ERROR, "child_failed", "work_id", it->id, "error", envp ? err : "out of memory", NULL);
 		child_env_free(envp);
-		return lease_current(lease);
+		return lease_current(lease, NULL);
 	}
 	child_env_free(envp);
 	char pid[24];
@@ -196,7 +256,7 @@ static enum lease_verdict run_session(struct slot *s, struct lease *lease)
 	log_event(LOG_INFO, "child_start", "work_id", it->id, "session_id", it->session_id, "pid", pid, NULL);
 	struct run_ctx ctx = {w, lease};
 	child_supervise(&ch, w->cfg->grace_s, s->wake[0], stop_reason, &ctx);
-	return lease_current(lease);
+	return lease_current(lease, NULL);
 }
 
 static void run_item(struct slot *s)
@@ -204,30 +264,43 @@ static void run_item(struct slot *s)
 	struct worker *w = s->w;
 	const struct item *it = &s->item;
 	log_event(LOG_INFO, "claim", "work_id", it->id, "type", it->type, "session_id", it->session_id, NULL);
+	/* The item's own credential for everything about it. Without one (a server that sends
+	 * no session token) the environment key stands in, and only the deadline protects the
+	 * next holder. */
+	const char *cred = it->token ? it->token : w->cfg->environment_key;
+	if (!it->token)
+		log_event(LOG_WARN, "no_session_token", "work_id", it->id, "error",
+			  "the secret holds no session token; using the environment key", NULL);
+	if (client_set_credential(&s->api, cred) || client_set_credential(&s->beat, cred)) {
+		/* Not acked: the server hands it out again. */
+		log_event(LOG_ERROR, "claim_failed", "work_id", it->id, "error", "out of memory", NULL);
+		return;
+	}
 	int64_t acked_us = clock_mono_us();
 	if (item_ack(w, &s->api, it))
 		return;
 	log_event(LOG_DEBUG, "ack", "work_id", it->id, NULL);
 
-	enum lease_verdict v;
+	struct lease_state st;
+	lease_state_init(&st, acked_us);
 	if (it->kind == ITEM_HEALTHCHECK) {
 		/* A healthcheck proves the worker can claim, ack and beat; there is no command. */
-		v = lease_beat_once(w, &s->beat, it);
+		lease_beat_once(w, &s->beat, it, &st);
 	} else if (it->kind == ITEM_OTHER) {
 		log_event(LOG_WARN, "unsupported_work", "work_id", it->id, "type", it->type, NULL);
-		v = LEASE_HELD;
 	} else {
 		struct lease lease;
 		if (lease_start(&lease, w, &s->beat, it, s->wake[1], acked_us)) {
 			log_event(LOG_ERROR, "lease_failed", "work_id", it->id, "error", "cannot start a thread", NULL);
-			v = LEASE_HELD;
 		} else {
-			v = run_session(s, &lease);
+			run_session(s, &lease);
 			/* The lease stays renewed until the child is gone; only then stop beating. */
 			lease_end(&lease);
-			v = lease.verdict;
+			st = lease.st;
 		}
 	}
+	lease_check_deadline(&st, clock_mono_us());
+	enum lease_verdict v = st.verdict;
 	if (v == LEASE_LOST) {
 		log_event(LOG_WARN, "item_released", "work_id", it->id, "reason", "lease lost; left to its new holder",
 			  NULL);
@@ -237,7 +310,7 @@ static void run_item(struct slot *s)
 		log_event(LOG_INFO, "item_stopped", "work_id", it->id, "already", "true", NULL);
 		return;
 	}
-	item_force_stop(w, &s->api, it);
+	item_stop(w, &s->api, it, lease_deadline_us(&st));
 }
 
 void *item_thread(void *arg)

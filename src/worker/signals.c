@@ -1,29 +1,40 @@
 /* signals.c - how the worker is told to stop.
  *
  * The signals are blocked in every thread and taken by one thread with sigwait(), so no
- * handler ever runs in the middle of libcurl or malloc. The first SIGTERM or SIGINT starts
- * a drain (no new claims; running items finish); a second one, or SIGQUIT, stops the
- * running items now. */
+ * handler ever runs in the middle of libcurl or malloc. The first SIGTERM, SIGINT or SIGHUP
+ * starts a drain (no new claims; running items finish); a second one, or SIGQUIT, stops the
+ * running items now; one more ends the process at once (the keepers then kill their
+ * groups, and the server requeues the items when their leases run out).
+ *
+ * SIGHUP drains rather than kills: a closed terminal or a restarting session manager must
+ * not take running items down with the worker. */
 #include "worker/worker_int.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
 static pthread_t signal_thread;
 static int signal_thread_running;
 
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+}
+
 static void *signal_loop(void *arg)
 {
 	struct worker *w = arg;
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGQUIT);
+	stop_signals(&set);
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	for (;;) {
 		int sig;
@@ -40,7 +51,12 @@ static void *signal_loop(void *arg)
 			char running[16];
 			snprintf(running, sizeof(running), "%d", w->running);
 			log_event(LOG_INFO, "draining", "signal", name, "running", running, NULL);
-		} else if (!atomic_load(&w->aborting)) {
+		} else if (atomic_load(&w->aborting)) {
+			/* Told three times: whatever is still going (a stop to an unreachable
+			 * server, a child's grace period) is not worth waiting for. */
+			log_event(LOG_WARN, "exiting_now", "signal", name, NULL);
+			_exit(1);
+		} else {
 			atomic_store(&w->draining, 1);
 			atomic_store(&w->aborting, 1);
 			log_event(LOG_WARN, "stopping_now", "signal", name, NULL);
@@ -57,10 +73,7 @@ static void *signal_loop(void *arg)
 int signals_start(struct worker *w)
 {
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGQUIT);
+	stop_signals(&set);
 	/* Blocked before any other thread exists, so every thread inherits the mask. */
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return -1;

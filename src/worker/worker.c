@@ -232,6 +232,8 @@ static int poll_loop(struct worker *w, struct client *poller)
 				log_event(LOG_ERROR, "bad_work_item", "error", err, NULL);
 			}
 		} else if (!client_is_transient(&r) && !(r.status >= 200 && r.status < 300)) {
+			/* Including a 401/403/404 whose body is a proxy's page: the status says
+			 * enough, and retrying it would go on forever. */
 			report_refusal(w, &r);
 			client_reply_free(&r);
 			status = 1;
@@ -291,6 +293,7 @@ int worker_run(const struct worker_config *cfg)
 	w.cfg = cfg;
 	atomic_init(&w.draining, 0);
 	atomic_init(&w.aborting, 0);
+	atomic_init(&w.stop_failed, 0);
 	if (pthread_mutex_init(&w.mu, NULL) || worker_cond_init(&w.cond)) {
 		log_event(LOG_ERROR, "startup_failed", "error", "cannot set up locks", NULL);
 		return 1;
@@ -341,6 +344,12 @@ int worker_run(const struct worker_config *cfg)
 	reap_slots(&w);
 	pthread_mutex_unlock(&w.mu);
 	signals_stop();
+	/* An item we could not stop runs on nowhere but stays active until its lease runs out:
+	 * worth an exit status a supervisor notices. */
+	if (atomic_load(&w.stop_failed) && status == 0) {
+		log_event(LOG_ERROR, "stop_incomplete", "error", "some items could not be stopped", NULL);
+		status = 1;
+	}
 	log_event(LOG_INFO, "worker_exit", "status", status ? "1" : "0", NULL);
 	client_free(&poller);
 	free_slots(&w, cfg->concurrency);

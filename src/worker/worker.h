@@ -2,7 +2,7 @@
  * as a child process while holding its lease.
  *
  * The command line (cli/cmd_worker.c) fills a struct worker_config and calls worker_run(),
- * which returns only when the worker is done: drained after SIGTERM/SIGINT, stopped now
+ * which returns only when the worker is done: drained after SIGTERM/SIGINT/SIGHUP, stopped now
  * after a second signal or SIGQUIT, out of queued work with --once, or refused by the
  * server. Nothing it started outlives it. */
 #ifndef ENVIROND_WORKER_H
@@ -31,7 +31,8 @@ struct worker_config {
 };
 
 /* Run the worker. Returns the process exit status: 0 after a drain, a forced stop or
- * --once; 1 when the server refused the worker (401/403/404/400) or it could not start. */
+ * --once; 1 when the server refused the worker (401/403/404/400), it could not start, or
+ * an item it ran could not be stopped. */
 int worker_run(const struct worker_config *cfg);
 
 #endif

@@ -32,6 +32,10 @@ term_*) trap 'date +%s%3N > "$w.term"; exit 0' TERM
 	while :; do sleep 0.1; done ;;
 ignore_*) trap 'date +%s%3N >> "$w.term"' TERM
 	while :; do sleep 0.1; done ;;
+hold_*) trap 'date +%s%3N > "$w.term"; exit 0' TERM
+	n=$(cat hold 2>/dev/null || echo 60); i=0
+	while [ $i -lt $((n * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+	date +%s%3N > "$w.done" ;;
 esac
 exit 0
 `;
@@ -59,7 +63,7 @@ class Worker {
     if (envId) argv.push('--environment', envId);
     if (!args.includes('--on-work')) argv.push('--on-work', './item.sh');
     const childEnv = { ...process.env, ...env };
-    delete childEnv.ENVIROND_API_KEY;
+    if (!('ENVIROND_API_KEY' in env)) delete childEnv.ENVIROND_API_KEY;
     if (envKey) childEnv.ANTHROPIC_ENVIRONMENT_KEY = envKey;
     else delete childEnv.ANTHROPIC_ENVIRONMENT_KEY;
     this.proc = spawn(BIN, [...argv, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -319,6 +323,82 @@ describe('environd worker', { concurrency: true }, () => {
     assert.equal(w.named('claim', later.id).length, 0);
   });
 
+  test('SIGHUP drains like SIGTERM', async () => {
+    const { envId, envKey } = await newEnv('hup');
+    const dir = tmpDir();
+    const it = await enqueueOk(server, apiKey, envId, 'slow_2');
+    const w = new Worker(server, { envId, envKey, dir });
+    await w.waitEvent('child_start', it.id);
+    w.kill('SIGHUP');
+    assert.equal((await w.waitEvent('draining')).signal, 'HUP');
+    assert.equal(await w.exitCode(), 0, w.stderr);
+    assert.ok(fs.existsSync(fileIn(dir, `${it.id}.done`)), 'the child ran to its end');
+    assert.ok(!fs.existsSync(fileIn(dir, `${it.id}.term`)), 'the child got no SIGTERM');
+    assert.equal((await getWork(envId, it.id)).state, 'stopped');
+  });
+
+  test('the command never sees the worker\'s API keys', async () => {
+    const { envId, envKey } = await newEnv('apikey');
+    const dir = tmpDir();
+    const it = await enqueueOk(server, apiKey, envId, 'run_apikey');
+    const w = new Worker(server, {
+      envId,
+      envKey,
+      dir,
+      args: ['--once'],
+      env: { ENVIROND_API_KEY: apiKey, ANTHROPIC_API_KEY: 'sk-ant-test', ANTHROPIC_AUTH_TOKEN: 'auth-test' },
+    });
+    assert.equal(await w.exitCode(), 0, w.stderr);
+    const { text, vars } = readEnvFile(dir, it.id);
+    assert.equal(vars.ENVIROND_API_KEY, undefined);
+    assert.equal(vars.ANTHROPIC_API_KEY, undefined);
+    assert.equal(vars.ANTHROPIC_AUTH_TOKEN, undefined);
+    assert.ok(!text.includes(apiKey), 'the API key appears nowhere in the environment');
+    assert.ok(vars.ANTHROPIC_WORK_SECRET, 'the item\'s own secret is there');
+    assert.equal((await getWork(envId, it.id)).state, 'stopped');
+  });
+
+  test('a stale worker cannot stop the item of its new holder', async () => {
+    const { envId, envKey } = await newEnv('stale');
+    const dirA = tmpDir();
+    const dirB = tmpDir();
+    // A's command ends after 4 s, while A is stopped; B's runs on.
+    fs.writeFileSync(fileIn(dirA, 'hold'), '4\n');
+    const it = await enqueueOk(server, apiKey, envId, 'hold_1');
+    const args = ['--lease-ttl', '10', '--heartbeat-interval', '2', '--grace', '2'];
+    const a = new Worker(server, { envId, envKey, dir: dirA, args });
+    await a.waitEvent('child_start', it.id);
+    await waitFor(async () => (await getWork(envId, it.id)).state === 'active', { what: 'active' });
+    await sleep(2500); // at least one beat that asked for the short lease
+    a.kill('SIGSTOP');
+    let b;
+    try {
+      await waitFor(() => fs.existsSync(fileIn(dirA, `${it.id}.done`)), { timeoutMs: 8000, what: 'A\'s command done' });
+      // Once the lease runs out the item is queued again and B takes it.
+      b = new Worker(server, { envId, envKey, dir: dirB, args });
+      await b.waitEvent('child_start', it.id, 25000);
+    } finally {
+      a.kill('SIGCONT');
+    }
+    await a.waitEvent('item_released', it.id, 10000);
+    await sleep(2000); // room for any stop A might still send
+    assert.equal(a.named('item_stopped', it.id).length, 0, 'A did not stop the item');
+    const now = await getWork(envId, it.id);
+    assert.equal(now.state, 'active', 'B still has it');
+    assert.equal(now.stop_requested_at, null);
+    const pidFile = fileIn(dirB, `${it.id}.pid`);
+    assert.ok(alive(readNumber(pidFile)), 'B\'s command still runs');
+    assert.ok(!fs.existsSync(fileIn(dirB, `${it.id}.term`)), 'B\'s command got no signal');
+    assert.equal(b.named('child_signal', it.id).length, 0);
+    a.kill('SIGTERM');
+    assert.equal(await a.exitCode(), 0, a.stderr);
+    b.kill('SIGTERM');
+    await b.waitEvent('draining');
+    b.kill('SIGTERM');
+    assert.equal(await b.exitCode(), 0, b.stderr);
+    assert.equal((await getWork(envId, it.id)).state, 'stopped');
+  });
+
   test('a second signal stops running children now and stops their items', async () => {
     const { envId, envKey } = await newEnv('abort');
     const dir = tmpDir();
@@ -384,8 +464,9 @@ describe('environd worker', { concurrency: true }, () => {
     }
     await w.waitEvent('item_released', it.id, 10000);
     assert.ok(w.named('lease_lost', it.id).length >= 1);
-    assert.equal(w.named('child_signal', it.id)[0].reason, 'lease_lost');
-    assert.ok(fs.existsSync(fileIn(dir, `${it.id}.term`)), 'the child got SIGTERM');
+    // Past the deadline someone else may run it already: SIGKILL at once, no grace.
+    assert.deepEqual(w.named('child_signal', it.id).map((e) => [e.signal, e.reason]), [['KILL', 'lease_lost']], w.stderr);
+    assert.ok(!fs.existsSync(fileIn(dir, `${it.id}.term`)), 'the child got no SIGTERM and no grace period');
     assert.equal(w.named('item_stopped', it.id).length, 0, 'the worker did not stop the item');
     const now = await getWork(envId, it.id);
     assert.equal(now.state, 'active', 'the new holder still has it');

@@ -176,6 +176,26 @@ static void test_garbage_is_transient(void **state)
 	client_reply_free(&r);
 }
 
+/* A refusal is a refusal whatever its body: a proxy's page on a 401/403/404 must not be
+ * retried forever. A 5xx page stays worth another try. */
+static void test_refusal_page_is_final(void **state)
+{
+	static const char *const final[] = {"401 Unauthorized", "403 Forbidden", "404 Not Found", "400 Bad Request"};
+	for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++) {
+		static struct canned srv;
+		struct client_reply r;
+		assert_int_equal(request(&srv, http_reply(final[i], "", "<html>no"), "GET", NULL, 5000, &r), 0);
+		assert_true(r.bad_body);
+		assert_false(client_is_transient(&r));
+		client_reply_free(&r);
+	}
+	static struct canned srv5;
+	struct client_reply r;
+	assert_int_equal(request(&srv5, http_reply("502 Bad Gateway", "", "<html>no"), "GET", NULL, 5000, &r), 0);
+	assert_true(client_is_transient(&r));
+	client_reply_free(&r);
+}
+
 static void test_retry_after(void **state)
 {
 	static struct canned srv;
@@ -339,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_null_body),
 		cmocka_unit_test(test_garbage_is_transient),
+		cmocka_unit_test(test_refusal_page_is_final),
 		cmocka_unit_test(test_retry_after),
 		cmocka_unit_test(test_connection_refused),
 		cmocka_unit_test(test_timeout),

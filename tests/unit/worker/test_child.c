@@ -77,6 +77,29 @@ static void test_long_line(void **state)
 	assert_int_equal(strlen(out.got[2]), 2);
 }
 
+/* A piece never ends in half a UTF-8 character: the rest starts the next piece. */
+static void test_long_line_utf8(void **state)
+{
+	static struct line_buf lb;
+	static struct lines out;
+	memset(&lb, 0, sizeof(lb));
+	memset(&out, 0, sizeof(out));
+	static char big[LINE_MAX_BYTES + 8];
+	/* "a" then euro signs (3 bytes each): the buffer fills inside one of them. */
+	big[0] = 'a';
+	for (size_t i = 1; i + 3 <= sizeof(big); i += 3)
+		memcpy(big + i, "\xe2\x82\xac", 3);
+	size_t len = 1 + (sizeof(big) - 1) / 3 * 3;
+	line_buf_feed(&lb, big, len, collect, &out);
+	line_buf_flush(&lb, collect, &out);
+	assert_int_equal(out.n, 2);
+	size_t first = strlen(out.got[0]);
+	assert_true(first < LINE_MAX_BYTES);
+	assert_int_equal((first - 1) % 3, 0);
+	assert_int_equal(first + strlen(out.got[1]), len);
+	assert_int_equal((unsigned char)out.got[1][0], 0xe2);
+}
+
 /* ---- environment ---- */
 
 static const char *find(char **envp, const char *name)
@@ -106,7 +129,8 @@ static struct worker_config config(void)
 static void test_env(void **state)
 {
 	char *parent[] = {"PATH=/bin", "ANTHROPIC_ENVIRONMENT_KEY=envd_env_SECRET", "ANTHROPIC_WORK_ID=stale",
-			  "ANTHROPIC_WORK_IDX=keep", "HOME=/root", NULL};
+			  "ANTHROPIC_WORK_IDX=keep", "HOME=/root", "ENVIROND_API_KEY=envd_api_ORG",
+			  "ANTHROPIC_API_KEY=sk-x", "ANTHROPIC_AUTH_TOKEN=tok", "ENVIROND_API_KEY_FILE=/k", NULL};
 	struct worker_config cfg = config();
 	struct item it = {.id = "work_1", .session_id = "sesn_1", .type = "session", .secret = "c2Vj"};
 	char **envp = child_env_build(parent, &cfg, &it, NULL);
@@ -120,6 +144,11 @@ static void test_env(void **state)
 	assert_string_equal(find(envp, "ANTHROPIC_WORK_SECRET"), "c2Vj");
 	assert_string_equal(find(envp, "ANTHROPIC_BASE_URL"), "http://127.0.0.1:9");
 	assert_null(find(envp, "ANTHROPIC_ENVIRONMENT_KEY"));
+	/* The worker's other credentials never reach a command; look-alike names do. */
+	assert_null(find(envp, "ENVIROND_API_KEY"));
+	assert_null(find(envp, "ANTHROPIC_API_KEY"));
+	assert_null(find(envp, "ANTHROPIC_AUTH_TOKEN"));
+	assert_string_equal(find(envp, "ENVIROND_API_KEY_FILE"), "/k");
 	for (char **e = envp; *e; e++)
 		assert_null(strstr(*e, "envd_env_SECRET"));
 	child_env_free(envp);
@@ -140,10 +169,11 @@ struct stop_after {
 	const char *reason;
 };
 
-static const char *stop_check(void *arg)
+static void stop_check(void *arg, struct child_order *o)
 {
 	struct stop_after *s = arg;
-	return s->at_us && clock_mono_us() >= s->at_us ? s->reason : NULL;
+	o->why = s->at_us && clock_mono_us() >= s->at_us ? s->reason : NULL;
+	o->check_by_us = s->at_us && !o->why ? s->at_us : 0;
 }
 
 static int run(const char *cmd, int grace_s, int64_t stop_in_us, int *status, int64_t *took_us, pid_t *pgid)
@@ -315,6 +345,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_long_line_utf8),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_exit_status),
 		cmocka_unit_test(test_missing_command),
