@@ -35,13 +35,17 @@ static void sweep_leases(struct app *a)
 static void *sweeper(void *arg)
 {
 	struct app *a = arg;
-	int64_t next_sweep = 0;
+	int64_t next_sweep = 0, next_collect = clock_mono_us() + 60 * 1000000LL;
 	while (!atomic_load(&a->stopping)) {
 		int64_t now = clock_mono_us();
 		waiters_expire(a->waiters, now);
 		if (now >= next_sweep) {
 			sweep_leases(a);
 			next_sweep = now + a->sweep_interval_us;
+		}
+		if (now >= next_collect) {
+			waiters_collect(a->waiters, now);
+			next_collect = now + 60 * 1000000LL;
 		}
 		waiters_sleep(a->waiters, next_sweep);
 	}

@@ -10,12 +10,17 @@
 #include "common/clock.h"
 
 #define BUCKETS 1024
+/* Far longer than a poll's read-claim-park window (milliseconds), so dropping an idle entry
+ * can never make a poll miss a wake-up that bumped the dropped entry's sequence. */
+#define WAITERS_IDLE_US (120 * 1000000LL)
 
-/* Per-environment state. Entries live as long as the process: there is one per
- * environment that was ever polled or woken, which is bounded by the environments. */
+/* Per-environment state: one per environment polled or woken lately. An entry with no
+ * waiters that nobody touched for WAITERS_IDLE_US is dropped by waiters_collect(), so
+ * deleted and idle environments do not accumulate. */
 struct waiter_env {
 	char env_id[ID_MAX];
 	uint64_t seq;
+	int64_t touched_mono;
 	struct waiter *head, *tail;
 	struct waiter_env *next_in_bucket;
 };
@@ -42,14 +47,18 @@ static uint32_t hash(const char *s)
 static struct waiter_env *env_entry(struct waiters *w, const char *env_id, int create)
 {
 	uint32_t b = hash(env_id) % BUCKETS;
-	for (struct waiter_env *e = w->buckets[b]; e; e = e->next_in_bucket)
-		if (strcmp(e->env_id, env_id) == 0)
+	for (struct waiter_env *e = w->buckets[b]; e; e = e->next_in_bucket) {
+		if (strcmp(e->env_id, env_id) == 0) {
+			e->touched_mono = clock_mono_us();
 			return e;
+		}
+	}
 	if (!create)
 		return NULL;
 	struct waiter_env *e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
+	e->touched_mono = clock_mono_us();
 	snprintf(e->env_id, sizeof(e->env_id), "%s", env_id);
 	e->next_in_bucket = w->buckets[b];
 	w->buckets[b] = e;
@@ -260,6 +269,27 @@ void waiters_interrupt(struct waiters *w)
 	w->interrupted = 1;
 	pthread_cond_signal(&w->timer);
 	pthread_mutex_unlock(&w->lock);
+}
+
+size_t waiters_collect(struct waiters *w, int64_t now_mono)
+{
+	size_t dropped = 0;
+	pthread_mutex_lock(&w->lock);
+	for (size_t b = 0; b < BUCKETS; b++) {
+		struct waiter_env **link = &w->buckets[b];
+		while (*link) {
+			struct waiter_env *e = *link;
+			if (!e->head && now_mono - e->touched_mono > WAITERS_IDLE_US) {
+				*link = e->next_in_bucket;
+				free(e);
+				dropped++;
+			} else {
+				link = &e->next_in_bucket;
+			}
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return dropped;
 }
 
 size_t waiters_count(struct waiters *w)

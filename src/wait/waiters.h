@@ -62,4 +62,8 @@ void waiters_interrupt(struct waiters *w);
 
 size_t waiters_count(struct waiters *w);
 
+/* Drop the state of environments with no waiters that were not polled or woken for two
+ * minutes (deleted or idle ones). Returns how many were dropped. */
+size_t waiters_collect(struct waiters *w, int64_t now_mono);
+
 #endif
