@@ -80,6 +80,11 @@ int cmd_serve(int argc, char **argv)
 		return 2;
 	}
 	log_setup((enum log_level)level, json ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+	/* Bad flags must not leave a fresh database file behind: check before opening. */
+	if (http_listen_check(v.str[OPT_LISTEN], why, sizeof(why))) {
+		fprintf(stderr, "environd serve: %s\n", why);
+		return 2;
+	}
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	/* Block the stop signals in every thread (they inherit this mask); main waits for them. */

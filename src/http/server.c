@@ -182,6 +182,13 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 	return -1;
 }
 
+int http_listen_check(const char *listen, char *why, size_t why_len)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	return parse_listen(listen, &ss, &len, why, why_len);
+}
+
 int http_server_start(const struct http_config *cfg, http_dispatch_fn dispatch, http_done_fn done, void *app,
 		      struct http_server **out, int *port, char *why, size_t why_len)
 {

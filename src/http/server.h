@@ -52,6 +52,8 @@ struct http_server;
 /* Start listening. *port receives the bound port. Returns 0, or -1 with a message in why. */
 int http_server_start(const struct http_config *cfg, http_dispatch_fn dispatch, http_done_fn done, void *app,
 		      struct http_server **out, int *port, char *why, size_t why_len);
+/* Check a "host:port" listen address without binding. Returns 0, or -1 with why. */
+int http_listen_check(const char *listen, char *why, size_t why_len);
 /* Stop accepting new connections (the listening socket stays open until stop). */
 void http_server_quiesce(struct http_server *s);
 void http_server_stop(struct http_server *s);
