@@ -127,7 +127,9 @@ void app_dispatch(void *arg, struct http_request *r)
 		finish(c, errf(&c->eb, ERR_TOO_LARGE, "body: larger than the 1 MiB limit"));
 		return;
 	}
-	enum router_result m = router_match(routes, sizeof(routes) / sizeof(routes[0]), sizeof(routes[0]), r->method,
+	/* HEAD is GET without the body (libmicrohttpd leaves the body out). */
+	const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
+	enum router_result m = router_match(routes, sizeof(routes) / sizeof(routes[0]), sizeof(routes[0]), method,
 					    r->path, &c->match);
 	if (m == ROUTER_NOT_FOUND) {
 		finish(c, errf(&c->eb, ERR_NOT_FOUND, "no route for %.8s %.200s", r->method, r->path));
