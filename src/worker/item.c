@@ -145,7 +145,7 @@ static int item_ack(struct worker *w, struct client *c, const struct item *it)
 			break;
 		}
 		/* A 409 means the item was stopped before we got to it (T6), a 401/403 that our
-		 * session token was revoked (stopped, or delivered again): nothing to run and
+		 * session token was replaced (the item was delivered again): nothing to run and
 		 * nothing to stop, an ordinary race rather than a failure. */
 		int stopped = r.status == 409 || r.status == 401 || r.status == 403;
 		int transient = !stopped && client_is_transient(&r);
@@ -180,8 +180,8 @@ int item_stop(struct worker *w, struct client *c, const struct item *it, int64_t
 		client_request(c, "POST", path.data, "{\"force\":true}", NULL, timeout_ms, &r);
 		char status[16];
 		snprintf(status, sizeof(status), "%d", r.status);
-		/* 409: stopped already (T17). 401/403: our session token was revoked, because the
-		 * item was stopped or handed to someone else; either way not ours to stop. */
+		/* 409: stopped already (T17). 401/403: our session token was replaced, because the
+		 * item was handed to someone else: not ours to stop. */
 		int already = r.status == 409 || r.status == 401 || r.status == 403;
 		int done = r.status == 200 || already;
 		int transient = !done && client_is_transient(&r);

@@ -9,7 +9,7 @@
  * - at the deadline the lease is lost, whatever else is going on: the runner SIGKILLs the
  *   group at once and never stops the item;
  * - a 412 that cannot be adopted, lease_extended:false, or a 401/403 (the session token
- *   was revoked: the item was stopped or handed on) also end it.
+ *   was replaced: the item was handed on) also end it.
  * A lost item is never stopped by this worker: it belongs to its new holder, if any. */
 #include "worker/worker_int.h"
 
@@ -99,7 +99,7 @@ void lease_judge(const struct client_reply *r, struct beat *b)
 	}
 	/* 412: the stored heartbeat is not the one we echoed (T9/T12). 409: the item is
 	 * queued again and our NO_HEARTBEAT found no lease to take (T12). 401/403: our session
-	 * token was revoked, because the item was stopped or delivered again. Either way the
+	 * token was replaced, because the item was delivered again. Either way the
 	 * lease is over, unless the 412 names a heartbeat we may adopt (lease_apply). */
 	if (r->status == 412 || r->status == 409 || r->status == 401 || r->status == 403) {
 		b->verdict = LEASE_LOST;
