@@ -235,26 +235,15 @@ struct run {
 	const struct options *opt;
 	struct worker *workers;
 	struct bench_items items;
-	uint64_t enqueued, delivered, completed, empty_polls;
-	bool enqueue_closed;
-	int64_t t_start, t_warm, t_last_done;
+	struct bench_progress p;
 };
 
-static bool may_enqueue(struct run *r)
-{
-	if (r->enqueue_closed)
-		return false;
-	if (r->opt->items && r->enqueued >= (uint64_t)r->opt->items) {
-		r->enqueue_closed = true;
-		return false;
-	}
-	return true;
-}
+static bool may_enqueue(struct run *r) { return bench_may_enqueue(&r->p, r->opt->items); }
 
 static void send_put(struct run *r, struct worker *w)
 {
 	char body[64], text[128];
-	uint64_t seq = r->enqueued++;
+	uint64_t seq = r->p.enqueued++;
 	bench_format(body, sizeof(body), "sesn_%" PRIu64, seq);
 	bench_format(text, sizeof(text), "put 0 0 60 %zu\r\n%s\r\n", strlen(body), body);
 	w->producer.seq = seq;
@@ -307,18 +296,18 @@ static void on_reply(struct run *r, struct conn *c, const char *line, const char
 		return;
 	case R_RESERVE:
 		if (strcmp(line, "TIMED_OUT") == 0) {
-			r->empty_polls++;
+			r->p.empty_polls++;
 			send_reserve(w);
 			return;
 		}
 		if (sscanf(line, "RESERVED %llu %llu", &id, &bytes) != 2 || sscanf(body, "sesn_%llu", &seq) != 1 ||
-		    seq >= r->enqueued)
+		    seq >= r->p.enqueued)
 			bench_die("reserve: unexpected reply '%s' '%s'", line, body);
 		struct bench_item *it = bench_item_at(&r->items, seq);
 		if (it->poll_done)
 			bench_die("reserve: job %s reserved twice", body);
 		it->poll_done = t;
-		r->delivered++;
+		r->p.delivered++;
 		w->job_id = id;
 		c->seq = seq;
 		send_job_call(w, R_TOUCH);
@@ -332,10 +321,10 @@ static void on_reply(struct run *r, struct conn *c, const char *line, const char
 		if (strcmp(line, "DELETED") != 0)
 			bench_die("delete: expected DELETED, got '%s'", line);
 		bench_item_at(&r->items, c->seq)->stop_done = t;
-		r->completed++;
-		r->t_last_done = t;
-		if (r->completed == (uint64_t)r->opt->warmup)
-			r->t_warm = t;
+		r->p.completed++;
+		r->p.t_last_done = t;
+		if (r->p.completed == (uint64_t)r->opt->warmup)
+			r->p.t_warm = t;
 		begin_cycle(r, w);
 		return;
 	default:
@@ -346,18 +335,18 @@ static void on_reply(struct run *r, struct conn *c, const char *line, const char
 static void run_loop(struct run *r, struct pollfd *fds, struct conn **conns, size_t nconns)
 {
 	const struct options *o = r->opt;
-	int64_t deadline = r->t_start + (int64_t)(o->timeout * 1e9);
-	int64_t enqueue_until = o->seconds ? r->t_start + (int64_t)(o->seconds * 1e9) : INT64_MAX;
+	int64_t deadline = r->p.t_start + (int64_t)(o->timeout * 1e9);
+	int64_t enqueue_until = o->seconds ? r->p.t_start + (int64_t)(o->seconds * 1e9) : INT64_MAX;
 	for (long i = 0; i < o->workers; i++)
 		begin_cycle(r, &r->workers[i]);
 	for (;;) {
 		int64_t t = bench_now_ns();
 		if (t >= deadline)
 			bench_die("timed out after %.0f s: %" PRIu64 " jobs put, %" PRIu64 " reserved, %" PRIu64
-				  " deleted", o->timeout, r->enqueued, r->delivered, r->completed);
+				  " deleted", o->timeout, r->p.enqueued, r->p.delivered, r->p.completed);
 		if (t >= enqueue_until)
-			r->enqueue_closed = true;
-		if (r->enqueue_closed && r->completed == r->enqueued)
+			r->p.enqueue_closed = true;
+		if (r->p.enqueue_closed && r->p.completed == r->p.enqueued)
 			return;
 		int n = poll(fds, nconns, 100);
 		if (n < 0 && errno != EINTR)
@@ -417,16 +406,16 @@ int main(int argc, char **argv)
 		fds[i] = (struct pollfd){.fd = conns[i]->fd, .events = POLLIN};
 
 	double cpu_start = bench_cpu_seconds();
-	r.t_start = bench_now_ns();
+	r.p.t_start = bench_now_ns();
 	run_loop(&r, fds, conns, nconns);
-	if (r.completed <= (uint64_t)opt.warmup)
-		bench_die("only %" PRIu64 " items completed, not more than --warmup %ld", r.completed, opt.warmup);
+	if (r.p.completed <= (uint64_t)opt.warmup)
+		bench_die("only %" PRIu64 " items completed, not more than --warmup %ld", r.p.completed, opt.warmup);
 	double cpu_used = bench_cpu_seconds() - cpu_start;
-	double wall = (double)(bench_now_ns() - r.t_start) / 1e9;
+	double wall = (double)(bench_now_ns() - r.p.t_start) / 1e9;
 	struct bench_result res;
-	bench_summarize(&r.items, r.enqueued, opt.warmup ? r.t_warm : r.t_start, r.t_last_done, &res);
+	bench_summarize(&r.items, r.p.enqueued, opt.warmup ? r.p.t_warm : r.p.t_start, r.p.t_last_done, &res);
 	res.client_cpu_pct = wall > 0 ? 100.0 * cpu_used / wall : 0;
-	bench_report("beanstalkd", opt.workers, &res, r.empty_polls, nconns, opt.json);
+	bench_report("beanstalkd", opt.workers, &res, r.p.empty_polls, nconns, opt.json);
 
 	for (size_t i = 0; i < nconns; i++)
 		close(conns[i]->fd);

@@ -177,3 +177,14 @@ void bench_report(const char *system, long workers, const struct bench_result *r
 	       res->client_cpu_pct, empty_polls, connects);
 	fflush(stdout);
 }
+
+bool bench_may_enqueue(struct bench_progress *p, long items_limit)
+{
+	if (p->enqueue_closed)
+		return false;
+	if (items_limit && p->enqueued >= (uint64_t)items_limit) {
+		p->enqueue_closed = true;
+		return false;
+	}
+	return true;
+}

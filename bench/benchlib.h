@@ -45,6 +45,19 @@ struct bench_items {
 struct bench_item *bench_item_at(struct bench_items *t, uint64_t seq);
 void bench_items_free(struct bench_items *t);
 
+/* Where a closed-loop run stands; both generators keep one. */
+struct bench_progress {
+	uint64_t enqueued;  /* enqueue requests issued = next sequence number */
+	uint64_t delivered; /* items received by a poll (reserve) */
+	uint64_t completed; /* items whose last call was answered */
+	uint64_t empty_polls;
+	bool enqueue_closed; /* the item limit was reached: no more enqueues */
+	int64_t t_start, t_warm, t_last_done;
+};
+
+/* May another item be enqueued? Closes enqueueing once `items_limit` (0 = none) were issued. */
+bool bench_may_enqueue(struct bench_progress *p, long items_limit);
+
 struct bench_result {
 	uint64_t items;
 	double seconds, items_per_s;

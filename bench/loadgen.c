@@ -319,25 +319,11 @@ struct run {
 	struct curl_slist *env_headers_nobody, *env_headers_json, *api_headers_json;
 	struct worker *workers;
 	struct bench_items items;
-	uint64_t enqueued;  /* enqueue requests issued = next sequence number */
-	uint64_t completed; /* items stopped */
-	uint64_t delivered; /* items received by a poll */
-	uint64_t empty_polls;
+	struct bench_progress p;
 	uint64_t connects;  /* new TCP connections: at most 3 per worker while keep-alive holds */
-	bool enqueue_closed;
-	int64_t t_start, t_warm, t_last_done;
 };
 
-static bool may_enqueue(struct run *r)
-{
-	if (r->enqueue_closed)
-		return false;
-	if (r->opt->items && r->enqueued >= (uint64_t)r->opt->items) {
-		r->enqueue_closed = true;
-		return false;
-	}
-	return true;
-}
+static bool may_enqueue(struct run *r) { return bench_may_enqueue(&r->p, r->opt->items); }
 
 static void xfer_submit(struct run *r, struct xfer *x)
 {
@@ -350,7 +336,7 @@ static void xfer_submit(struct run *r, struct xfer *x)
 static void start_enqueue(struct run *r, struct worker *w)
 {
 	struct xfer *x = &w->prod;
-	uint64_t seq = r->enqueued++;
+	uint64_t seq = r->p.enqueued++;
 	x->kind = X_ENQUEUE;
 	x->seq = seq;
 	bench_format(x->url, sizeof(x->url), "%s/work", r->env_url);
@@ -443,7 +429,7 @@ static void on_poll(struct run *r, struct worker *w, struct xfer *x, int64_t t)
 	json_t *v = parse_json("poll", x->url, &x->resp);
 	if (json_is_null(v)) {
 		json_decref(v);
-		r->empty_polls++;
+		r->p.empty_polls++;
 		start_poll(r, w);
 		return;
 	}
@@ -453,14 +439,14 @@ static void on_poll(struct run *r, struct worker *w, struct xfer *x, int64_t t)
 	uint64_t seq;
 	if (!id || strlen(id) >= sizeof(w->work_id) || !json_is_string(json_object_get(v, "secret")))
 		bench_die("poll %s: item without id or secret: %.400s", x->url, x->resp.data);
-	if (!parse_session(r, sid, &seq) || seq >= r->enqueued)
+	if (!parse_session(r, sid, &seq) || seq >= r->p.enqueued)
 		bench_die("poll %s: delivered a session this run did not enqueue: %.400s", x->url, x->resp.data);
 	struct bench_item *it = bench_item_at(&r->items, seq);
 	if (it->poll_done)
 		bench_die("poll %s: session %s delivered twice (a redelivery, though every delivery here "
 			  "is acked at once)", x->url, sid);
 	it->poll_done = t;
-	r->delivered++;
+	r->p.delivered++;
 	bench_format(w->work_id, sizeof(w->work_id), "%s", id);
 	w->act.seq = seq;
 	json_decref(v);
@@ -488,10 +474,10 @@ static void on_item_call(struct run *r, struct worker *w, struct xfer *x, int64_
 		expect_field(x, v, "state", "stopped");
 		json_decref(v);
 		bench_item_at(&r->items, x->seq)->stop_done = t;
-		r->completed++;
-		r->t_last_done = t;
-		if (r->completed == (uint64_t)r->opt->warmup)
-			r->t_warm = t;
+		r->p.completed++;
+		r->p.t_last_done = t;
+		if (r->p.completed == (uint64_t)r->opt->warmup)
+			r->p.t_warm = t;
 		begin_cycle(r, w);
 		return;
 	default:
@@ -598,8 +584,8 @@ static void socket_action(struct run *r, curl_socket_t fd, int flags)
 static void run_loop(struct run *r)
 {
 	const struct options *o = r->opt;
-	int64_t deadline = r->t_start + (int64_t)(o->timeout * 1e9);
-	int64_t enqueue_until = o->seconds ? r->t_start + (int64_t)(o->seconds * 1e9) : INT64_MAX;
+	int64_t deadline = r->p.t_start + (int64_t)(o->timeout * 1e9);
+	int64_t enqueue_until = o->seconds ? r->p.t_start + (int64_t)(o->seconds * 1e9) : INT64_MAX;
 	struct epoll_event events[64];
 	for (long i = 0; i < o->workers; i++)
 		begin_cycle(r, &r->workers[i]);
@@ -607,10 +593,10 @@ static void run_loop(struct run *r)
 		int64_t t = bench_now_ns();
 		if (t >= deadline)
 			bench_die("timed out after %.0f s: %" PRIu64 " items enqueued, %" PRIu64 " delivered, %" PRIu64
-				  " done", o->timeout, r->enqueued, r->delivered, r->completed);
+				  " done", o->timeout, r->p.enqueued, r->p.delivered, r->p.completed);
 		if (t >= enqueue_until)
-			r->enqueue_closed = true;
-		if (r->enqueue_closed && r->completed == r->enqueued)
+			r->p.enqueue_closed = true;
+		if (r->p.enqueue_closed && r->p.completed == r->p.enqueued)
 			return;
 		if (t >= r->timer_at) {
 			r->timer_at = INT64_MAX;
@@ -737,16 +723,16 @@ int main(int argc, char **argv)
 	struct run r = {.opt = &opt};
 	setup(&r);
 	double cpu_start = bench_cpu_seconds();
-	r.t_start = bench_now_ns();
+	r.p.t_start = bench_now_ns();
 	run_loop(&r);
-	if (r.completed <= (uint64_t)opt.warmup)
-		bench_die("only %" PRIu64 " items completed, not more than --warmup %ld", r.completed, opt.warmup);
+	if (r.p.completed <= (uint64_t)opt.warmup)
+		bench_die("only %" PRIu64 " items completed, not more than --warmup %ld", r.p.completed, opt.warmup);
 	double cpu_used = bench_cpu_seconds() - cpu_start;
-	double wall = (double)(bench_now_ns() - r.t_start) / 1e9;
+	double wall = (double)(bench_now_ns() - r.p.t_start) / 1e9;
 	struct bench_result res;
-	bench_summarize(&r.items, r.enqueued, opt.warmup ? r.t_warm : r.t_start, r.t_last_done, &res);
+	bench_summarize(&r.items, r.p.enqueued, opt.warmup ? r.p.t_warm : r.p.t_start, r.p.t_last_done, &res);
 	res.client_cpu_pct = wall > 0 ? 100.0 * cpu_used / wall : 0;
-	bench_report("environd", opt.workers, &res, r.empty_polls, r.connects, opt.json);
+	bench_report("environd", opt.workers, &res, r.p.empty_polls, r.connects, opt.json);
 	teardown(&r);
 	bench_items_free(&r.items);
 	curl_global_cleanup();
