@@ -599,11 +599,11 @@ test('reclaim: an unacked delivery is redelivered to another poller with a new s
 
   // A held poll answers the moment an item becomes reclaimable, not at its deadline.
   const t0 = Date.now();
-  const r3 = await w.poll(envId, { block_ms: 999, reclaim_older_than_ms: 300 });
+  const r3 = await w.poll(envId, { block_ms: 999, reclaim_older_than_ms: 100 });
   const waited = Date.now() - t0;
-  assert.ok(r3, 'a held poll with reclaim_older_than_ms=300 got nothing');
+  assert.ok(r3, 'a held poll with reclaim_older_than_ms=100 got nothing');
   assert.ok([old.id, fresh.id].includes(r3.id));
-  assert.ok(waited < 900, `the held poll answered after ${waited} ms, not when the item became reclaimable (~300 ms)`);
+  assert.ok(waited < 900, `the held poll answered after ${waited} ms, not when the item became reclaimable (~100 ms)`);
   for (const id of [old.id, fresh.id]) await api().beta.environments.work.stop(id, { ...at(envId), force: true });
 });
 
