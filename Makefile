@@ -67,7 +67,9 @@ fuzz: $(FUZZERS)
 fuzz-smoke: $(FUZZERS)
 	@set -e; for f in body cursor route; do \
 	  echo "== fuzz_$$f"; mkdir -p build-fuzz/corpus-$$f; \
-	  build-fuzz/fuzz_$$f -runs=200000 -max_len=4096 -timeout=10 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f 2>&1 | tail -n 2; \
+	  build-fuzz/fuzz_$$f -runs=200000 -max_len=4096 -timeout=10 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f \
+	    > build-fuzz/fuzz_$$f.log 2>&1 || { tail -n 60 build-fuzz/fuzz_$$f.log; exit 1; }; \
+	  tail -n 2 build-fuzz/fuzz_$$f.log; \
 	done
 
 deps:

@@ -86,7 +86,7 @@ test('WorkPoller is the SDK class and drains 300 items, each exactly once, auto-
     const s = decodeSecret(work.secret);
     assert.equal(s.api_base_url, server.url);
     seen.push(work.id);
-    assert.ok(Date.now() - t0 < 30000, 'draining 300 items took over 30 s');
+    assert.ok(Date.now() - t0 < 120000, 'draining 300 items hung (over 120 s)');
   }
   // FIFO for a single poller.
   assert.deepEqual(seen, items.map((x) => x.id), 'a single poller gets items in FIFO order');
@@ -158,11 +158,11 @@ test('WorkPoller: break stops the current item; autoStop false leaves it running
     return got;
   })();
   const third = await enqueueOk(server, key, envId, 'sesn_ctl_3');
-  await waitFor(async () => (await a.retrieve(third.id, at(envId))).state === 'stopping', { timeoutMs: 8000, what: 'the idle poller to take the item' });
+  await waitFor(async () => (await a.retrieve(third.id, at(envId))).state === 'stopping', { timeoutMs: 20000, what: 'the idle poller to take the item' });
   const t0 = Date.now();
   poller.abort();
   const got = await done;
-  assert.ok(Date.now() - t0 < 2000, 'abort ended the loop promptly');
+  assert.ok(Date.now() - t0 < 5000, 'abort ended the loop promptly');
   assert.deepEqual(got, [third.id]);
   await assertAutoStoppedThenFinish(worker, envId, 3);
 });
@@ -183,7 +183,7 @@ test('16 concurrent plain SDK pollers over 2,000 items: each acked exactly once,
   const N = 2000;
   const WORKERS = 16;
   const { envId, envKey, worker } = await newEnv('fleet');
-  const deadline = Date.now() + 45000;
+  const deadline = Date.now() + 120000;
   const delivered = [];
   const acked = [];
   const stopped = new Set();

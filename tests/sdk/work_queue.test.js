@@ -252,36 +252,62 @@ async function newKey(envId) {
 }
 
 test('a held poll answers promptly when an item is enqueued', async (t) => {
-  const { envId, worker } = await newEnv('held');
-  const baseline = await pollsHeld();
-  const t0 = Date.now();
-  let answeredAt = 0;
-  const pending = worker.beta.environments.work.poll(envId, { block_ms: 999 }).then((v) => {
-    answeredAt = Date.now();
-    return v;
-  });
-  // Wait until the server reports the poll as held (bounded), then enqueue.
-  await waitFor(async () => (await pollsHeld()) > baseline || answeredAt, { timeoutMs: 900, intervalMs: 5, what: 'the held poll' });
-  assert.equal(answeredAt, 0, 'the poll answered before anything was enqueued');
-  const item = await enqueueOk(server, key, envId, 'sesn_held');
-  const enqueuedAt = Date.now();
-  const got = await pending;
-  assert.ok(got, 'the held poll returned null although an item arrived');
-  assertWork(got, { secret: true, state: 'queued' });
-  assert.equal(got.id, item.id);
-  const lag = answeredAt - enqueuedAt;
-  t.diagnostic(`held poll answered ${lag} ms after the enqueue returned`);
-  assert.ok(lag < 500, `held poll answered ${lag} ms after the enqueue (total ${answeredAt - t0} ms)`);
+  // One attempt: hold a 999 ms poll, enqueue, time the answer. An attempt only counts when
+  // the enqueue returned well before the poll's deadline (so an answer at the deadline
+  // cannot pass for a wake-up); a slow machine gets another attempt, a broken wake-up
+  // fails them all.
+  for (let attempt = 1; ; attempt++) {
+    const { envId, worker } = await newEnv(`held${attempt}`);
+    const baseline = await pollsHeld();
+    const t0 = Date.now();
+    let answeredAt = 0;
+    const pending = worker.beta.environments.work.poll(envId, { block_ms: 999 }).then((v) => {
+      answeredAt = Date.now();
+      return v;
+    });
+    await waitFor(async () => (await pollsHeld()) > baseline || answeredAt, { timeoutMs: 5000, intervalMs: 5, what: 'the held poll' });
+    const heldFirst = answeredAt === 0;
+    const item = await enqueueOk(server, key, envId, 'sesn_held');
+    const enqueuedAt = Date.now();
+    const got = await pending;
+    const counts = heldFirst && enqueuedAt - t0 < 400;
+    if (!counts && attempt < 5) {
+      t.diagnostic(`attempt ${attempt} inconclusive (held first: ${heldFirst}, enqueue done after ${enqueuedAt - t0} ms)`);
+      continue;
+    }
+    assert.ok(heldFirst, 'the poll answered before anything was enqueued');
+    assert.ok(counts, `the enqueue took until ${enqueuedAt - t0} ms into the poll in every attempt`);
+    assert.ok(got, 'the held poll returned null although an item arrived');
+    assertWork(got, { secret: true, state: 'queued' });
+    assert.equal(got.id, item.id);
+    const lag = answeredAt - enqueuedAt;
+    t.diagnostic(`held poll answered ${lag} ms after the enqueue returned`);
+    assert.ok(lag < 500, `held poll answered ${lag} ms after the enqueue (total ${answeredAt - t0} ms)`);
+    return;
+  }
 });
 
 test('a held poll whose client went away does not strand the item', async () => {
   const { envId, worker } = await newEnv('gone');
   const baseline = await pollsHeld();
-  const ac = new AbortController();
-  const gone = worker.beta.environments.work.poll(envId, { block_ms: 999 }, { signal: ac.signal }).catch((e) => e);
-  await waitFor(async () => (await pollsHeld()) > baseline, { timeoutMs: 900, intervalMs: 5, what: 'the held poll' });
-  ac.abort();
-  assert.ok((await gone) instanceof SDK.APIUserAbortError);
+  // Hold a poll and abort it once the server reports it held; a poll that ran out before
+  // it was seen held is asked again (bounded).
+  for (let attempt = 1; ; attempt++) {
+    const ac = new AbortController();
+    let settled = false;
+    const gone = worker.beta.environments.work.poll(envId, { block_ms: 999 }, { signal: ac.signal })
+      .catch((e) => e)
+      .finally(() => (settled = true));
+    await waitFor(async () => (await pollsHeld()) > baseline || settled, { timeoutMs: 5000, intervalMs: 5, what: 'the held poll' });
+    if (settled && attempt < 5) {
+      assert.equal(await gone, null);
+      continue;
+    }
+    assert.ok(!settled, 'the poll ended before it was seen held, in every attempt');
+    ac.abort();
+    assert.ok((await gone) instanceof SDK.APIUserAbortError);
+    break;
+  }
   // The server lets go of the waiter (bounded by block_ms anyway).
   await waitFor(async () => (await pollsHeld()) <= baseline, { timeoutMs: 2000, intervalMs: 5, what: 'the held poll to be released' });
   const item = await enqueueOk(server, key, envId, 'sesn_gone');
@@ -596,15 +622,33 @@ test('reclaim: an unacked delivery is redelivered to another poller with a new s
   assert.equal(r1.id, old.id, 'the reclaimable item comes first');
   const r2 = await w.poll(envId, { reclaim_older_than_ms: 60000 });
   assert.equal(r2.id, fresh.id);
-
-  // A held poll answers the moment an item becomes reclaimable, not at its deadline.
-  const t0 = Date.now();
-  const r3 = await w.poll(envId, { block_ms: 999, reclaim_older_than_ms: 100 });
-  const waited = Date.now() - t0;
-  assert.ok(r3, 'a held poll with reclaim_older_than_ms=100 got nothing');
-  assert.ok([old.id, fresh.id].includes(r3.id));
-  assert.ok(waited < 900, `the held poll answered after ${waited} ms, not when the item became reclaimable (~100 ms)`);
   for (const id of [old.id, fresh.id]) await api().beta.environments.work.stop(id, { ...at(envId), force: true });
+});
+
+test('a held poll answers the moment an unacked delivery becomes reclaimable, not at its deadline', async (t) => {
+  const { envId, worker } = await newEnv('reclaimwake');
+  const w = worker.beta.environments.work;
+  // Deliver an item, then at once hold a poll that may reclaim it after 200 ms. An attempt
+  // counts when the held poll started well inside that window, so it had to wait and be
+  // woken; on a slow machine the next attempt gets a fresh item.
+  for (let attempt = 1; ; attempt++) {
+    const item = await enqueueOk(server, key, envId, `sesn_reclaim_wake_${attempt}`);
+    const sentAt = Date.now();
+    assert.equal((await w.poll(envId)).id, item.id);
+    const t0 = Date.now();
+    const r3 = await w.poll(envId, { block_ms: 999, reclaim_older_than_ms: 200 });
+    const answeredAt = Date.now();
+    await api().beta.environments.work.stop(item.id, { ...at(envId), force: true });
+    if (t0 - sentAt > 100 && attempt < 5) {
+      t.diagnostic(`attempt ${attempt} inconclusive: the held poll started ${t0 - sentAt} ms after the delivery`);
+      continue;
+    }
+    assert.ok(r3, 'a held poll with reclaim_older_than_ms=200 got nothing');
+    assert.equal(r3.id, item.id);
+    assert.ok(answeredAt - sentAt >= 190, `redelivered ${answeredAt - sentAt} ms after the first delivery`);
+    assert.ok(answeredAt - t0 < 800, `the held poll answered after ${answeredAt - t0} ms, not when the item became reclaimable`);
+    return;
+  }
 });
 
 test('lease expiry requeues the item; the stale holder gets 412 while the new holder claims it', async () => {
@@ -632,10 +676,10 @@ test('lease expiry requeues the item; the stale holder gets 412 while the new ho
   const hbAt = Date.now();
   const oldTok = decodeSecret(first.secret).sessions_token;
 
-  // A second worker long-polls until the item comes back (bounded: 12.5 s after the heartbeat).
+  // A second worker long-polls until the item comes back (bounded: 20 s after the heartbeat).
   let second = null;
   while (!second) {
-    assert.ok(Date.now() - hbAt < 12500, 'the lease did not expire within 12.5 s of a 10 s heartbeat');
+    assert.ok(Date.now() - hbAt < 20000, 'the lease did not expire within 20 s of a 10 s heartbeat');
     second = await w.poll(envId, { 'Anthropic-Worker-ID': 'holder-2', block_ms: 999 });
   }
   const elapsed = Date.now() - hbAt;
@@ -651,9 +695,9 @@ test('lease expiry requeues the item; the stale holder gets 412 while the new ho
   const wound = await waitFor(
     async () => {
       const x = await api().beta.environments.work.retrieve(winding.id, at(envId));
-      return x.state === 'stopped' ? x : Date.now() - hbAt > 12500 ? x : null;
+      return x.state === 'stopped' ? x : Date.now() - hbAt > 20000 ? x : null;
     },
-    { timeoutMs: 4000, what: 'T19' },
+    { timeoutMs: 12000, what: 'T19' },
   );
   assertWork(wound, { state: 'stopped' });
   assert.match(wound.stopped_at, TS_RE);

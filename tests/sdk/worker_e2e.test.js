@@ -15,7 +15,8 @@ const { Server, BIN, sleep } = require('./lib/server');
 const { selfHosted, enqueueOk, waitFor, decodeSecret } = require('./lib/work');
 
 // The command every test worker runs. What it does depends on the session id's prefix, so
-// one worker can be handed items that behave differently.
+// one worker can be handed items that behave differently. A command that traps SIGTERM
+// writes WORK_ID.ready once the trap is set: tests signal it only after that.
 const ITEM_SH = `#!/bin/sh
 w="$ANTHROPIC_WORK_ID"
 env > "$w.env"
@@ -23,18 +24,18 @@ echo $$ > "$w.pid"
 echo "hello from $w"
 case "$ANTHROPIC_SESSION_ID" in
 fail_*) echo "failing on purpose" >&2; exit 3 ;;
-span_*) date +%s%3N > "$w.start"; sleep 0.4; date +%s%3N > "$w.end" ;;
-slow_*) trap 'date +%s%3N > "$w.term"; exit 0' TERM
+span_*) date +%s%3N > "$w.start"; sleep 1.5; date +%s%3N > "$w.end" ;;
+slow_*) trap 'date +%s%3N > "$w.term"; exit 0' TERM; : > "$w.ready"
 	n=\${ANTHROPIC_SESSION_ID#slow_}; n=\${n%%_*}; i=0
 	while [ $i -lt $((n * 10)) ]; do sleep 0.1; i=$((i + 1)); done
 	date +%s%3N > "$w.done" ;;
-term_*) trap 'date +%s%3N > "$w.term"; exit 0' TERM
+term_*) trap 'date +%s%3N > "$w.term"; exit 0' TERM; : > "$w.ready"
 	while :; do sleep 0.1; done ;;
-ignore_*) trap 'date +%s%3N >> "$w.term"' TERM
+ignore_*) trap 'date +%s%3N >> "$w.term"' TERM; : > "$w.ready"
 	while :; do sleep 0.1; done ;;
-hold_*) trap 'date +%s%3N > "$w.term"; exit 0' TERM
-	n=$(cat hold 2>/dev/null || echo 60); i=0
-	while [ $i -lt $((n * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+hold_*) trap 'date +%s%3N > "$w.term"; exit 0' TERM; : > "$w.ready"
+	i=0
+	while [ ! -e release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 	date +%s%3N > "$w.done" ;;
 esac
 exit 0
@@ -137,6 +138,10 @@ function readEnvFile(dir, workId) {
 const fileIn = (dir, name) => path.join(dir, name);
 const readNumber = (file) => Number(fs.readFileSync(file, 'utf8').trim().split('\n')[0]);
 
+// A command that traps SIGTERM has set its trap.
+const waitReady = (dir, workId) =>
+  waitFor(() => fs.existsSync(fileIn(dir, `${workId}.ready`)), { timeoutMs: 10000, intervalMs: 20, what: `${workId} ready` });
+
 // Running, that is: a zombie waiting for init to reap it counts as gone.
 function alive(pid) {
   try {
@@ -162,7 +167,7 @@ after(async () => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-describe('environd worker', { concurrency: true }, () => {
+describe('environd worker', { concurrency: 4 }, () => {
   test('runs each item exactly once, with its variables and without the environment key', async () => {
     const { envId, envKey } = await newEnv('once');
     const dir = tmpDir();
@@ -261,7 +266,7 @@ describe('environd worker', { concurrency: true }, () => {
     // Default heartbeat interval: this is the latency an operator gets.
     const w = new Worker(server, { envId, envKey, dir });
     await w.waitEvent('child_start', it.id);
-    await sleep(300);
+    await waitReady(dir, it.id);
     const stopAt = Date.now();
     const r = await server.raw('POST', `/v1/environments/${envId}/work/${it.id}/stop`, { key: apiKey, body: { force: false } });
     assert.equal(r.status, 200, r.text);
@@ -285,20 +290,20 @@ describe('environd worker', { concurrency: true }, () => {
     await w.waitEvent('child_start', it.id);
     // The script's own pid: /bin/sh -c may run it as a child of its own, and that shell
     // dies of the SIGTERM the script traps.
-    const pidFile = fileIn(dir, `${it.id}.pid`);
-    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim(), { what: 'the child running' });
-    const pid = readNumber(pidFile);
+    await waitReady(dir, it.id);
+    const pid = readNumber(fileIn(dir, `${it.id}.pid`));
     const r = await server.raw('POST', `/v1/environments/${envId}/work/${it.id}/stop`, { key: apiKey, body: { force: false } });
     assert.equal(r.status, 200, r.text);
     const termFile = fileIn(dir, `${it.id}.term`);
     await waitFor(() => fs.existsSync(termFile) && fs.readFileSync(termFile, 'utf8').trim(), { timeoutMs: 8000, what: 'SIGTERM' });
-    const termAt = readNumber(termFile);
     await waitFor(() => !alive(pid), { timeoutMs: 8000, intervalMs: 20, what: 'the child gone' });
-    const goneAfter = Date.now() - termAt;
-    assert.ok(goneAfter >= 900, `SIGKILL came after the grace period (${goneAfter} ms)`);
-    assert.ok(goneAfter < 6000, `SIGKILL came soon after the grace period (${goneAfter} ms)`);
     await w.waitEvent('child_exit', it.id);
-    assert.deepEqual(w.named('child_signal', it.id).map((e) => e.signal), ['TERM', 'KILL'], w.stderr);
+    // The grace period, as the worker timed it: from its SIGTERM to its SIGKILL.
+    const signals = w.named('child_signal', it.id);
+    assert.deepEqual(signals.map((e) => e.signal), ['TERM', 'KILL'], w.stderr);
+    const grace = Date.parse(signals[1].ts) - Date.parse(signals[0].ts);
+    assert.ok(grace >= 1000, `SIGKILL came after the 1 s grace period (${grace} ms)`);
+    assert.ok(grace < 6000, `SIGKILL came soon after the grace period (${grace} ms)`);
     await waitFor(async () => (await getWork(envId, it.id)).state === 'stopped', { what: 'item stopped' });
     w.kill('SIGTERM');
     assert.equal(await w.exitCode(), 0);
@@ -362,8 +367,7 @@ describe('environd worker', { concurrency: true }, () => {
     const { envId, envKey } = await newEnv('stale');
     const dirA = tmpDir();
     const dirB = tmpDir();
-    // A's command ends after 4 s, while A is stopped; B's runs on.
-    fs.writeFileSync(fileIn(dirA, 'hold'), '4\n');
+    // A's command ends once A is stopped (the test releases it); B's runs on.
     const it = await enqueueOk(server, apiKey, envId, 'hold_1');
     const args = ['--lease-ttl', '10', '--heartbeat-interval', '2', '--grace', '2'];
     const a = new Worker(server, { envId, envKey, dir: dirA, args });
@@ -371,6 +375,7 @@ describe('environd worker', { concurrency: true }, () => {
     await waitFor(async () => (await getWork(envId, it.id)).state === 'active', { what: 'active' });
     await sleep(2500); // at least one beat that asked for the short lease
     a.kill('SIGSTOP');
+    fs.writeFileSync(fileIn(dirA, 'release'), '');
     let b;
     try {
       await waitFor(() => fs.existsSync(fileIn(dirA, `${it.id}.done`)), { timeoutMs: 8000, what: 'A\'s command done' });
@@ -405,6 +410,7 @@ describe('environd worker', { concurrency: true }, () => {
     const it = await enqueueOk(server, apiKey, envId, 'slow_60');
     const w = new Worker(server, { envId, envKey, dir, args: ['--grace', '2'] });
     await w.waitEvent('child_start', it.id);
+    await waitReady(dir, it.id);
     const started = Date.now();
     w.kill('SIGTERM');
     await w.waitEvent('draining');
@@ -512,14 +518,8 @@ describe('environd worker', { concurrency: true }, () => {
   test('an unreachable or garbage-answering server is retried with backoff until told to stop', async () => {
     const { envId, envKey } = await newEnv('down');
     const dir = tmpDir();
-    // Nothing listens on a port we just closed.
-    const closed = await new Promise((resolve) => {
-      const s = http.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = s.address();
-        s.close(() => resolve(port));
-      });
-    });
-    const down = new Worker(server, { envId, envKey, dir, baseUrl: `http://127.0.0.1:${closed}` });
+    // Nothing listens on port 1 (a port a parallel test could never be handed).
+    const down = new Worker(server, { envId, envKey, dir, baseUrl: 'http://127.0.0.1:1' });
     // A server that answers every request with a page that is not JSON.
     const garbage = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hi'));
     await new Promise((resolve) => garbage.listen(0, '127.0.0.1', resolve));

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -63,13 +64,28 @@ static void test_collect_drops_only_idle_entries(void **state)
 	assert_int_equal(0, waiters_collect(w, mono));
 }
 
+/* Real elapsed time: the sleep itself runs on the real monotonic clock. */
+static int64_t real_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void test_sleep_returns_at_once_when_due(void **state)
 {
 	struct waiters *w = *state;
 	/* A deadline already in the past: no wait, and no parked waiter to report. */
 	assert_int_equal(INT64_MAX, waiters_sleep(w, mono - 1));
+	/* A sleep sleeps... */
+	int64_t t0 = real_us();
+	assert_int_equal(INT64_MAX, waiters_sleep(w, mono + 50000));
+	assert_true(real_us() - t0 >= 40000);
+	/* ...unless interrupted: an interrupt before the sleep is not lost (30 s would be). */
 	waiters_interrupt(w);
-	assert_int_equal(INT64_MAX, waiters_sleep(w, mono + 1000000));
+	t0 = real_us();
+	assert_int_equal(INT64_MAX, waiters_sleep(w, mono + 30000000));
+	assert_true(real_us() - t0 < 10000000);
 }
 
 int main(void)

@@ -167,16 +167,24 @@ static void test_env(void **state)
 struct stop_after {
 	int64_t at_us;         /* ask for a stop from this monotonic time; 0 = never */
 	const char *reason;
+	const char *ready;     /* and not before this file exists (the command is ready), if set */
 };
 
 static void stop_check(void *arg, struct child_order *o)
 {
 	struct stop_after *s = arg;
-	o->why = s->at_us && clock_mono_us() >= s->at_us ? s->reason : NULL;
+	int64_t now = clock_mono_us();
+	if (s->at_us && s->ready && access(s->ready, F_OK) != 0) {
+		o->why = NULL;
+		o->check_by_us = now + 10000;
+		return;
+	}
+	o->why = s->at_us && now >= s->at_us ? s->reason : NULL;
 	o->check_by_us = s->at_us && !o->why ? s->at_us : 0;
 }
 
-static int run(const char *cmd, int grace_s, int64_t stop_in_us, int *status, int64_t *took_us, pid_t *pgid)
+static int run_when_ready(const char *cmd, const char *ready, int grace_s, int64_t stop_in_us, int *status,
+			  int64_t *took_us, pid_t *pgid)
 {
 	struct worker_config cfg = config();
 	cfg.on_work = cmd;
@@ -195,7 +203,7 @@ static int run(const char *cmd, int grace_s, int64_t stop_in_us, int *status, in
 	if (rc == 0) {
 		if (pgid)
 			*pgid = ch.pid;
-		struct stop_after stop = {stop_in_us ? start + stop_in_us : 0, "test"};
+		struct stop_after stop = {stop_in_us ? start + stop_in_us : 0, "test", ready};
 		child_supervise(&ch, grace_s, wake[0], stop_check, &stop);
 		*status = ch.status;
 	}
@@ -203,6 +211,11 @@ static int run(const char *cmd, int grace_s, int64_t stop_in_us, int *status, in
 	close(wake[0]);
 	close(wake[1]);
 	return rc;
+}
+
+static int run(const char *cmd, int grace_s, int64_t stop_in_us, int *status, int64_t *took_us, pid_t *pgid)
+{
+	return run_when_ready(cmd, NULL, grace_s, stop_in_us, status, took_us, pgid);
 }
 
 /* Is any process of the group still running? Zombies do not count: an orphaned member is
@@ -281,7 +294,16 @@ static void test_sigkill_after_grace(void **state)
 	int status;
 	int64_t took;
 	pid_t pgid;
-	assert_int_equal(run("trap '' TERM; while :; do sleep 0.1; done", 1, 100000, &status, &took, &pgid), 0);
+	/* The stop waits for the trap to be set: a SIGTERM before it would simply end the shell. */
+	char ready[] = "/tmp/environd-test-ready-XXXXXX";
+	int fd = mkstemp(ready);
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(ready);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "trap '' TERM; : > %s; while :; do sleep 0.1; done", ready);
+	assert_int_equal(run_when_ready(cmd, ready, 1, 100000, &status, &took, &pgid), 0);
+	unlink(ready);
 	assert_true(WIFSIGNALED(status));
 	assert_int_equal(WTERMSIG(status), SIGKILL);
 	assert_true(took >= 1000000);
@@ -290,13 +312,14 @@ static void test_sigkill_after_grace(void **state)
 }
 
 /* A shell that exits and leaves a background process holding its stdout: the leftover is
- * ended with the group, and supervise returns. */
+ * sent SIGTERM as the shell goes (well before the 10 s grace period would end it), and
+ * supervise returns. */
 static void test_leftovers(void **state)
 {
 	int status;
 	int64_t took;
 	pid_t pgid;
-	assert_int_equal(run("sleep 30 & echo started", 2, 0, &status, &took, &pgid), 0);
+	assert_int_equal(run("sleep 30 & echo started", 10, 0, &status, &took, &pgid), 0);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_true(took < 2500000);
