@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "http/reply.h"
 
 struct http_server {
@@ -76,11 +77,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		if (!r->body_too_large && !r->replied) {
-			if (r->body.len + *upload_data_size > HTTP_BODY_MAX)
-				r->body_too_large = 1;
-			else
-				buf_append(&r->body, upload_data, *upload_data_size);
+		if (!r->body_too_large && !r->replied && r->body.len + *upload_data_size <= HTTP_BODY_MAX) {
+			buf_append(&r->body, upload_data, *upload_data_size);
+		} else {
+			r->body_too_large = 1;
+			r->discarded += *upload_data_size;
+			/* An endless body would hold the connection forever: stop listening. */
+			if (r->discarded > HTTP_DISCARD_MAX) {
+				log_event(LOG_WARN, "body_dropped", "request_id", r->request_id, "reason",
+					  "body far over the 1 MiB limit; connection closed", NULL);
+				return MHD_NO;
+			}
 		}
 		*upload_data_size = 0;
 		return MHD_YES;

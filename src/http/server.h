@@ -14,6 +14,9 @@
 #include "common/ids.h"
 
 #define HTTP_BODY_MAX (1024 * 1024)
+/* A body over HTTP_BODY_MAX whose size was not announced (chunked) is read and thrown away
+ * so that its sender hears 413; past this many bytes the connection is dropped instead. */
+#define HTTP_DISCARD_MAX (16 * 1024 * 1024)
 
 struct MHD_Connection;
 
@@ -26,6 +29,7 @@ struct http_request {
 	char request_id[ID_MAX];
 	struct buf body;
 	int body_too_large;
+	size_t discarded;    /* bytes of an oversized body thrown away */
 	int bad_framing;     /* two Content-Lengths, or Content-Length with chunked */
 	int replied;
 	int suspended;

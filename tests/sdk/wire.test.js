@@ -277,6 +277,15 @@ describe('request bodies', () => {
     const h = { ...jsonHeaders, 'anthropic-beta': BETA, 'x-api-key': key };
     expectRawError(await nodeReq('POST', BASE, { method: 'POST', headers: h, body, chunked: true }), 413);
   });
+
+  test('a chunked body that goes on far past the limit is cut off; the server stays up', async () => {
+    // 40 MiB without a Content-Length: the server stops reading after about 17 MiB.
+    const body = Buffer.alloc(40 * 1024 * 1024, 'x');
+    const h = { ...jsonHeaders, 'anthropic-beta': BETA, 'x-api-key': key };
+    await assert.rejects(nodeReq('POST', BASE, { method: 'POST', headers: h, body, chunked: true }), /ECONNRESET|EPIPE|socket hang up/);
+    const r = await nodeReq('GET', `${BASE}/${snapshot[1].id}`, { headers: { 'anthropic-beta': BETA, 'x-api-key': key } });
+    assert.equal(r.status, 200);
+  });
 });
 
 test('ambiguous framing (two different Content-Lengths) is refused, nothing is created', async () => {
