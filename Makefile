@@ -27,9 +27,9 @@ $(BUILD)/libenvirond.a: $(OBJS)
 $(BUILD)/environd: $(BUILD)/src/cli/main.o $(BUILD)/libenvirond.a
 	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libenvirond.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/repeat.h $(BUILD)/libenvirond.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libenvirond.a $(LDLIBS) -lcmocka -o $@
+	$(CC) $(ALL_CFLAGS) -Itests/unit $< $(BUILD)/libenvirond.a $(LDLIBS) -lcmocka -o $@
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "model/environment.h"
+#include "repeat.h"
 
 #define DEFAULT_PACKAGES \
 	"{\"type\":\"packages\",\"apt\":[],\"cargo\":[],\"gem\":[],\"go\":[],\"npm\":[],\"pip\":[]}"
@@ -63,12 +64,7 @@ static void check_json(int line, const json_t *got, const char *want_text)
 /* A JSON string of `unit` repeated n times. */
 static json_t *str_rep(const char *unit, size_t n)
 {
-	size_t ulen = strlen(unit);
-	char *s = malloc(ulen * n + 1);
-	assert_non_null(s);
-	for (size_t i = 0; i < n; i++)
-		memcpy(s + i * ulen, unit, ulen);
-	s[ulen * n] = '\0';
+	char *s = repeat(unit, n);
 	json_t *v = json_string(s);
 	free(s);
 	assert_non_null(v);

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "model/metadata.h"
+#include "repeat.h"
 
 #define E_ACUTE "\xc3\xa9"      /* é, 2 bytes */
 #define EURO "\xe2\x82\xac"     /* €, 3 bytes */
@@ -26,18 +27,6 @@ static json_t *parse(const char *text)
 	if (!v)
 		fail_msg("test JSON does not parse (%s): %s", e.text, text);
 	return v;
-}
-
-/* `unit` repeated n times; the caller frees. */
-static char *rep(const char *unit, size_t n)
-{
-	size_t ulen = strlen(unit);
-	char *s = malloc(ulen * n + 1);
-	assert_non_null(s);
-	for (size_t i = 0; i < n; i++)
-		memcpy(s + i * ulen, unit, ulen);
-	s[ulen * n] = '\0';
-	return s;
 }
 
 /* An object of n keys "k0".."k<n-1>", each with value "v". */
@@ -85,7 +74,7 @@ static void test_utf8_chars(void **state)
 	/* Only `len` bytes count, and an embedded NUL is a character. */
 	assert_int_equal(2, utf8_chars("abc", 2));
 	assert_int_equal(3, utf8_chars("a\0b", 3));
-	char *s = rep(GRINNING, 1000);
+	char *s = repeat(GRINNING, 1000);
 	assert_int_equal(1000, utf8_chars(s, strlen(s)));
 	free(s);
 }
@@ -105,7 +94,7 @@ static void test_validate_key_length(void **state)
 {
 	const char *units[] = {"k", E_ACUTE, EURO, GRINNING};
 	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
-		char *k64 = rep(units[u], 64), *k65 = rep(units[u], 65), *shown = rep(units[u], 24);
+		char *k64 = repeat(units[u], 64), *k65 = repeat(units[u], 65), *shown = repeat(units[u], 24);
 		char want[256];
 		expect_valid(json_pack("{s:s}", k64, "v"));
 		snprintf(want, sizeof(want), "metadata: key \"%s\xe2\x80\xa6\" is longer than 64 characters", shown);
@@ -123,7 +112,7 @@ static void test_validate_values(void **state)
 {
 	const char *units[] = {"v", E_ACUTE, GRINNING};
 	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
-		char *v512 = rep(units[u], 512), *v513 = rep(units[u], 513);
+		char *v512 = repeat(units[u], 512), *v513 = repeat(units[u], 513);
 		expect_valid(json_pack("{s:s}", "k", v512));
 		expect_invalid(json_pack("{s:s}", "k", v513), "metadata: value of key \"k\" is longer than 512 characters");
 		free(v512);
@@ -156,7 +145,7 @@ static void test_validate_not_object(void **state)
 static void test_validate_all_problems(void **state)
 {
 	json_t *obj = keys(15);
-	char *long_key = rep("x", 65), *long_value = rep("y", 513);
+	char *long_key = repeat("x", 65), *long_value = repeat("y", 513);
 	json_object_set_new(obj, long_key, json_string("v"));
 	json_object_set_new(obj, "num", json_integer(3));
 	json_object_set_new(obj, "big", json_string(long_value));
@@ -186,7 +175,7 @@ static void test_validate_all_problems(void **state)
 	assert_int_equal(4, seps);
 
 	/* A key with two problems names both. */
-	char *k65 = rep("q", 65);
+	char *k65 = repeat("q", 65);
 	obj = json_pack("{s:i}", k65, 1);
 	free(k65);
 	memset(&eb, 0, sizeof(eb));
@@ -251,7 +240,7 @@ static void test_patch_null_or_empty(void **state)
 	patch_ok("{\"a\":\"1\"}", "{\"b\":null,\"c\":\"\"}", r, 0, "{\"a\":\"1\"}");
 	patch_ok("{}", "{\"b\":\"\"}", r, 0, "{}");
 	/* A long key that is deleted is never in the result, so it is fine. */
-	char *k65 = rep("x", 65);
+	char *k65 = repeat("x", 65);
 	json_t *base = parse("{\"a\":\"1\"}"), *patch = json_pack("{s:n}", k65);
 	int changed = 0x5a;
 	assert_int_equal(ERR_OK, metadata_patch(base, patch, r, &changed, NULL));
@@ -294,7 +283,7 @@ static void test_patch_limits(void **state)
 		json_decref(patch);
 
 		/* Bad values and keys. */
-		char *v513 = rep("v", 513), *k65 = rep("k", 65);
+		char *v513 = repeat("v", 513), *k65 = repeat("k", 65);
 		patch_err(base, json_pack("{s:s}", "k1", v513), rules[i], "value of key \"k1\" is longer than 512");
 		patch_err(base, json_pack("{s:s,s:s}", "k0", "v", "k1", v513), rules[i], "512");
 		patch_err(base, json_pack("{s:s}", k65, "v"), rules[i], "longer than 64");
