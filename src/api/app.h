@@ -26,7 +26,6 @@ struct app_metrics {
 	atomic_ullong requests;
 	atomic_ullong responses_2xx, responses_4xx, responses_5xx;
 	atomic_ullong work_enqueued, work_delivered, work_undelivered, leases_expired;
-	atomic_ullong poll_wakeups;
 };
 
 struct app {

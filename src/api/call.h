@@ -1,9 +1,10 @@
-/* call.h - what a route handler gets, and the handlers of each resource.
+/* call.h - what a route handler gets, the handlers of each resource, and the helpers
+ * they share (call.c).
  *
  * The dispatcher (dispatch.c) matches the route, checks the beta header, authenticates,
- * decodes the body, then calls the handler. A handler either queues a reply itself and
- * returns ERR_OK, or returns an error whose message it wrote into call->eb; the
- * dispatcher turns that into the SPEC envelope. */
+ * bounds and decodes the body, then calls the handler. A handler either queues a reply
+ * itself and returns ERR_OK, or returns an error whose message it wrote into call->eb;
+ * the dispatcher turns that into the SPEC envelope. */
 #ifndef ENVIROND_API_CALL_H
 #define ENVIROND_API_CALL_H
 
@@ -23,8 +24,9 @@ enum {
 	AUTH_SESSION = 1 << CRED_SESSION,
 };
 
-/* What a route does with a request body. */
-enum body_rule { BODY_NONE, BODY_OPTIONAL, BODY_REQUIRED };
+/* What a route does with a request body. BODY_NONE refuses any body; BODY_EMPTY takes
+ * none or `{}` (an empty object: any field in it is an unknown field). */
+enum body_rule { BODY_NONE, BODY_EMPTY, BODY_OPTIONAL, BODY_REQUIRED };
 
 /* Per-request state of a call; owned by the request (freed with it). */
 struct call {
@@ -84,7 +86,12 @@ enum err health_live(struct call *c);
 enum err health_ready(struct call *c);
 enum err health_metrics(struct call *c);
 
-/* Shared helpers (dispatch.c). */
+/* Shared helpers (call.c). */
+
+/* A query parameter as a decimal integer: digits only (no sign, space or exponent), at
+ * most 18 of them, and no NUL hidden behind percent-encoding. Returns 1 when absent (or
+ * empty, with empty_is_absent), 0 with *out set, -1 when the value is not such an integer. */
+int call_query_uint(struct call *c, const char *name, int empty_is_absent, long long *out);
 /* Parse ?limit= (default 20, 1–100) and ?page= into *limit and *after (has_after set). */
 enum err call_page_params(struct call *c, const char *kind, const char *scope, size_t *limit,
 			  struct cursor *after, int *has_after);
@@ -97,5 +104,27 @@ void call_reply(struct call *c, int status, struct buf *body);
 /* The environment named by the first path parameter, visible to the caller; for worker
  * credentials, also checks that the credential belongs to it (403 otherwise). */
 enum err call_environment(struct call *c, struct environment *out);
+
+/* A list reply `{"data":[…],"next_page":…}` that stops at a byte budget: items are
+ * encoded one by one, and the first one that takes the reply past `budget` is taken back
+ * out, so the page ends early with a valid cursor instead of failing. The first item is
+ * always admitted, however large (up to CALL_LIST_ITEM_MAX over the budget).
+ *
+ *     call_list_begin(&l, CALL_LIST_BUDGET);
+ *     for (i…) { size_t mark = l.body.len; encode(&l.w, item); if (!call_list_admit(&l, mark)) break; }
+ *     then close "data", write next_page (more rows follow when the store said so or l.cut),
+ *     close the object and call_reply(c, 200, &l.body). */
+#define CALL_LIST_BUDGET (4 * 1024 * 1024)
+#define CALL_LIST_ITEM_MAX (8 * 1024 * 1024)
+struct call_list {
+	struct buf body;
+	struct jsonw w;
+	size_t budget;
+	size_t shown; /* items admitted */
+	int cut;      /* an item was taken back out: the page ended at the budget */
+};
+void call_list_begin(struct call_list *l, size_t budget);
+/* Keep the item just encoded after byte `mark` (1), or take it back out (0): then stop. */
+int call_list_admit(struct call_list *l, size_t mark);
 
 #endif

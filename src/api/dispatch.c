@@ -1,5 +1,6 @@
 /* dispatch.c - the route table and the path of every request: route → beta header →
- * credentials → body → handler → reply; plus the helpers handlers share. */
+ * credentials → body (bounded, then decoded) → handler → reply. The helpers handlers
+ * share live in call.c. */
 #include "api/dispatch.h"
 
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "http/reply.h"
+#include "model/fields.h"
+#include "model/json_bound.h"
 
 #define BETA "managed-agents-2026-04-01"
 
@@ -28,7 +31,7 @@ static const struct api_route routes[] = {
 	{{"GET", "/v1/environments/*"}, env_get, API, BODY_NONE, 0},
 	{{"POST", "/v1/environments/*"}, env_update, API, BODY_REQUIRED, 0},
 	{{"DELETE", "/v1/environments/*"}, env_delete, API, BODY_NONE, 0},
-	{{"POST", "/v1/environments/*/archive"}, env_archive, API, BODY_OPTIONAL, 0},
+	{{"POST", "/v1/environments/*/archive"}, env_archive, API, BODY_EMPTY, 0},
 	{{"POST", "/v1/environments/*/keys"}, env_key_create, API, BODY_OPTIONAL, 0},
 	{{"GET", "/v1/environments/*/keys"}, env_key_list, API, BODY_NONE, 0},
 	{{"DELETE", "/v1/environments/*/keys/*"}, env_key_revoke, API, BODY_NONE, 0},
@@ -38,8 +41,8 @@ static const struct api_route routes[] = {
 	{{"GET", "/v1/environments/*/work/stats"}, work_stats, API, BODY_NONE, 0},
 	{{"GET", "/v1/environments/*/work/*"}, work_get, API | SES, BODY_NONE, 0},
 	{{"POST", "/v1/environments/*/work/*"}, work_update, API, BODY_REQUIRED, 0},
-	{{"POST", "/v1/environments/*/work/*/ack"}, work_ack, ENV | SES, BODY_OPTIONAL, 0},
-	{{"POST", "/v1/environments/*/work/*/heartbeat"}, work_heartbeat, ENV | SES, BODY_OPTIONAL, 0},
+	{{"POST", "/v1/environments/*/work/*/ack"}, work_ack, ENV | SES, BODY_EMPTY, 0},
+	{{"POST", "/v1/environments/*/work/*/heartbeat"}, work_heartbeat, ENV | SES, BODY_EMPTY, 0},
 	{{"POST", "/v1/environments/*/work/*/stop"}, work_stop, API | ENV | SES, BODY_OPTIONAL, 0},
 };
 
@@ -73,16 +76,34 @@ static int has_beta(const char *header)
 	return 0;
 }
 
+/* A body of a BODY_EMPTY route is `{}` at most: a few bytes of whitespace around it. */
+static const struct json_bounds empty_body_bounds = {4, 64};
+
+/* Runs after authentication, so that a caller without a credential valid here cannot
+ * make the server parse anything; and the raw bytes are bounded (values, depth) before
+ * the parser allocates a node per value. */
 static enum err decode_body(struct call *c)
 {
 	struct http_request *r = c->req;
+	enum body_rule rule = c->route->body;
 	if (r->body.len == 0) {
-		if (c->route->body == BODY_REQUIRED)
+		if (rule == BODY_REQUIRED)
 			return errf(&c->eb, ERR_INVALID, "body: a JSON object is required");
 		return ERR_OK;
 	}
-	if (c->route->body == BODY_NONE)
-		return ERR_OK; /* GET/DELETE bodies carry no meaning here: ignored */
+	if (rule == BODY_NONE)
+		return errf(&c->eb, ERR_INVALID, "body: %.8s %.200s takes no body", r->method, c->route->route.pattern);
+	enum err rc = json_bound_check(r->body.data, r->body.len, rule == BODY_EMPTY ? &empty_body_bounds : &json_bounds_body,
+				       &c->eb);
+	if (rc == ERR_OK || rule != BODY_EMPTY) {
+		if (rc)
+			return rc;
+	} else {
+		/* Over the tiny bound of an empty body, but it may still be `{"x":…}`: name the
+		 * first field when the parser can find one cheaply, else say what is allowed. */
+		return errf(&c->eb, ERR_INVALID, "body: %.8s %.200s takes no fields (send none or {})", r->method,
+			    c->route->route.pattern);
+	}
 	json_error_t jerr;
 	c->body = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!c->body)
@@ -91,6 +112,10 @@ static enum err decode_body(struct call *c)
 	if (!json_is_object(c->body))
 		return errf(&c->eb, ERR_INVALID, "body: expected a JSON object, got %s",
 			    json_is_array(c->body) ? "an array" : json_is_string(c->body) ? "a string" : "a scalar");
+	if (rule == BODY_EMPTY) {
+		static const char *const none[] = {NULL};
+		return fields_only(c->body, "", none, &c->eb);
+	}
 	return ERR_OK;
 }
 
@@ -183,65 +208,4 @@ void app_done(void *arg, struct http_request *r, int reached_client)
 		log_event(LOG_DEBUG, "request", "request_id", r->request_id, "method", r->method, "path", r->path,
 			  "status", status, "us", micros, NULL);
 	}
-}
-
-void call_reply(struct call *c, int status, struct buf *body)
-{
-	if (body->failed) {
-		buf_free(body);
-		reply_error(c->req, body->failed == 2 ? ERR_NOMEM : ERR_INTERNAL, "reply too large", NULL, NULL);
-		return;
-	}
-	reply_json(c->req, status, body);
-}
-
-void call_next_page(struct call *c, struct jsonw *w, const char *kind, const char *scope, int more,
-		    int64_t last_created_at, const char *last_id)
-{
-	jsonw_key(w, "next_page");
-	if (!more) {
-		jsonw_null(w);
-		return;
-	}
-	struct cursor last = {.created_at = last_created_at};
-	snprintf(last.id, sizeof(last.id), "%s", last_id);
-	char text[CURSOR_TEXT_MAX];
-	cursor_encode(c->app->cursor_key, kind, scope, &last, text);
-	jsonw_str(w, text);
-}
-
-enum err call_page_params(struct call *c, const char *kind, const char *scope, size_t *limit,
-			  struct cursor *after, int *has_after)
-{
-	*limit = 20;
-	*has_after = 0;
-	const char *l = http_query(c->req, "limit");
-	if (l) {
-		char *end;
-		long long v = strtoll(l, &end, 10);
-		if (!*l || *end || strlen(l) > 4 || v < 1 || v > 100)
-			return errf(&c->eb, ERR_INVALID, "limit: must be an integer from 1 to 100, got \"%.40s\"", l);
-		*limit = (size_t)v;
-	}
-	const char *page = http_query(c->req, "page");
-	if (page && *page) {
-		enum err rc = cursor_decode(c->app->cursor_key, kind, scope, page, after, &c->eb);
-		if (rc)
-			return rc;
-		*has_after = 1;
-	}
-	return ERR_OK;
-}
-
-enum err call_environment(struct call *c, struct environment *out)
-{
-	const char *env_id = c->match.params[0];
-	if (c->cred.kind != CRED_API_KEY && strcmp(env_id, c->cred.environment_id) != 0)
-		return errf(&c->eb, ERR_FORBIDDEN, "this credential belongs to another environment");
-	enum err rc = c->app->store->ops->env_get(c->app->store, &c->tenant, env_id, out);
-	if (rc == ERR_NOT_FOUND)
-		return errf(&c->eb, rc, "environment %.64s not found", env_id);
-	if (rc)
-		return errf(&c->eb, rc, "environment lookup failed");
-	return ERR_OK;
 }

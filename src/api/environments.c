@@ -142,20 +142,20 @@ enum err env_list(struct call *c)
 					  &page);
 	if (rc)
 		return not_found(c, rc);
-	struct buf body;
-	buf_init(&body, REPLY_MAX);
-	struct jsonw w;
-	jsonw_init(&w, &body);
-	jsonw_obj_open(&w);
-	jsonw_key(&w, "data");
-	jsonw_arr_open(&w);
-	for (size_t i = 0; i < page.count; i++)
-		encode_environment(&w, &page.items[i]);
-	jsonw_arr_close(&w);
-	call_next_page(c, &w, "environments", scope, page.more && page.count, page.count ? page.items[page.count - 1].created_at : 0,
-		       page.count ? page.items[page.count - 1].id : "");
-	jsonw_obj_close(&w);
+	struct call_list l;
+	call_list_begin(&l, CALL_LIST_BUDGET);
+	for (size_t i = 0; i < page.count; i++) {
+		size_t mark = l.body.len;
+		encode_environment(&l.w, &page.items[i]);
+		if (!call_list_admit(&l, mark))
+			break;
+	}
+	jsonw_arr_close(&l.w);
+	const struct environment *last = l.shown ? &page.items[l.shown - 1] : NULL;
+	call_next_page(c, &l.w, "environments", scope, last && (page.more || l.cut), last ? last->created_at : 0,
+		       last ? last->id : "");
+	jsonw_obj_close(&l.w);
 	env_page_clear(&page);
-	call_reply(c, 200, &body);
+	call_reply(c, 200, &l.body);
 	return ERR_OK;
 }

@@ -1,9 +1,11 @@
 /* seen.h - which workers polled an environment recently (stats' workers_polling).
  *
- * A fixed-size open-addressed table of (environment, worker id) → last poll time, so its
- * memory is bounded whatever the clients send. An entry older than the window can be
- * reused; when the table is full of live entries a new worker is not counted (and a
- * warning is logged once). Thread-safe. */
+ * Worker ids are kept per environment: at most SEEN_PER_ENV_MAX of one environment (a new
+ * id beyond that replaces that environment's least recently seen one), and at most
+ * `max_total` over all environments. When the whole table is full, room is made by first
+ * dropping entries older than the window, then the least recently seen id of the
+ * environment that holds the most ids, so ids sent to one environment never push
+ * another, smaller one's out. Memory is bounded whatever the clients send. Thread-safe. */
 #ifndef ENVIROND_API_SEEN_H
 #define ENVIROND_API_SEEN_H
 
@@ -12,10 +14,12 @@
 
 #define SEEN_WINDOW_US (30 * 1000000LL)
 #define SEEN_WORKER_ID_MAX 128
+#define SEEN_PER_ENV_MAX 1024
 
 struct seen;
 
-struct seen *seen_new(size_t slots);
+/* A table of at most max_total worker ids. NULL when out of memory. */
+struct seen *seen_new(size_t max_total);
 void seen_free(struct seen *s);
 /* Record a poll by worker_id (truncated to SEEN_WORKER_ID_MAX bytes) in env_id at now_mono. */
 void seen_touch(struct seen *s, const char *env_id, const char *worker_id, int64_t now_mono);

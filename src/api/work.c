@@ -4,7 +4,6 @@
  * parameters, checks who may touch which item, replies, and wakes held polls. */
 #include "api/call.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,23 +64,6 @@ static void reply_work(struct call *c, int status, const struct work_item *w, co
 	jsonw_init(&jw, &body);
 	encode_work(&jw, w, secret);
 	call_reply(c, status, &body);
-}
-
-/* Parse a decimal integer query parameter. 1 = absent, 0 = parsed, -1 = not an integer. */
-static int query_int(struct call *c, const char *name, long long *out)
-{
-	const char *v = http_query(c->req, name);
-	if (!v || !*v)
-		return 1;
-	if (strlen(v) > 18 || strspn(v + (v[0] == '-'), "0123456789") != strlen(v + (v[0] == '-')) || !v[v[0] == '-'])
-		return -1; /* digits only: no spaces, signs or exponents slip through strtoll */
-	char *end;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	if (*end || errno)
-		return -1;
-	*out = n;
-	return 0;
 }
 
 /* --- enqueue (extension) ------------------------------------------------------------ */
@@ -186,6 +168,9 @@ static enum err try_claim(struct call *c)
 	ids_token(SESSION_TOKEN_PREFIX, token);
 	secret_sha256_hex(token, strlen(token), claim.token_hash);
 	claim.reclaim_older_than_us = c->poll_reclaim_us;
+	/* The key is checked again inside the claim: a poll held across a revocation must
+	 * not be handed an item through the revoked key. */
+	snprintf(claim.key_hash, sizeof(claim.key_hash), "%s", c->cred.kind == CRED_ENV_KEY ? c->cred.hash : "");
 	struct work_item w;
 	enum err rc = c->app->store->ops->work_claim(c->app->store, c->waiter.env_id, &claim, clock_wall_us(), &w);
 	if (rc)
@@ -210,10 +195,10 @@ static enum err try_claim(struct call *c)
 static enum err poll_start(struct call *c)
 {
 	long long block_ms = 0, reclaim_ms = WORK_RECLAIM_DEFAULT_MS;
-	int has = query_int(c, "block_ms", &block_ms);
+	int has = call_query_uint(c, "block_ms", 1, &block_ms);
 	if (has < 0 || (has == 0 && (block_ms < 1 || block_ms > 999)))
 		return errf(&c->eb, ERR_INVALID, "block_ms: must be an integer from 1 to 999 (omit it to answer at once)");
-	has = query_int(c, "reclaim_older_than_ms", &reclaim_ms);
+	has = call_query_uint(c, "reclaim_older_than_ms", 1, &reclaim_ms);
 	if (has < 0 || (has == 0 && (reclaim_ms < 0 || reclaim_ms > 86400000)))
 		return errf(&c->eb, ERR_INVALID, "reclaim_older_than_ms: must be an integer from 0 to 86400000");
 	enum err rc = work_env(c, NULL);
@@ -251,6 +236,10 @@ enum err work_poll(struct call *c)
 		rc = try_claim(c);
 		if (rc == ERR_OK)
 			return ERR_OK;
+		if (rc == ERR_UNAUTHENTICATED) {
+			poll_end(c);
+			return errf(&c->eb, rc, "invalid credentials: this environment key was revoked");
+		}
 		if (rc != ERR_NOT_FOUND) {
 			/* Never a 4xx for a transient condition: the SDK would stop the whole fleet. */
 			poll_end(c);
@@ -290,7 +279,7 @@ static enum err item_event(struct call *c, enum work_event ev, const struct work
 		rc = own_item(c);
 	if (rc)
 		return rc;
-	struct work_event_out res;
+	struct work_event_out res = {0};
 	const char *session_hash = c->cred.kind == CRED_SESSION ? c->cred.hash : NULL;
 	rc = c->app->store->ops->work_event(c->app->store, c->match.params[0], c->match.params[1], ev, in,
 					     session_hash, clock_wall_us(), w, &res);
@@ -299,7 +288,7 @@ static enum err item_event(struct call *c, enum work_event ev, const struct work
 	if (beat)
 		*beat = res.beat;
 	if (rc == ERR_UNAUTHENTICATED)
-		errf(&c->eb, rc, "invalid credentials: this session token ended (the item was redelivered or stopped)");
+		errf(&c->eb, rc, "invalid credentials: this session token was replaced (the item was delivered again)");
 	return rc;
 }
 
@@ -343,7 +332,7 @@ enum err work_heartbeat(struct call *c)
 {
 	struct work_input in = {0};
 	long long ttl = 0;
-	int has = query_int(c, "desired_ttl_seconds", &ttl);
+	int has = call_query_uint(c, "desired_ttl_seconds", 1, &ttl);
 	if (has < 0 || (has == 0 && ttl <= 0))
 		return errf(&c->eb, ERR_INVALID, "desired_ttl_seconds: must be a positive integer (clamped to %d-%d)",
 			    WORK_TTL_MIN_S, WORK_TTL_MAX_S);
@@ -469,21 +458,21 @@ enum err work_list(struct call *c)
 	rc = c->app->store->ops->work_list(c->app->store, c->match.params[0], has_after ? &after : NULL, limit, &page);
 	if (rc)
 		return errf(&c->eb, rc, "could not list work");
-	struct buf body;
-	buf_init(&body, 16 * 1024 * 1024);
-	struct jsonw jw;
-	jsonw_init(&jw, &body);
-	jsonw_obj_open(&jw);
-	jsonw_key(&jw, "data");
-	jsonw_arr_open(&jw);
-	for (size_t i = 0; i < page.count; i++)
-		encode_work(&jw, &page.items[i], NULL);
-	jsonw_arr_close(&jw);
-	call_next_page(c, &jw, "work", c->match.params[0], page.more && page.count,
-		       page.count ? page.items[page.count - 1].created_at : 0, page.count ? page.items[page.count - 1].id : "");
-	jsonw_obj_close(&jw);
+	struct call_list l;
+	call_list_begin(&l, CALL_LIST_BUDGET);
+	for (size_t i = 0; i < page.count; i++) {
+		size_t mark = l.body.len;
+		encode_work(&l.w, &page.items[i], NULL);
+		if (!call_list_admit(&l, mark))
+			break;
+	}
+	jsonw_arr_close(&l.w);
+	const struct work_item *last = l.shown ? &page.items[l.shown - 1] : NULL;
+	call_next_page(c, &l.w, "work", c->match.params[0], last && (page.more || l.cut), last ? last->created_at : 0,
+		       last ? last->id : "");
+	jsonw_obj_close(&l.w);
 	work_page_clear(&page);
-	call_reply(c, 200, &body);
+	call_reply(c, 200, &l.body);
 	return ERR_OK;
 }
 

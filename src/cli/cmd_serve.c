@@ -16,7 +16,7 @@
 #include "common/log.h"
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
-       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT__COUNT };
+       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_TEST_FAULT, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -37,6 +37,10 @@ static const struct cfg_option options[OPT__COUNT] = {
 				"long polls held at once at most (more answer null at once)"},
 	[OPT_TIMEOUT] = {"--connection-timeout", "ENVIROND_CONNECTION_TIMEOUT", CFG_INT, "60", 1, 3600, "SECONDS",
 			 "close idle connections after this long"},
+	/* A test seam, deliberately without an environment variable: a stray variable in a
+	 * production environment must never make a server fail on purpose. */
+	[OPT_TEST_FAULT] = {"--test-store-fault-every", NULL, CFG_INT, "0", 0, 1000000, "N",
+			    "testing only: make every Nth store call fail (0 = never)"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -101,15 +105,14 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	/* Test seam: make every Nth store call fail (see store_fault.c). */
-	const char *fault_every = getenv("ENVIROND_TEST_STORE_FAULT_EVERY");
-	if (fault_every && atol(fault_every) > 0) {
+	if (v.num[OPT_TEST_FAULT] > 0) {
 		struct store *faulty;
-		if (store_fault_wrap(store, (unsigned long)atol(fault_every), &faulty)) {
+		if (store_fault_wrap(store, (unsigned long)v.num[OPT_TEST_FAULT], &faulty)) {
 			store->ops->close(store);
 			return 1;
 		}
 		store = faulty;
-		log_event(LOG_WARN, "store_fault_injection", "every", fault_every, NULL);
+		log_event(LOG_WARN, "store_fault_injection", "every", v.str[OPT_TEST_FAULT], NULL);
 	}
 	/* First start on an empty store: mint a key so the server is usable at once. */
 	int64_t keys = 0;

@@ -299,13 +299,18 @@ static enum err list_job(struct sqlite_store *s, void *arg)
 	sqlite_bind_i64(st, 4, c->include_archived);
 	sqlite_bind_after(st, 5, c->after);
 	sqlite_bind_i64(st, 9, (int64_t)c->limit + 1);
-	size_t cap = 0;
+	size_t cap = 0, bytes = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (page->count == c->limit) {
+		/* Stop at the page's byte budget too (but never before the first row): a page of
+		 * large environments would otherwise hold limit × 1 MiB in memory at once. */
+		size_t row = (size_t)sqlite3_column_bytes(st, 4) + (size_t)sqlite3_column_bytes(st, 5) +
+			     (size_t)sqlite3_column_bytes(st, 6) + (size_t)sqlite3_column_bytes(st, 7);
+		if (page->count == c->limit || (page->count && bytes + row > STORE_PAGE_BYTES)) {
 			page->more = 1;
 			break;
 		}
+		bytes += row;
 		struct environment *e = grow((void **)&page->items, page->count, &cap, sizeof(*e));
 		if (!e || read_env(st, e))
 			return ERR_NOMEM;
@@ -361,7 +366,10 @@ enum err sqlite_env_key_create(struct store *base, const char *env_id, const cha
 			       int64_t now, struct env_key *out)
 {
 	struct key_ctx c = {.env_id = env_id, .name = name, .hash = hash, .now = now, .out = out};
-	return sqlite_run((struct sqlite_store *)base, key_create_job, &c);
+	enum err rc = sqlite_run((struct sqlite_store *)base, key_create_job, &c);
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
 }
 
 static enum err key_list_job(struct sqlite_store *s, void *arg)

@@ -66,6 +66,8 @@ enum err sqlite_err(struct sqlite_store *s, int rc)
 	case SQLITE_LOCKED:
 	case SQLITE_FULL:
 	case SQLITE_IOERR:
+	case SQLITE_READONLY: /* the store became read-only while serving: retry later, never a 500 */
+	case SQLITE_CANTOPEN:
 		log_event(LOG_WARN, "store_unavailable", "error", sqlite3_errmsg(sqlite_db(s)), NULL);
 		return ERR_UNAVAILABLE;
 	case SQLITE_NOMEM:

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/types.h>
 
 #include "store/store.h"
 
@@ -83,6 +84,16 @@ void sqlite_bind_i64(sqlite3_stmt *st, int i, int64_t v);
 void sqlite_bind_after(sqlite3_stmt *st, int first, const struct cursor *after);
 /* Column text copied into out (cap bytes, truncated, NUL-terminated). */
 void sqlite_col_text(sqlite3_stmt *st, int i, char *out, size_t cap);
+
+/* The store's files (sqlite_file.c). sqlite_files_check: every existing file of the store
+ * at `path` (database, -wal, -shm) opens for writing and is made 0600, else an error
+ * naming it. sqlite_files_private sets a umask under which SQLite creates them 0600 and
+ * returns the old one for sqlite_files_restore. sqlite_files_probe commits one write on
+ * the writer connection (refusing a store that cannot be written) and checks again. */
+enum err sqlite_files_check(const char *path, struct errbuf *eb);
+mode_t sqlite_files_private(void);
+void sqlite_files_restore(mode_t old);
+enum err sqlite_files_probe(struct sqlite_store *s, struct errbuf *eb);
 
 /* Set up / tear down the write queue (stop waits for a running group to end). */
 int sqlite_exec_start(struct sqlite_store *s);

@@ -223,9 +223,28 @@ enum err sqlite_work_enqueue(struct store *base, const char *env_id, const char 
 	return finish_work(out, rc);
 }
 
+/* Is this environment key still one of the environment's? */
+static enum err key_current(struct sqlite_store *s, const char *env_id, const char *hash)
+{
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT 1 FROM env_keys WHERE hash = ? AND environment_id = ?");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, hash);
+	sqlite_bind_text(st, 2, env_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return ERR_OK;
+	return rc == SQLITE_DONE ? ERR_UNAUTHENTICATED : sqlite_err(s, rc);
+}
+
 static enum err claim_job(struct sqlite_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
+	if (c->claim->key_hash[0]) {
+		enum err err = key_current(s, c->env_id, c->claim->key_hash);
+		if (err)
+			return err;
+	}
 	/* Reclaimable items first (oldest delivery first), then fresh ones in FIFO order. */
 	sqlite3_stmt *st = sqlite_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ? AND state = 0"
 					  " AND delivered_at > 0 AND delivered_at <= ? ORDER BY delivered_at, queue_seq LIMIT 1");
@@ -301,7 +320,8 @@ enum err sqlite_work_get(struct store *base, const char *env_id, const char *wor
 	return finish_work(out, sqlite_read((struct sqlite_store *)base, get_job, &c));
 }
 
-/* Does the item still carry this session token? (A redelivery or a stop replaced it.) */
+/* Does the item still carry this session token? Only a redelivery replaces it: the token
+ * outlives its item's stop (a stopped item cannot change through it). */
 static enum err token_current(struct sqlite_store *s, const char *work_id, const char *hash)
 {
 	sqlite3_stmt *st = sqlite_stmt(s, "SELECT 1 FROM work WHERE id = ? AND token_hash = ?");
@@ -472,7 +492,10 @@ static enum err stats_job(struct sqlite_store *s, void *arg)
 enum err sqlite_work_stats(struct store *base, const char *env_id, struct work_stats *out)
 {
 	struct stats_ctx c = {.env_id = env_id, .out = out};
-	return sqlite_read((struct sqlite_store *)base, stats_job, &c);
+	enum err rc = sqlite_read((struct sqlite_store *)base, stats_job, &c);
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
 }
 
 static enum err next_reclaim_job(struct sqlite_store *s, void *arg)
@@ -495,7 +518,7 @@ enum err sqlite_work_next_reclaim(struct store *base, const char *env_id, int64_
 {
 	struct stats_ctx c = {.env_id = env_id, .reclaim_us = reclaim_us};
 	enum err rc = sqlite_read((struct sqlite_store *)base, next_reclaim_job, &c);
-	*at = c.at;
+	*at = rc ? 0 : c.at;
 	return rc;
 }
 
@@ -573,5 +596,8 @@ static enum err next_expiry_job(struct sqlite_store *s, void *arg)
 
 enum err sqlite_next_lease_expiry(struct store *base, int64_t *at)
 {
-	return sqlite_read((struct sqlite_store *)base, next_expiry_job, at);
+	enum err rc = sqlite_read((struct sqlite_store *)base, next_expiry_job, at);
+	if (rc)
+		*at = 0;
+	return rc;
 }

@@ -3,9 +3,14 @@
  * Every verb is one atomic transaction. Verbs that change an item decide nothing
  * themselves: environment merges come from model/environment.c and work transitions from
  * model/work.c; the store loads, calls the model, and persists what it decided. A backend
- * fills `struct store_ops`; callers go through the store_* inline wrappers. Verbs are
+ * fills `struct store_ops` and callers call through it (`s->ops->verb(s, …)`). Verbs are
  * safe to call from any thread. Output structs are owned by the caller and released with
- * the matching *_clear function. */
+ * the matching *_clear function; on any error every output is left defined (zeroed, owning
+ * nothing), so a caller may read or clear it whatever the verb returned.
+ *
+ * store.c holds what does not depend on a backend (store_open, the *_clear functions);
+ * store_sqlite.c and the sqlite_*.c files are the SQLite backend; store_fault.c wraps any
+ * backend to make its verbs fail on purpose, for tests. */
 #ifndef ENVIROND_STORE_H
 #define ENVIROND_STORE_H
 
@@ -76,7 +81,10 @@ struct work_stats {
 };
 
 /* A page of a newest-first list. `items` is an array of the list's element type, `count`
- * rows, `more` set when another page follows; `last` names the final row for the cursor. */
+ * rows, `more` set when another page follows (the caller makes the cursor from the last
+ * row). A page of environments also ends early, with `more` set, once its rows hold more
+ * than STORE_PAGE_BYTES of stored text; it always holds at least one row. */
+#define STORE_PAGE_BYTES (2 * 1024 * 1024)
 struct env_page {
 	struct environment *items;
 	size_t count;
@@ -96,6 +104,9 @@ struct work_page {
 /* Parameters of a claim (poll). */
 struct work_claim {
 	int64_t reclaim_older_than_us;
+	/* The hash of the environment key polling, checked in the claim's own transaction
+	 * (ERR_UNAUTHENTICATED once revoked); "" when the caller holds no environment key. */
+	char key_hash[SECRET_HASH_HEX + 1];
 	char token_hash[SECRET_HASH_HEX + 1]; /* hash of the session token minted for this delivery */
 };
 
@@ -191,8 +202,9 @@ struct store {
 /* Open the backend named by `url` (a file path for SQLite). Runs migrations. */
 enum err store_open(const char *url, struct store **out, struct errbuf *eb);
 enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *eb);
-/* Wrap `inner` so that every `every`-th verb fails with ERR_UNAVAILABLE (a test seam).
- * The wrapper owns inner: closing it closes both. */
+/* Wrap `inner` so that every `every`-th verb fails with ERR_UNAVAILABLE, its outputs
+ * zeroed (a test seam: only `environd serve --test-store-fault-every N` uses it). The
+ * wrapper owns inner: closing it closes both. */
 enum err store_fault_wrap(struct store *inner, unsigned long every, struct store **out);
 
 void work_item_clear(struct work_item *w);

@@ -1,11 +1,13 @@
 /* store_fault.c - a fault seam: a store that forwards to another one and makes every
- * Nth verb fail with ERR_UNAVAILABLE before it reaches the real store. Tests run the
- * server on it (ENVIROND_TEST_STORE_FAULT_EVERY=N) to prove that every error path answers
- * with a clean envelope, keeps serving and leaks nothing. Never enabled by default. */
+ * Nth verb fail with ERR_UNAVAILABLE before it reaches the real store, its outputs zeroed
+ * as every store verb leaves them on error. Tests run the server on it
+ * (`environd serve --test-store-fault-every N`) to prove that every error path answers
+ * with a clean envelope, keeps serving and leaks nothing. Only that flag enables it. */
 #include "store/store.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct fault_store {
 	struct store base;
@@ -26,6 +28,17 @@ static int trip(struct store *s)
 #define INNER(s) (F(s)->inner)
 #define FORWARD(s, verb, ...) (trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->verb(INNER(s), __VA_ARGS__))
 
+/* Zero an output the way a failing verb leaves it; returns the fault. */
+static enum err zeroed(void *out, size_t size)
+{
+	memset(out, 0, size);
+	return ERR_UNAVAILABLE;
+}
+
+/* FORWARD for a verb with one output struct `out`. */
+#define FORWARD_OUT(s, out, verb, ...) \
+	(trip(s) ? zeroed((out), sizeof(*(out))) : INNER(s)->ops->verb(INNER(s), __VA_ARGS__))
+
 static void f_close(struct store *s)
 {
 	INNER(s)->ops->close(INNER(s));
@@ -33,92 +46,110 @@ static void f_close(struct store *s)
 }
 static enum err f_ping(struct store *s) { return trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->ping(INNER(s)); }
 static void f_cursor_key(struct store *s, unsigned char out[CURSOR_KEY_LEN]) { INNER(s)->ops->cursor_key(INNER(s), out); }
-static enum err f_api_key_count(struct store *s, int64_t *n) { return FORWARD(s, api_key_count, n); }
+static enum err f_api_key_count(struct store *s, int64_t *n) { return FORWARD_OUT(s, n, api_key_count, n); }
 static enum err f_api_key_create(struct store *s, const struct api_key *k, const char *h)
 {
 	return FORWARD(s, api_key_create, k, h);
 }
-static enum err f_api_key_list(struct store *s, struct api_key **o, size_t *n) { return FORWARD(s, api_key_list, o, n); }
+static enum err f_api_key_list(struct store *s, struct api_key **o, size_t *n) {
+	if (trip(s)) {
+		*o = NULL;
+		return zeroed(n, sizeof(*n));
+	}
+	return INNER(s)->ops->api_key_list(INNER(s), o, n);
+}
 static enum err f_api_key_revoke(struct store *s, const char *id) { return FORWARD(s, api_key_revoke, id); }
 static enum err f_credential_find(struct store *s, enum cred_kind k, const char *h, int64_t now, struct credential *o)
 {
-	return FORWARD(s, credential_find, k, h, now, o);
+	return FORWARD_OUT(s, o, credential_find, k, h, now, o);
 }
 static enum err f_env_create(struct store *s, const struct tenant *t, const struct env_fields *f, int64_t now,
 			     struct environment *o)
 {
-	return FORWARD(s, env_create, t, f, now, o);
+	return FORWARD_OUT(s, o, env_create, t, f, now, o);
 }
 static enum err f_env_get(struct store *s, const struct tenant *t, const char *id, struct environment *o)
 {
-	return FORWARD(s, env_get, t, id, o);
+	return FORWARD_OUT(s, o, env_get, t, id, o);
 }
 static enum err f_env_update(struct store *s, const struct tenant *t, const char *id, const json_t *b, int64_t now,
 			     struct environment *o, struct errbuf *eb)
 {
-	return FORWARD(s, env_update, t, id, b, now, o, eb);
+	return FORWARD_OUT(s, o, env_update, t, id, b, now, o, eb);
 }
 static enum err f_env_archive(struct store *s, const struct tenant *t, const char *id, int64_t now,
 			      struct environment *o)
 {
-	return FORWARD(s, env_archive, t, id, now, o);
+	return FORWARD_OUT(s, o, env_archive, t, id, now, o);
 }
 static enum err f_env_delete(struct store *s, const struct tenant *t, const char *id) { return FORWARD(s, env_delete, t, id); }
 static enum err f_env_list(struct store *s, const struct tenant *t, int ia, const struct cursor *a, size_t l,
 			   struct env_page *o)
 {
-	return FORWARD(s, env_list, t, ia, a, l, o);
+	return FORWARD_OUT(s, o, env_list, t, ia, a, l, o);
 }
 static enum err f_env_key_create(struct store *s, const char *e, const char *n, const char *h, int64_t now,
 				 struct env_key *o)
 {
-	return FORWARD(s, env_key_create, e, n, h, now, o);
+	return FORWARD_OUT(s, o, env_key_create, e, n, h, now, o);
 }
 static enum err f_env_key_list(struct store *s, const char *e, const struct cursor *a, size_t l, struct env_key_page *o)
 {
-	return FORWARD(s, env_key_list, e, a, l, o);
+	return FORWARD_OUT(s, o, env_key_list, e, a, l, o);
 }
 static enum err f_env_key_revoke(struct store *s, const char *e, const char *k) { return FORWARD(s, env_key_revoke, e, k); }
 static enum err f_work_enqueue(struct store *s, const char *e, const char *t, const char *d, const json_t *m,
 			       int64_t now, struct work_item *o, int *created)
 {
-	return FORWARD(s, work_enqueue, e, t, d, m, now, o, created);
+	if (trip(s)) {
+		*created = 0;
+		return zeroed(o, sizeof(*o));
+	}
+	return INNER(s)->ops->work_enqueue(INNER(s), e, t, d, m, now, o, created);
 }
 static enum err f_work_claim(struct store *s, const char *e, const struct work_claim *c, int64_t now,
 			     struct work_item *o)
 {
-	return FORWARD(s, work_claim, e, c, now, o);
+	return FORWARD_OUT(s, o, work_claim, e, c, now, o);
 }
 static enum err f_work_undeliver(struct store *s, const char *w, const char *h) { return FORWARD(s, work_undeliver, w, h); }
 static enum err f_work_get(struct store *s, const char *e, const char *w, struct work_item *o)
 {
-	return FORWARD(s, work_get, e, w, o);
+	return FORWARD_OUT(s, o, work_get, e, w, o);
 }
 static enum err f_work_event(struct store *s, const char *e, const char *w, enum work_event ev,
 			     const struct work_input *in, const char *sh, int64_t now, struct work_item *o,
 			     struct work_event_out *r)
 {
-	return FORWARD(s, work_event, e, w, ev, in, sh, now, o, r);
+	if (trip(s)) {
+		memset(r, 0, sizeof(*r));
+		return zeroed(o, sizeof(*o));
+	}
+	return INNER(s)->ops->work_event(INNER(s), e, w, ev, in, sh, now, o, r);
 }
 static enum err f_work_update_metadata(struct store *s, const char *e, const char *w, const json_t *p,
 				       struct work_item *o, struct errbuf *eb)
 {
-	return FORWARD(s, work_update_metadata, e, w, p, o, eb);
+	return FORWARD_OUT(s, o, work_update_metadata, e, w, p, o, eb);
 }
 static enum err f_work_list(struct store *s, const char *e, const struct cursor *a, size_t l, struct work_page *o)
 {
-	return FORWARD(s, work_list, e, a, l, o);
+	return FORWARD_OUT(s, o, work_list, e, a, l, o);
 }
-static enum err f_work_stats(struct store *s, const char *e, struct work_stats *o) { return FORWARD(s, work_stats, e, o); }
+static enum err f_work_stats(struct store *s, const char *e, struct work_stats *o) { return FORWARD_OUT(s, o, work_stats, e, o); }
 static enum err f_work_next_reclaim(struct store *s, const char *e, int64_t r, int64_t *at)
 {
-	return FORWARD(s, work_next_reclaim, e, r, at);
+	return FORWARD_OUT(s, at, work_next_reclaim, e, r, at);
 }
 static enum err f_leases_expire(struct store *s, int64_t now, size_t max, char (*ids)[ID_MAX], size_t *ne, size_t *nx)
 {
-	return FORWARD(s, leases_expire, now, max, ids, ne, nx);
+	if (trip(s)) {
+		*ne = 0;
+		return zeroed(nx, sizeof(*nx));
+	}
+	return INNER(s)->ops->leases_expire(INNER(s), now, max, ids, ne, nx);
 }
-static enum err f_next_lease_expiry(struct store *s, int64_t *at) { return FORWARD(s, next_lease_expiry, at); }
+static enum err f_next_lease_expiry(struct store *s, int64_t *at) { return FORWARD_OUT(s, at, next_lease_expiry, at); }
 
 static const struct store_ops fault_ops = {
 	.version = STORE_OPS_VERSION,

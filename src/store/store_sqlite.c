@@ -149,7 +149,10 @@ static enum err count_job(struct sqlite_store *s, void *ctx)
 
 static enum err sqlite_api_key_count(struct store *base, int64_t *count)
 {
-	return sqlite_read((struct sqlite_store *)base, count_job, count);
+	enum err rc = sqlite_read((struct sqlite_store *)base, count_job, count);
+	if (rc)
+		*count = 0;
+	return rc;
 }
 
 struct key_create_ctx {
@@ -219,6 +222,8 @@ static enum err sqlite_api_key_list(struct store *base, struct api_key **out, si
 	enum err rc = sqlite_read((struct sqlite_store *)base, key_list_job, &c);
 	if (rc) {
 		free(c.items);
+		*out = NULL;
+		*count = 0;
 		return rc;
 	}
 	*out = c.items;
@@ -342,6 +347,8 @@ static enum err sqlite_credential_find(struct store *base, enum cred_kind kind, 
 {
 	struct cred_ctx c = {kind, hash, now, out, 0};
 	enum err rc = sqlite_read((struct sqlite_store *)base, cred_job, &c);
+	if (rc)
+		memset(out, 0, sizeof(*out));
 	if (rc == ERR_OK && c.touch) {
 		/* Best effort: a failed refresh of last_used_at must not fail the request. */
 		sqlite_run((struct sqlite_store *)base, touch_job, &c);
@@ -390,13 +397,25 @@ enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *
 	s->path = strdup(path);
 	pthread_mutex_init(&s->readers_lock, NULL);
 	enum err rc = ERR_OK;
+	mode_t old_umask = 0;
+	int masked = 0;
 	if (!s->path || pthread_key_create(&s->reader_key, NULL)) {
 		free(s->path);
 		free(s);
 		return errf(eb, ERR_NOMEM, "store: out of memory");
 	}
-	if (sqlite3_open_v2(path, &s->writer.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+	if ((rc = sqlite_files_check(path, eb)))
+		goto fail;
+	/* Files SQLite creates from here on (database, -wal, -shm) are the owner's only. */
+	old_umask = sqlite_files_private();
+	masked = 1;
+	int opened = sqlite3_open_v2(path, &s->writer.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	if (opened == SQLITE_OK && sqlite3_db_readonly(s->writer.db, "main") == 1) {
+		rc = errf(eb, ERR_UNAVAILABLE, "store: %s opens only read-only; the store must be writable", path);
+		goto fail;
+	}
+	if (opened != SQLITE_OK) {
 		rc = errf(eb, ERR_UNAVAILABLE, "store: cannot open %s: %s", path,
 			  s->writer.db ? sqlite3_errmsg(s->writer.db) : "out of memory");
 		goto fail;
@@ -412,7 +431,14 @@ enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *
 		sqlite3_free(msg);
 		goto fail;
 	}
-	if ((rc = migrate(s, eb)) || (rc = load_cursor_key(s, eb)))
+	rc = migrate(s, eb);
+	if (!rc)
+		rc = load_cursor_key(s, eb);
+	if (!rc)
+		rc = sqlite_files_probe(s, eb);
+	sqlite_files_restore(old_umask);
+	masked = 0;
+	if (rc)
 		goto fail;
 	if (sqlite_exec_start(s)) {
 		rc = errf(eb, ERR_INTERNAL, "store: cannot set up the write queue");
@@ -421,44 +447,11 @@ enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *
 	*out = &s->base;
 	return ERR_OK;
 fail:
+	if (masked)
+		sqlite_files_restore(old_umask);
 	sqlite3_close(s->writer.db);
 	pthread_key_delete(s->reader_key);
 	free(s->path);
 	free(s);
 	return rc;
-}
-
-enum err store_open(const char *url, struct store **out, struct errbuf *eb)
-{
-	if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-		return errf(eb, ERR_INVALID, "--db: PostgreSQL is not available in this build; use a file path");
-	return store_sqlite_open(url, out, eb);
-}
-
-void work_item_clear(struct work_item *w)
-{
-	json_decref(w->metadata);
-	w->metadata = NULL;
-}
-
-void env_page_clear(struct env_page *p)
-{
-	for (size_t i = 0; i < p->count; i++)
-		environment_clear(&p->items[i]);
-	free(p->items);
-	memset(p, 0, sizeof(*p));
-}
-
-void env_key_page_clear(struct env_key_page *p)
-{
-	free(p->items);
-	memset(p, 0, sizeof(*p));
-}
-
-void work_page_clear(struct work_page *p)
-{
-	for (size_t i = 0; i < p->count; i++)
-		work_item_clear(&p->items[i]);
-	free(p->items);
-	memset(p, 0, sizeof(*p));
 }

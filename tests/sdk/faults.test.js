@@ -9,7 +9,7 @@ const { Server } = require('./lib/server');
 let server, key;
 
 before(async () => {
-  server = new Server({ env: { ENVIROND_TEST_STORE_FAULT_EVERY: '7' } });
+  server = new Server({ args: ['--test-store-fault-every', '7'] });
   await server.start();
   key = server.createKey();
 });
@@ -70,7 +70,7 @@ test('every request under store faults gets a clean answer, and acknowledged wri
   // A clean exit: also, under LeakSanitizer, no leak on any of the error paths above.
   const exit = await server.stop();
   assert.equal(exit.code, 0, `server exited with ${exit.code}: ${server.stderr.slice(-2000)}`);
-  server.env = {};
+  server.extraArgs = [];
   await server.start();
   for (const e of created) {
     const r = await server.raw('GET', `/v1/environments/${e.id}`, { key });

@@ -167,7 +167,7 @@ test('ids are work_ + 24 base62 and sort by creation', async () => {
   assert.deepEqual([...ids].sort(), ids, 'ids grow with time');
 });
 
-test('the session token reaches its own item only (get/ack/heartbeat/stop) and dies when stopped', async () => {
+test('the session token reaches its own item only (get/ack/heartbeat/stop) and outlives its stop', async () => {
   const { envId, worker } = await newEnv('tok');
   const a1 = await enqueueOk(server, key, envId, 'sesn_tok_a');
   const b1 = await enqueueOk(server, key, envId, 'sesn_tok_b');

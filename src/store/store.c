@@ -1,0 +1,41 @@
+/* store.c - the backend-neutral part of the store: choosing a backend, and releasing
+ * the outputs of its verbs (see store.h). */
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum err store_open(const char *url, struct store **out, struct errbuf *eb)
+{
+	if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+		return errf(eb, ERR_INVALID, "--db: PostgreSQL is not available in this build; use a file path");
+	return store_sqlite_open(url, out, eb);
+}
+
+void work_item_clear(struct work_item *w)
+{
+	json_decref(w->metadata);
+	w->metadata = NULL;
+}
+
+void env_page_clear(struct env_page *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		environment_clear(&p->items[i]);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+void env_key_page_clear(struct env_key_page *p)
+{
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+void work_page_clear(struct work_page *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		work_item_clear(&p->items[i]);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
