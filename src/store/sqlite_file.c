@@ -41,6 +41,8 @@ static enum err check_file(const char *file, struct errbuf *eb)
 	return ERR_OK;
 }
 
+/* Runs before SQLite opens the store in this process: opening and closing the files here
+ * would drop SQLite's POSIX locks on them once it holds any. */
 enum err sqlite_files_check(const char *path, struct errbuf *eb)
 {
 	char file[4096];
@@ -73,5 +75,14 @@ enum err sqlite_files_probe(struct sqlite_store *s, struct errbuf *eb)
 		sqlite3_exec(s->writer.db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	return sqlite_files_check(s->path, eb); /* the files the write created: 0600 too */
+	/* The files the write created: 0600 too. By path, never by opening them: closing a
+	 * descriptor would drop the POSIX locks SQLite holds on them in this process. */
+	char file[4096];
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		struct stat st;
+		snprintf(file, sizeof(file), "%s%s", s->path, suffixes[i]);
+		if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0077) && chmod(file, 0600) != 0)
+			log_event(LOG_WARN, "store_mode", "file", file, "error", strerror(errno), NULL);
+	}
+	return ERR_OK;
 }

@@ -88,8 +88,9 @@ void sqlite_col_text(sqlite3_stmt *st, int i, char *out, size_t cap);
 /* The store's files (sqlite_file.c). sqlite_files_check: every existing file of the store
  * at `path` (database, -wal, -shm) opens for writing and is made 0600, else an error
  * naming it. sqlite_files_private sets a umask under which SQLite creates them 0600 and
- * returns the old one for sqlite_files_restore. sqlite_files_probe commits one write on
- * the writer connection (refusing a store that cannot be written) and checks again. */
+ * returns the old one for sqlite_files_restore; check runs before SQLite opens the store.
+ * sqlite_files_probe commits one write on the writer connection (refusing a store that
+ * cannot be written) and makes the files it created 0600. */
 enum err sqlite_files_check(const char *path, struct errbuf *eb);
 mode_t sqlite_files_private(void);
 void sqlite_files_restore(mode_t old);
