@@ -59,7 +59,7 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	a->sweep_interval_us = cfg->sweep_interval_us;
 	store->ops->cursor_key(store, a->cursor_key);
 	a->waiters = waiters_new(cfg->max_held_polls);
-	a->seen = seen_new(65536);
+	a->seen = seen_new(cfg->max_workers_tracked);
 	if (!a->waiters || !a->seen) {
 		snprintf(why, why_len, "out of memory");
 		return -1;

@@ -14,7 +14,7 @@
 
 #define SEEN_WINDOW_US (30 * 1000000LL)
 #define SEEN_WORKER_ID_MAX 128
-#define SEEN_PER_ENV_MAX 1024
+#define SEEN_PER_ENV_MAX 4096
 
 struct seen;
 

@@ -16,7 +16,8 @@
 #include "common/log.h"
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
-       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_TEST_FAULT, OPT__COUNT };
+       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_MAX_WORKERS, OPT_TEST_FAULT,
+       OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -37,6 +38,8 @@ static const struct cfg_option options[OPT__COUNT] = {
 				"long polls held at once at most (more answer null at once)"},
 	[OPT_TIMEOUT] = {"--connection-timeout", "ENVIROND_CONNECTION_TIMEOUT", CFG_INT, "60", 1, 3600, "SECONDS",
 			 "close idle connections after this long"},
+	[OPT_MAX_WORKERS] = {"--max-workers-tracked", "ENVIROND_MAX_WORKERS_TRACKED", CFG_INT, "65536", 2, 10000000, "N",
+			     "worker ids remembered for workers_polling over all environments"},
 	/* A test seam, deliberately without an environment variable: a stray variable in a
 	 * production environment must never make a server fail on purpose. */
 	[OPT_TEST_FAULT] = {"--test-store-fault-every", NULL, CFG_INT, "0", 0, 1000000, "N",
@@ -132,6 +135,7 @@ int cmd_serve(int argc, char **argv)
 			 .connection_memory = 64 * 1024},
 		.public_url = v.str[OPT_PUBLIC_URL],
 		.max_held_polls = (size_t)v.num[OPT_MAX_HELD_POLLS],
+		.max_workers_tracked = (size_t)v.num[OPT_MAX_WORKERS],
 		.sweep_interval_us = 200 * 1000,
 	};
 	static struct app app;
