@@ -51,7 +51,8 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE
 	       $(shell pkg-config --cflags jansson)
 FUZZ_COMMON := src/common/err.c src/common/buf.c src/common/clock.c src/common/secret.c src/common/ids.c \
 	       src/common/jsonw.c
-build-fuzz/fuzz_body: tests/fuzz/fuzz_body.c $(FUZZ_COMMON) src/model/environment.c src/model/metadata.c src/model/fields.c
+build-fuzz/fuzz_body: tests/fuzz/fuzz_body.c $(FUZZ_COMMON) src/model/environment.c src/model/metadata.c src/model/fields.c \
+		      src/model/json_bound.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ $(shell pkg-config --libs jansson libcrypto) -o $@
 build-fuzz/fuzz_cursor: tests/fuzz/fuzz_cursor.c $(FUZZ_COMMON) src/model/cursor.c

@@ -223,18 +223,25 @@ enum err sqlite_work_enqueue(struct store *base, const char *env_id, const char 
 	return finish_work(out, rc);
 }
 
-/* Is this environment key still one of the environment's? */
-static enum err key_current(struct sqlite_store *s, const char *env_id, const char *hash)
+/* A credential check inside a job: ERR_OK when `sql` (a static string binding two texts)
+ * finds a row, ERR_UNAUTHENTICATED when it finds none. */
+static enum err credential_current(struct sqlite_store *s, const char *sql, const char *first, const char *second)
 {
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT 1 FROM env_keys WHERE hash = ? AND environment_id = ?");
+	sqlite3_stmt *st = sqlite_stmt(s, sql);
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, hash);
-	sqlite_bind_text(st, 2, env_id);
+	sqlite_bind_text(st, 1, first);
+	sqlite_bind_text(st, 2, second);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		return ERR_OK;
 	return rc == SQLITE_DONE ? ERR_UNAUTHENTICATED : sqlite_err(s, rc);
+}
+
+/* Is this environment key still one of the environment's? */
+static enum err key_current(struct sqlite_store *s, const char *env_id, const char *hash)
+{
+	return credential_current(s, "SELECT 1 FROM env_keys WHERE hash = ? AND environment_id = ?", hash, env_id);
 }
 
 static enum err claim_job(struct sqlite_store *s, void *arg)
@@ -324,15 +331,7 @@ enum err sqlite_work_get(struct store *base, const char *env_id, const char *wor
  * outlives its item's stop (a stopped item cannot change through it). */
 static enum err token_current(struct sqlite_store *s, const char *work_id, const char *hash)
 {
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT 1 FROM work WHERE id = ? AND token_hash = ?");
-	if (!st)
-		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, work_id);
-	sqlite_bind_text(st, 2, hash);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		return ERR_OK;
-	return rc == SQLITE_DONE ? ERR_UNAUTHENTICATED : sqlite_err(s, rc);
+	return credential_current(s, "SELECT 1 FROM work WHERE id = ? AND token_hash = ?", work_id, hash);
 }
 
 static enum err event_job(struct sqlite_store *s, void *arg)
