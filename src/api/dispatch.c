@@ -93,17 +93,15 @@ static enum err decode_body(struct call *c)
 	}
 	if (rule == BODY_NONE)
 		return errf(&c->eb, ERR_INVALID, "body: %.8s %.200s takes no body", r->method, c->route->route.pattern);
+	/* A BODY_EMPTY body small enough to parse cheaply is parsed, so that the message can
+	 * name its first field; a larger one is refused by what the route allows. */
 	enum err rc = json_bound_check(r->body.data, r->body.len, rule == BODY_EMPTY ? &empty_body_bounds : &json_bounds_body,
 				       &c->eb);
-	if (rc == ERR_OK || rule != BODY_EMPTY) {
-		if (rc)
-			return rc;
-	} else {
-		/* Over the tiny bound of an empty body, but it may still be `{"x":…}`: name the
-		 * first field when the parser can find one cheaply, else say what is allowed. */
+	if (rc && rule == BODY_EMPTY)
 		return errf(&c->eb, ERR_INVALID, "body: %.8s %.200s takes no fields (send none or {})", r->method,
 			    c->route->route.pattern);
-	}
+	if (rc)
+		return rc;
 	json_error_t jerr;
 	c->body = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!c->body)

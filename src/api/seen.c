@@ -29,8 +29,13 @@ struct seen {
 	pthread_mutex_t lock;
 	struct seen_env *buckets[SEEN_BUCKETS];
 	size_t total, max_total;
+	int64_t last_purge_mono; /* last full pass dropping stale entries */
 	int warned;
 };
+
+/* A full pass over the table costs one look at every entry: while the table stays full of
+ * live ids, it runs at most this often, and room is made from the largest environment. */
+#define SEEN_PURGE_INTERVAL_US (1000000LL)
 
 struct seen *seen_new(size_t max_total)
 {
@@ -95,15 +100,19 @@ static size_t oldest(const struct seen_env *e)
 	return o;
 }
 
-/* The table is full: drop every stale entry; if none was, drop the least recently seen
- * id of the environment holding the most. `keep` is not freed (the caller holds it). */
+/* The table is full: drop every stale entry (at most once per SEEN_PURGE_INTERVAL_US);
+ * if that made no room, drop the least recently seen id of the environment holding the
+ * most. `keep` is never freed (the caller holds it). */
 static void make_room(struct seen *s, int64_t now_mono, const struct seen_env *keep)
 {
+	int purge = !s->last_purge_mono || now_mono - s->last_purge_mono >= SEEN_PURGE_INTERVAL_US;
+	if (purge)
+		s->last_purge_mono = now_mono;
 	struct seen_env **largest = NULL;
 	for (size_t b = 0; b < SEEN_BUCKETS; b++) {
 		for (struct seen_env **p = &s->buckets[b]; *p;) {
 			struct seen_env *e = *p;
-			for (size_t i = 0; i < e->n;) {
+			for (size_t i = 0; purge && i < e->n;) {
 				if (now_mono - e->workers[i].last_mono >= SEEN_WINDOW_US && !(e == keep && e->n == 1))
 					drop(s, p, i);
 				else
