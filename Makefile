@@ -3,9 +3,38 @@ CC      ?= cc
 PKGS    := libmicrohttpd jansson sqlite3 libcurl libcrypto
 # CFLAGS is the user's (optimization, sanitizers); the project's own flags always apply.
 CFLAGS  ?= -O2 -g
-WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+# Warnings are errors in development and CI (`make test`, `make dev`, scripts/test), not for
+# someone building a release with a compiler newer than ours: `make WERROR=` is the default.
+WERROR  ?=
+WARN    := -Wall -Wextra $(WERROR) -Wshadow -Wno-unused-parameter
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERS_DIR     ?= $(PREFIX)/lib/sysusers.d
+DESTDIR ?=
+
+# pkg-config runs once per make, not once per compile. A missing library is named with the
+# Debian package that provides it.
+NO_PKG_GOALS := clean deps install-deps
+ifneq ($(filter-out $(NO_PKG_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifeq ($(shell command -v pkg-config),)
+$(error pkg-config is not installed: apt-get install pkg-config (or run scripts/install-deps))
+endif
+PKG_DEB_libmicrohttpd := libmicrohttpd-dev
+PKG_DEB_jansson       := libjansson-dev
+PKG_DEB_sqlite3       := libsqlite3-dev
+PKG_DEB_libcurl       := libcurl4-openssl-dev
+PKG_DEB_libcrypto     := libssl-dev
+PKGS_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo ok),,$(p))))
+ifneq ($(PKGS_MISSING),)
+$(error missing libraries: $(PKGS_MISSING); install with: apt-get install $(foreach p,$(PKGS_MISSING),$(PKG_DEB_$(p))) (or run scripts/install-deps))
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+endif
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lpthread -lm
 SANITIZE := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 BUILD   ?= build
@@ -14,7 +43,7 @@ OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit sdk asan clean deps fuzz fuzz-smoke
+.PHONY: all dev test unit sdk asan clean deps fuzz fuzz-smoke install uninstall install-check
 all: $(BUILD)/environd
 
 $(BUILD)/%.o: %.c
@@ -37,14 +66,39 @@ unit: $(UNIT_BINS)
 sdk: $(BUILD)/environd
 	cd tests/sdk && ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
 
+# A development build: warnings are errors.
+dev:
+	$(MAKE) WERROR=-Werror all
+
 # The whole suite: unit tests and SDK tests on a normal build, then the unit tests
-# and SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# and SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer. Warnings are errors.
 test:
-	$(MAKE) unit sdk fuzz-smoke
-	$(MAKE) BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
+	$(MAKE) WERROR=-Werror unit sdk fuzz-smoke install-check
+	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
 
 asan:
-	$(MAKE) BUILD=build-asan CFLAGS="$(SANITIZE)" all
+	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" all
+
+# Installs the binary, the systemd units (with BINDIR filled in) and the sysusers.d entry
+# under $(DESTDIR)$(PREFIX). Into the live system (no DESTDIR) it also creates the users.
+install: $(BUILD)/environd
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSUSERS_DIR)
+	install -m 0755 $(BUILD)/environd $(DESTDIR)$(BINDIR)/environd
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/environd.service.in > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/environd.service
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/environd-worker@.service.in > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/environd-worker@.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/environd.service $(DESTDIR)$(SYSTEMD_UNIT_DIR)/environd-worker@.service
+	install -m 0644 dist/sysusers.d/environd.conf $(DESTDIR)$(SYSUSERS_DIR)/environd.conf
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null 2>&1; then \
+	  systemd-sysusers $(SYSUSERS_DIR)/environd.conf; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/environd $(DESTDIR)$(SYSTEMD_UNIT_DIR)/environd.service \
+	      $(DESTDIR)$(SYSTEMD_UNIT_DIR)/environd-worker@.service $(DESTDIR)$(SYSUSERS_DIR)/environd.conf
+
+# `make install DESTDIR=…` into a temp dir, then the installed binary serves and the
+# installed units pass systemd-analyze verify (part of `make test`).
+install-check: $(BUILD)/environd
+	tests/install/check $(BUILD)
 
 # libFuzzer targets (clang): each links the pure modules it exercises.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE $(WARN) -Isrc \
