@@ -396,7 +396,8 @@ static int mem_holds(pid_t pid, const char *needle)
 	while (!found && fgets(line, sizeof(line), maps)) {
 		unsigned long lo, hi;
 		char perms[8];
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r')
+		/* Huge mappings are a sanitizer's shadow memory, not data. */
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' || hi - lo > (256UL << 20))
 			continue;
 		for (unsigned long at = lo; at < hi && !found; at += sizeof(chunk) - nlen) {
 			size_t want = hi - at < sizeof(chunk) ? hi - at : sizeof(chunk);
