@@ -4,14 +4,13 @@
 // leaves the lease alone. The workers run real commands; what a command found is read
 // back from its output lines in the worker's log.
 'use strict';
-const { test, describe, before, after } = require('node:test');
+const { test, describe, before } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Server } = require('./lib/server');
 const { selfHosted, enqueueOk, waitFor } = require('./lib/work');
-const { Worker, workers } = require('./lib/worker_proc');
+const { Worker, workerSuite } = require('./lib/worker_proc');
 
 const IS_ROOT = process.getuid() === 0;
 const NOBODY = 65534;
@@ -127,10 +126,11 @@ while [ ! -e release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 date +%s%3N > "$w.done"
 `;
 
+const suite = workerSuite();
+const { tmpDirs, getWork } = suite;
 let server;
 let apiKey;
 let envSeq = 0;
-const tmpDirs = [];
 
 function tmpDir(mode = 0o700) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'environd-wcred-'));
@@ -143,12 +143,6 @@ function tmpDir(mode = 0o700) {
 }
 
 const newEnv = (tag) => selfHosted(server, apiKey, `wcred-${tag}-${++envSeq}`);
-
-async function getWork(envId, workId) {
-  const r = await server.raw('GET', `/v1/environments/${envId}/work/${workId}`, { key: apiKey });
-  assert.equal(r.status, 200, `get ${workId}: ${r.text}`);
-  return r.json;
-}
 
 // The one output line of a command that starts with tag, parsed.
 function outputJson(w, workId, tag) {
@@ -213,19 +207,8 @@ function assertScrubbed(outside, envKey) {
   assert.ok(outside.environ.includes(CANARY), 'the rest of the environment is still there');
 }
 
-before(async () => {
-  server = new Server();
-  apiKey = server.createKey();
-  await server.start();
-});
-
-after(async () => {
-  for (const w of workers) w.kill('SIGKILL');
-  if (server) {
-    await server.stop();
-    server.cleanup();
-  }
-  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+before(() => {
+  ({ server, apiKey } = suite);
 });
 
 describe('environd worker: credentials out of reach', { concurrency: 2 }, () => {

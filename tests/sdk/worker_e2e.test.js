@@ -13,7 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { Server, BIN, sleep } = require('./lib/server');
 const { selfHosted, enqueueOk, waitFor, decodeSecret } = require('./lib/work');
-const { Worker, workers } = require('./lib/worker_proc');
+const { Worker, workerSuite } = require('./lib/worker_proc');
 
 // The command every test worker runs. What it does depends on the session id's prefix, so
 // one worker can be handed items that behave differently. A command that traps SIGTERM
@@ -42,10 +42,11 @@ esac
 exit 0
 `;
 
+const suite = workerSuite();
+const { tmpDirs, getWork } = suite;
 let server;
 let apiKey;
 let envSeq = 0;
-const tmpDirs = [];
 
 function tmpDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'environd-worker-'));
@@ -64,12 +65,6 @@ function run(args, env = {}) {
 }
 
 const newEnv = (tag) => selfHosted(server, apiKey, `worker-${tag}-${++envSeq}`);
-
-async function getWork(envId, workId, srv = server, key = apiKey) {
-  const r = await srv.raw('GET', `/v1/environments/${envId}/work/${workId}`, { key });
-  assert.equal(r.status, 200, `get ${workId}: ${r.text}`);
-  return r.json;
-}
 
 function readEnvFile(dir, workId) {
   const text = fs.readFileSync(path.join(dir, `${workId}.env`), 'utf8');
@@ -98,19 +93,8 @@ function alive(pid) {
   }
 }
 
-before(async () => {
-  server = new Server();
-  apiKey = server.createKey(); // before start: the store is created by the first open
-  await server.start();
-});
-
-after(async () => {
-  for (const w of workers) w.kill('SIGKILL');
-  if (server) {
-    await server.stop();
-    server.cleanup();
-  }
-  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+before(() => {
+  ({ server, apiKey } = suite);
 });
 
 describe('environd worker', { concurrency: 4 }, () => {

@@ -1,7 +1,10 @@
 // A running `environd worker` for the worker suites, its JSON log parsed as it arrives.
 'use strict';
+const { before, after } = require('node:test');
+const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
-const { BIN } = require('./server');
+const fs = require('node:fs');
+const { BIN, Server } = require('./server');
 const { waitFor } = require('./work');
 
 // Every worker still running, so a suite's after() can kill what a failed test left.
@@ -61,4 +64,31 @@ class Worker {
   }
 }
 
-module.exports = { Worker, workers };
+// One server for a worker suite, started before its tests; after them, whatever a failed
+// test left running is killed and the suite's temp dirs removed. The fields are set once
+// the before() hook has run.
+function workerSuite() {
+  const suite = { server: null, apiKey: null, tmpDirs: [] };
+  before(async () => {
+    suite.server = new Server();
+    suite.apiKey = suite.server.createKey(); // before start: the store is created by the first open
+    await suite.server.start();
+  });
+  after(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    if (suite.server) {
+      await suite.server.stop();
+      suite.server.cleanup();
+    }
+    for (const d of suite.tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+  // A work item as the API shows it, read with an API key.
+  suite.getWork = async (envId, workId, srv = suite.server, key = suite.apiKey) => {
+    const r = await srv.raw('GET', `/v1/environments/${envId}/work/${workId}`, { key });
+    assert.equal(r.status, 200, `get ${workId}: ${r.text}`);
+    return r.json;
+  };
+  return suite;
+}
+
+module.exports = { Worker, workers, workerSuite };
