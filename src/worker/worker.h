@@ -1,5 +1,7 @@
 /* worker.h - `environd worker`: claim work from a self-hosted environment and run each item
- * as a child process while holding its lease.
+ * as a child process, holding its lease (--lease worker) or leaving the lease to the child
+ * (--lease command, the official CLI's contract). No credential of the worker's is within
+ * the children's reach (protect.c, keeper.c).
  *
  * The command line (cli/cmd_worker.c) fills a struct worker_config and calls worker_run(),
  * which returns only when the worker is done: drained after SIGTERM/SIGINT/SIGHUP, stopped now

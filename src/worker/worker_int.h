@@ -180,7 +180,8 @@ void line_buf_flush(struct line_buf *lb, void (*emit)(const char *line, void *ar
 /* Build the child's environment from env (NULL-terminated "K=V" list): drop the worker's
  * credentials (ANTHROPIC_ENVIRONMENT_KEY, set again only when environment_key is given;
  * ENVIROND_API_KEY, ANTHROPIC_API_KEY and ANTHROPIC_AUTH_TOKEN always) and anything named
- * like the variables set here, then add the item's variables. Returns a new
+ * like the variables set here, then add the item's variables (and, with cfg->run_as,
+ * that user's HOME, USER and LOGNAME). Returns a new
  * NULL-terminated array of new strings (child_env_free), or NULL on out of memory. */
 char **child_env_build(char *const *env, const struct worker_config *cfg, const struct item *it,
 		       const char *environment_key);
