@@ -425,7 +425,7 @@ static void stop_now(void *arg, struct child_order *o)
 static void test_keeper_fresh(void **state)
 {
 	if (geteuid() != 0)
-		skip(); /* reading another process's mem needs root here (we are non-dumpable-free) */
+		skip(); /* the keeper is non-dumpable: only root may read its environ and mem */
 	snprintf(memory_canary, sizeof(memory_canary), "envd_env_%s", "MEMORYCANARY0123456789");
 	struct worker_config cfg = config();
 	cfg.on_work = "exec sleep 30";
