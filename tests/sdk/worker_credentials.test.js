@@ -55,7 +55,8 @@ function parentOf(pid) {
   const st = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
   return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
 }
-const report = { uid: process.getuid(), cwd: process.cwd(), self: {}, ancestors: [], found: [] };
+const report = { uid: process.getuid(), cwd: process.cwd(), self: {}, ancestors: [], found: [],
+  own: Object.keys(process.env).filter((k) => /KEY|TOKEN|SECRET/.test(k)).sort() };
 report.self.environ = !!scanBuf(fs.readFileSync('/proc/self/environ'), canary);
 report.self.mem = !!scanMem(process.pid, canary).hit;
 const stopAt = Number(process.env.SCAN_STOP_AT);
@@ -158,13 +159,14 @@ const CANARY = 'canary_xxx_123456';
 
 // Runs scan.js under a worker started with all three credential variables; returns the
 // report and the worker.
-async function scanUnder({ workerUid, runAs }) {
+async function scanUnder({ workerUid, runAs, extraArgs = [] }) {
   const { envId, envKey } = await newEnv(runAs ? 'runas' : 'same');
   const dir = tmpDir(0o755);
   if (workerUid !== undefined) fs.chownSync(dir, workerUid, workerUid);
   const it = await enqueueOk(server, apiKey, envId, 'scan_1');
   const args = ['--once', '--on-work', `exec node ${path.join(dir, 'scan.js')}`];
   if (runAs) args.push('--run-as', runAs);
+  args.push(...extraArgs);
   const w = new Worker(server, {
     envId,
     envKey,
@@ -217,10 +219,17 @@ describe('environd worker: credentials out of reach', { concurrency: 2 }, () => 
     // there; as anyone else it runs as that user.
     const { report, outside, envKey } = await scanUnder({ workerUid: IS_ROOT ? NOBODY : undefined });
     assert.equal(report.uid, IS_ROOT ? NOBODY : process.getuid());
+    assert.deepEqual(report.own, ['ANTHROPIC_WORK_SECRET'], 'its own item\'s secret, nothing more');
     const worker = report.ancestors.find((a) => a.comm === 'environd');
     assert.ok(worker && worker.environ !== 'read' && !String(worker.mem).startsWith('read'), `worker unreadable: ${JSON.stringify(report.ancestors)}`);
     const keeper = report.ancestors.find((a) => a.comm === 'environd-keeper');
     assert.ok(keeper && keeper.environ !== 'read' && !String(keeper.mem).startsWith('read'), `keeper unreadable: ${JSON.stringify(report.ancestors)}`);
+    assertScrubbed(outside, envKey);
+  });
+
+  test('with --lease command the command holds the environment key, and no other credential', async () => {
+    const { report, outside, envKey } = await scanUnder({ workerUid: IS_ROOT ? NOBODY : undefined, extraArgs: ['--lease', 'command'] });
+    assert.deepEqual(report.own, ['ANTHROPIC_ENVIRONMENT_KEY', 'ANTHROPIC_WORK_SECRET']);
     assertScrubbed(outside, envKey);
   });
 
