@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "worker/worker.h"
 
 struct command {
 	const char *name;
@@ -32,6 +33,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* Internal: the worker starts each command under a fresh keeper (worker/keeper.c). */
+	if (strcmp(argv[1], "__keeper") == 0)
+		return keeper_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return 0;
