@@ -76,9 +76,9 @@ class AgentRunner {
     throw new Error('too many event pages');
   }
 
-  // Serve turns until stopped: `respond(turn, events)` returns the events to post for
-  // the turn (the last one ends it). Each turn is heartbeaten while it is being answered.
-  async serve({ respond, signal, models = [] }) {
+  // Serve turns until stopped: `handle(turn, events, runner)` answers one turn (posting
+  // through runner.postOk; its last post ends the turn).
+  async serve({ handle, signal, models = [] }) {
     while (!signal.aborted) {
       let turn;
       try {
@@ -89,10 +89,32 @@ class AgentRunner {
       }
       if (!turn) continue;
       const events = await this.events(turn.session_id);
-      const batches = await respond(turn, events);
-      for (const batch of batches) await this.postOk(turn.id, batch);
+      await handle(turn, events, this);
     }
   }
 }
 
-module.exports = { AgentRunner, sleep };
+// `environd key create --agent` against a test server's store; returns the key text.
+function createAgentKey(server, { org, workspace, models, name } = {}) {
+  const { execFileSync } = require('node:child_process');
+  const { BIN } = require('./server');
+  const args = ['key', 'create', '--agent', '--db', server.db];
+  if (org) args.push('--org', org);
+  if (workspace) args.push('--workspace', workspace);
+  if (models) args.push('--models', models.join(','));
+  if (name) args.push('--name', name);
+  return execFileSync(BIN, args, { encoding: 'utf8' }).trim();
+}
+
+// Wait until `check()` returns a truthy value (bounded; no fixed sleeps).
+async function waitFor(check, { what = 'condition', ms = 60000, every = 50 } = {}) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+module.exports = { AgentRunner, createAgentKey, waitFor, sleep };
