@@ -170,7 +170,8 @@ test('the SDK stream delivers live events with the list ids; a deleted session e
     { type: 'agent.message', content: [{ type: 'text', text: 'two' }] },
     { type: 'session.status_idle', stop_reason: { type: 'end_turn' } },
   ]);
-  await waitFor(() => got.length >= 3, { what: 'three live events' });
+  // Well under the 15 s keepalive: the append itself wakes the stream.
+  await waitFor(() => got.length >= 3, { what: 'three live events', ms: 10000 });
   const listed = [];
   for await (const e of client.beta.sessions.events.list(s.id)) listed.push(e);
   assert.deepEqual(got, listed);
@@ -270,4 +271,37 @@ test('kill -9: sessions and events survive intact', async (t) => {
   expectRawError(await after.post(turn.id, [{ type: 'session.status_idle', stop_reason: { type: 'end_turn' } }]), 400, {
     fields: ['stop_reason'],
   });
+});
+
+test('an item that stops while its session still needs a worker is replaced in the same transaction', async (t) => {
+  const { server, key, client, env, agent } = await start();
+  t.after(() => server.stop().then(() => server.cleanup()));
+  const envKey = (await server.raw('POST', `/v1/environments/${env.id}/keys`, { key, body: {} })).json.key;
+  const asEnv = server.client(undefined, { authToken: envKey, apiKey: null });
+  const s = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id, initial_events: [say('hi')] });
+  const items = async () => {
+    const out = [];
+    for await (const w of asEnv.beta.environments.work.list(env.id)) out.push(w);
+    return out;
+  };
+  const [first] = await items();
+  assert.deepEqual(first.data, { type: 'session', id: s.id });
+  // A worker takes it and stops it at once, with the message unanswered.
+  const polled = await asEnv.beta.environments.work.poll(env.id, {});
+  assert.equal(polled.id, first.id);
+  await asEnv.beta.environments.work.ack(first.id, { environment_id: env.id });
+  await asEnv.beta.environments.work.stop(first.id, { environment_id: env.id, force: true });
+  const after = await items();
+  assert.equal(after.length, 2);
+  const fresh = after.find((w) => w.id !== first.id);
+  assert.equal(fresh.state, 'queued');
+  assert.deepEqual(fresh.data, { type: 'session', id: s.id });
+  // A held poll gets the replacement at once.
+  assert.equal((await asEnv.beta.environments.work.poll(env.id, { block_ms: 900 })).id, fresh.id);
+  // Once the session needs nothing (its turn ended), a stop leaves no replacement.
+  const runner = new AgentRunner(server.url, createAgentKey(server));
+  const turn = await runner.poll(0);
+  await runner.postOk(turn.id, [{ type: 'session.status_idle', stop_reason: { type: 'end_turn' } }]);
+  await asEnv.beta.environments.work.stop(fresh.id, { environment_id: env.id, force: true });
+  assert.deepEqual((await items()).map((w) => w.state), ['stopped', 'stopped']);
 });
