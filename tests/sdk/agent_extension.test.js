@@ -25,7 +25,7 @@ async function start(args = []) {
 }
 
 test('a turn: claimed once, invariants enforced, tool results reopen it, a duplicate result is 200 and stores nothing', async (t) => {
-  const { server, client, env, agent } = await start();
+  const { server, key, client, env, agent } = await start();
   t.after(() => server.stop().then(() => server.cleanup()));
   const runner = new AgentRunner(server.url, createAgentKey(server));
   assert.equal(await runner.poll(0), null);
@@ -77,6 +77,12 @@ test('a turn: claimed once, invariants enforced, tool results reopen it, a dupli
     client.beta.sessions.events.send(s.id, { events: [{ type: 'user.tool_result', tool_use_id: custom.id }] }),
     ['tool_use_id'],
   );
+  // A tool use of another session is foreign here.
+  const other = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  await expectBadRequest(
+    client.beta.sessions.events.send(other.id, { events: [{ type: 'user.tool_result', tool_use_id: use.id }] }),
+    ['tool_use_id'],
+  );
   const r1 = await client.beta.sessions.events.send(s.id, {
     events: [{ type: 'user.tool_result', tool_use_id: use.id, content: [{ type: 'text', text: 'ok' }] }],
   });
@@ -91,11 +97,14 @@ test('a turn: claimed once, invariants enforced, tool results reopen it, a dupli
   const hb = await runner.heartbeat(turn2.id);
   assert.equal(hb.status, 200);
   assert.equal(hb.json.id, turn2.id);
+  const stats = async () => (await server.raw('GET', `/v1/environments/${env.id}/work/stats`, { key })).json;
+  assert.equal((await stats()).depth, 1, 'the session has its queued item');
   await runner.postOk(turn2.id, [
     { type: 'agent.message', content: [{ type: 'text', text: 'bye' }] },
     { type: 'session.status_terminated' },
   ]);
   assert.equal((await client.beta.sessions.retrieve(s.id)).status, 'terminated');
+  assert.equal((await stats()).depth, 0, 'termination stopped the item');
   await expectBadRequest(client.beta.sessions.events.send(s.id, { events: [say('more')] }), ['terminated']);
 });
 
