@@ -542,6 +542,9 @@ static enum err commit_batch(struct sqlite_store *s, struct sess_ctx *c, struct 
 		rc = write_state(s, r->id, next, c->now, last_seq, became_awaiting);
 	if (!rc)
 		rc = follow_work(s, r, next, c->now, c->wake);
+	/* Termination is final: the live item goes towards stopped, as on archive. */
+	if (!rc && next->status == SESSION_TERMINATED && r->state.status != SESSION_TERMINATED)
+		rc = sqlite_work_session_stop(s, r->environment_id, r->id, c->now);
 	if (!rc) {
 		c->wake->events = json_array_size(stored) > 0;
 		c->wake->turn_wanted = next->awaiting_turn && !next->turn_id[0];
