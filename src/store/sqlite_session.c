@@ -209,6 +209,7 @@ struct sess_ctx {
 	const struct cursor *after;
 	size_t limit;
 	const char *agent_id;
+	const char *event_id;
 	struct session_page *page;
 	const struct event_query *q;
 	struct event_page *events;
@@ -685,12 +686,26 @@ static enum err last_seq_job(struct sqlite_store *s, void *arg)
 		return rc;
 	session_rec_clear(&r);
 	c->seq = x.last_seq;
-	return ERR_OK;
+	if (!c->event_id)
+		return ERR_OK;
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT seq FROM session_events WHERE session_id = ? AND id = ?");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, c->id);
+	sqlite_bind_text(st, 2, c->event_id);
+	int src = sqlite3_step(st);
+	if (src == SQLITE_ROW)
+		c->seq = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (src == SQLITE_DONE)
+		return ERR_INVALID;
+	return src == SQLITE_ROW ? ERR_OK : sqlite_err(s, src);
 }
 
-enum err sqlite_session_last_seq(struct store *base, const struct session_scope *sc, const char *id, int64_t *seq)
+enum err sqlite_session_last_seq(struct store *base, const struct session_scope *sc, const char *id,
+				 const char *after_event_id, int64_t *seq)
 {
-	struct sess_ctx c = {.sc = sc, .id = id};
+	struct sess_ctx c = {.sc = sc, .id = id, .event_id = after_event_id};
 	enum err rc = sqlite_read((struct sqlite_store *)base, last_seq_job, &c);
 	*seq = rc ? 0 : c.seq;
 	return rc;
