@@ -270,9 +270,12 @@ test('held streams are bounded; a client that leaves releases its stream', async
     if (r.status === 429) return r;
     return null;
   }, { what: 'a third stream to be refused' }).then((r) => expectRawError(r, 429, { fields: ['stream'] }));
+  const held = async () => Number(/^environd_streams_held (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())[1]);
+  await waitFor(async () => (await held()) === 2, { what: 'both streams parked' });
   a.ctrl.abort();
   b.ctrl.abort();
-  // Gone clients are noticed at their next keepalive; a new stream is then admitted.
+  // Gone clients are noticed at their next keepalive and their streams released.
+  await waitFor(async () => (await held()) === 0, { what: 'the streams of gone clients to be released' });
   const c = await waitFor(async () => {
     const x = open();
     const r = await x.p;
