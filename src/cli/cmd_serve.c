@@ -17,7 +17,7 @@
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
        OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_MAX_WORKERS, OPT_TEST_FAULT,
-       OPT__COUNT };
+       OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE, OPT_KEEPALIVE, OPT_CONN_MEMORY, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -44,6 +44,14 @@ static const struct cfg_option options[OPT__COUNT] = {
 	 * production environment must never make a server fail on purpose. */
 	[OPT_TEST_FAULT] = {"--test-store-fault-every", NULL, CFG_INT, "0", 0, 1000000, "N",
 			    "testing only: make every Nth store call fail (0 = never)"},
+	[OPT_MAX_HELD_STREAMS] = {"--max-held-streams", "ENVIROND_MAX_HELD_STREAMS", CFG_INT, "4096", 1, 1000000, "N",
+				  "session event streams held at once at most (more are refused with 429)"},
+	[OPT_TURN_LEASE] = {"--agent-turn-lease-ms", "ENVIROND_AGENT_TURN_LEASE_MS", CFG_INT, "30000", 100, 600000, "MS",
+			    "lease of an agent turn (agent extension); a runner heartbeats within it"},
+	[OPT_KEEPALIVE] = {"--stream-keepalive-ms", "ENVIROND_STREAM_KEEPALIVE_MS", CFG_INT, "15000", 100, 15000, "MS",
+			   "keepalive comment interval of held event streams (a gone client is noticed then)"},
+	[OPT_CONN_MEMORY] = {"--connection-memory", "ENVIROND_CONNECTION_MEMORY", CFG_INT, "65536", 8192, 1048576,
+			     "BYTES", "memory per connection for headers and buffers (held streams and polls cost about this much)"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -132,11 +140,14 @@ int cmd_serve(int argc, char **argv)
 			 .threads = (unsigned)v.num[OPT_THREADS],
 			 .connection_limit = (unsigned)v.num[OPT_MAX_CONNECTIONS],
 			 .connection_timeout_s = (unsigned)v.num[OPT_TIMEOUT],
-			 .connection_memory = 64 * 1024},
+			 .connection_memory = (size_t)v.num[OPT_CONN_MEMORY]},
 		.public_url = v.str[OPT_PUBLIC_URL],
 		.max_held_polls = (size_t)v.num[OPT_MAX_HELD_POLLS],
 		.max_workers_tracked = (size_t)v.num[OPT_MAX_WORKERS],
 		.sweep_interval_us = 200 * 1000,
+		.max_held_streams = (size_t)v.num[OPT_MAX_HELD_STREAMS],
+		.agent_turn_lease_us = v.num[OPT_TURN_LEASE] * 1000,
+		.stream_keepalive_us = v.num[OPT_KEEPALIVE] * 1000,
 	};
 	static struct app app;
 	if (app_start(&app, store, &cfg, why, sizeof(why))) {
