@@ -228,6 +228,25 @@ test('console pages show what the API holds and their actions reach the API', as
   const extra = (await api('POST', `/v1/environments/${farm.id}/work`, { data: { type: 'session', id: 'sesn_gamma' } })).json;
   await waitText(page, '#stat-depth', '3');
   assert.equal(await page.evaluate(() => window.notReloaded), true);
+  // A hidden tab asks for nothing; shown again, it refreshes at once.
+  let statsCalls = 0;
+  const countStats = (req) => { if (req.url().endsWith('/work/stats')) statsCalls++; };
+  await page.evaluate(() => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  page.on('request', countStats);
+  await new Promise((r) => setTimeout(r, 4500)); // over two refresh periods: none may ask
+  const hiddenItem = (await api('POST', `/v1/environments/${farm.id}/work`, { data: { type: 'session', id: 'sesn_hidden' } })).json;
+  assert.equal(statsCalls, 0, 'no stats requests while hidden');
+  await page.evaluate(() => {
+    delete document.visibilityState; // back to the real (visible) one
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await waitText(page, '#stat-depth', '4');
+  page.off('request', countStats);
+  assert.equal((await api('POST', `/v1/environments/${farm.id}/work/${hiddenItem.id}/stop`, {})).status, 200);
+  await waitText(page, '#stat-depth', '3');
 
   // Items need an environment key; the page says so and makes one.
   await page.waitForSelector('#items-need-key');
@@ -437,9 +456,13 @@ test('the transcript lists history across pages, then follows the SSE stream wit
     fake.send(frame({ id: 'sevt_3', type: 'agent.tool_use', name: 'bash', input: { command: 'make test' }, processed_at: '2026-11-28T12:00:00.300000Z' }));
     const result = { id: 'sevt_4', type: 'user.tool_result', tool_use_id: 'sevt_3', content: [{ type: 'text', text: 'all 12 tests passed' }], processed_at: '2026-11-28T12:00:01.000000Z' };
     const crlf = `id: sevt_4\r\nevent: user.tool_result\r\ndata: ${JSON.stringify(result)}\r\n\r\n`;
-    fake.send(crlf.slice(0, 25));
-    fake.send(crlf.slice(25, crlf.length - 1)); // ends on a lone CR: the LF is still on its way
-    fake.send(crlf.slice(crlf.length - 1));
+    // Cut mid-line, then between a CR and its LF (a reader that took the CR for a line end
+    // would see a blank line there and lose the event name), then before the final LF.
+    const afterCr = crlf.indexOf('event: user.tool_result\r') + 'event: user.tool_result\r'.length;
+    for (const [from, to] of [[0, 25], [25, afterCr], [afterCr, crlf.length - 1], [crlf.length - 1, crlf.length]]) {
+      fake.send(crlf.slice(from, to));
+      await new Promise((r) => setTimeout(r, 20)); // separate network reads, not a wait for a condition
+    }
     fake.send(`id: sevt_x\ndata: ${JSON.stringify({ id: 'sevt_x', type: 'agent.message', content: [{ type: 'text', text: 'unnamed' }] })}\n\n`);
     fake.send(': keepalive\n\n');
     fake.send(frame({ id: 'sevt_5', type: 'agent.message', content: [{ type: 'text', text: 'The build is green.' }], processed_at: '2026-11-28T12:00:02.000000Z' }));
