@@ -25,29 +25,16 @@ const struct console_file *console_find(const char *name)
 	return NULL;
 }
 
-/* True when an If-None-Match header lists this ETag (or is "*"). */
+/* True when an If-None-Match header lists this ETag, weak or strong (a weak comparison is
+ * what If-None-Match asks for), or is "*". Our tags are quoted hex, so one can only appear
+ * inside the header as itself. */
 static int etag_matches(const char *if_none_match, const char *etag)
 {
 	if (!if_none_match)
 		return 0;
-	size_t want = strlen(etag);
-	const char *p = if_none_match;
-	while (*p) {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (p[0] == 'W' && p[1] == '/')
-			p += 2; /* a weak comparison is what If-None-Match asks for */
-		const char *end = p;
-		while (*end && *end != ',')
-			end++;
-		const char *trim = end;
-		while (trim > p && (trim[-1] == ' ' || trim[-1] == '\t'))
-			trim--;
-		if ((trim - p == 1 && *p == '*') || ((size_t)(trim - p) == want && memcmp(p, etag, want) == 0))
-			return 1;
-		p = end;
-	}
-	return 0;
+	while (*if_none_match == ' ' || *if_none_match == '\t')
+		if_none_match++;
+	return strcmp(if_none_match, "*") == 0 || strstr(if_none_match, etag) != NULL;
 }
 
 enum err console_get(struct call *c)

@@ -135,7 +135,10 @@ test('console files: content types, security headers, HEAD, 304, and 404/405 in 
   const cached = await get('/console', { 'if-none-match': etag });
   assert.equal(cached.status, 304);
   assert.equal(await cached.text(), '');
+  assert.equal((await get('/console', { 'if-none-match': `W/"0000", ${etag}` })).status, 304);
+  assert.equal((await get('/console', { 'if-none-match': '*' })).status, 304);
   assert.equal((await get('/console', { 'if-none-match': '"0000"' })).status, 200);
+  assert.equal((await get('/console/app.js', { 'if-none-match': etag })).status, 200, 'another file, another tag');
 
   for (const p of ['/console/nope.js', '/console/..%2Fapp.js', '/console/%2E%2E', '/console/a/b', '/console/', '/console/.hidden', '/console/APP.JS']) {
     const r = await get(p);
