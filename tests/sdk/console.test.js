@@ -320,6 +320,25 @@ test('console pages show what the API holds and their actions reach the API', as
   assert.ok(archived.archived_at);
   assert.equal(await page.$eval('#archived-at time', (el) => el.getAttribute('datetime')), archived.archived_at);
 
+  // The list hides archived environments unless asked, and pages by 20 with next_page.
+  for (let i = 0; i < 20; i++) assert.equal((await api('POST', '/v1/environments', { name: `bulk-${String(i).padStart(2, '0')}` })).status, 200);
+  await page.click('#nav a[href="#/environments"]');
+  await page.waitForSelector('#environments tr[data-id]');
+  const shownIds = () => page.$$eval('#environments tr[data-id]', (rows) => rows.map((r) => r.dataset.id));
+  assert.equal((await shownIds()).length, 20);
+  assert.ok(!(await shownIds()).includes(farm.id));
+  await page.click('::-p-text(Next page)');
+  await page.waitForFunction((id) => document.querySelector(`#environments tr[data-id="${id}"]`), {}, sandbox.id);
+  assert.ok(!(await shownIds()).includes(farm.id), 'archived: hidden');
+  await page.click('label.inline input[type=checkbox]'); // back to page 1, archived included
+  await page.waitForFunction((id) => !document.querySelector(`#environments tr[data-id="${id}"]`), {}, sandbox.id);
+  await page.click('::-p-text(Next page)');
+  await page.waitForSelector(`#environments tr[data-id="${farm.id}"]`);
+  assert.match(await textOf(page, `#environments tr[data-id="${farm.id}"]`), /\d{4}-\d\d-\d\d/, 'archived at');
+  assert.ok((await shownIds()).includes(sandbox.id));
+  await page.click('::-p-text(Previous page)');
+  await page.waitForFunction((id) => !document.querySelector(`#environments tr[data-id="${id}"]`), {}, sandbox.id);
+
   // Delete from the page (an environment with no live work).
   await page.goto(`${server.url}/console#/environments/${listed.id}`, { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('#config');
