@@ -62,6 +62,11 @@ async function newPage() {
     if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) page.problems.push(`console: ${m.text()}`);
   });
   page.on('dialog', (d) => d.accept());
+  // Everything the console loads or calls comes from the server it was opened on.
+  page.on('request', (req) => {
+    const u = req.url();
+    if (!u.startsWith('http://127.0.0.1:') && !u.startsWith('data:')) page.problems.push(`foreign request: ${u}`);
+  });
   return page;
 }
 
