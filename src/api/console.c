@@ -17,7 +17,8 @@
 	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " \
 	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-const struct console_file *console_find(const char *name)
+/* The embedded file called `name`, or NULL. */
+static const struct console_file *console_find(const char *name)
 {
 	for (size_t i = 0; i < console_file_count; i++)
 		if (strcmp(console_files[i].name, name) == 0)

@@ -11,7 +11,4 @@
  * /console/{file}, looked up by exact name in the embedded table; anything else is a 404. */
 enum err console_get(struct call *c);
 
-/* The embedded file called `name`, or NULL. */
-const struct console_file *console_find(const char *name);
-
 #endif
