@@ -355,12 +355,16 @@ test('console pages show what the API holds and their actions reach the API', as
   await page.goto(`${server.url}/console#/environments/${sandbox.id}`, { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('::-p-text(Cloud environments have no work queue)');
 
-  // This server has no /v1/sessions: the page says so.
+  // The sessions page shows what this server has: a list where /v1/sessions answers, a
+  // clear note where it is a 404 (the stand-in test below covers both on purpose).
+  const sessionsStatus = (await api('GET', '/v1/sessions?limit=1')).status;
   await page.goto(`${server.url}/console#/sessions`, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('#sessions-unavailable');
-  await page.goto(`${server.url}/console#/sessions/sesn_alpha`, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('#sessions-unavailable');
-  await shot(page, 'sessions-unavailable');
+  if (sessionsStatus === 404) await page.waitForSelector('#sessions-unavailable');
+  else {
+    assert.equal(sessionsStatus, 200);
+    await page.waitForSelector('#sessions');
+    assert.equal(await page.$('#sessions-unavailable'), null);
+  }
 
   // Forget key: back to the form, nothing of ours left in storage.
   await page.click('#forget');
@@ -375,8 +379,8 @@ test('a refused key is named and not kept', async () => {
   const page = await newPage();
   await page.goto(`${server.url}/console`, { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('input[type=password]');
-  await page.type('input[type=password]', 'envd_api_not-a-real-key');
-  await page.click('form button[type=submit]');
+  await page.keyboard.type('envd_api_not-a-real-key'); // the key field has the focus
+  await page.keyboard.press('Enter');
   await page.waitForSelector('#error:not([hidden])');
   const expected = (await server.raw('GET', '/v1/environments?limit=1', { key: 'envd_api_not-a-real-key' })).json.error.message;
   assert.ok((await textOf(page, '#error')).includes(expected));
@@ -389,7 +393,7 @@ test('a refused key is named and not kept', async () => {
 
 // A stand-in for a server with sessions: /v1/sessions* answered here in the SDK's shapes
 // (history in two pages, a live SSE stream); everything else goes to the real environd.
-function sessionsServer(upstream) {
+function sessionsServer(upstream, { sessions = true } = {}) {
   const session = {
     id: 'sesn_live1', type: 'session', status: 'running', title: 'Fix the build', environment_id: 'env_x',
     agent: { id: 'agent_1', name: 'echo', version: 2, type: 'agent' }, metadata: { ticket: 'T-1' }, resources: [],
@@ -411,6 +415,7 @@ function sessionsServer(upstream) {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
+      if (!sessions) return json(404, { type: 'error', error: { type: 'not_found_error', message: `no route for GET ${u.pathname}` } });
       if (req.headers['x-api-key'] !== key || !String(req.headers['anthropic-beta']).includes(BETA))
         return json(401, { type: 'error', error: { type: 'authentication_error', message: 'bad key' } });
       if (u.pathname === '/v1/sessions') return json(200, { data: [session], next_page: null, prev_page: null });
@@ -500,6 +505,32 @@ test('the transcript lists history across pages, then follows the SSE stream wit
     assert.match(await textOf(page, '#transcript li[data-id="sevt_4"]'), /Result for sevt_3[\s\S]*all 12 tests passed/);
     assert.match(await textOf(page, '#transcript li[data-id="sevt_5"]'), /The build is green\./);
     await shot(page, 'transcript');
+    // One missing session is an error with the server's message, not "not available".
+    await page.goto(`${base}/console#/sessions/sesn_nope`, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await textOf(page, '#error'), /HTTP 404\): no such session/);
+    assert.equal(await page.$('#sessions-unavailable'), null);
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await page.close();
+    await fake.stop();
+  }
+});
+
+test('without /v1/sessions the sessions pages say so instead of failing', async () => {
+  const fake = sessionsServer(server.url, { sessions: false });
+  const base = await fake.start();
+  const page = await newPage();
+  try {
+    await signIn(page, base);
+    await page.click('#nav a[href="#/sessions"]');
+    await page.waitForSelector('#sessions-unavailable');
+    assert.match(await textOf(page, '#sessions-unavailable'), /Sessions are not available on this server/);
+    assert.equal(await page.$('#sessions'), null);
+    await page.goto(`${base}/console#/sessions/sesn_gone`, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('#sessions-unavailable');
+    assert.ok((await page.$eval('#error', (el) => el.hidden)), 'a missing feature is not shown as an error');
+    await shot(page, 'sessions-unavailable');
     assert.deepEqual(page.problems, []);
   } finally {
     await page.close();
