@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "api/auth.h"
-#include "api/call.h"
 #include "api/console.h"
+#include "api/call.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "http/reply.h"
