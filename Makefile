@@ -21,6 +21,9 @@ ifneq ($(filter-out $(NO_PKG_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifeq ($(shell command -v pkg-config),)
 $(error pkg-config is not installed: apt-get install pkg-config (or run scripts/install-deps))
 endif
+ifeq ($(shell command -v xxd),)
+$(error xxd is not installed (it embeds the web console): apt-get install xxd (or run scripts/install-deps))
+endif
 PKG_DEB_libmicrohttpd := libmicrohttpd-dev
 PKG_DEB_jansson       := libjansson-dev
 PKG_DEB_sqlite3       := libsqlite3-dev
@@ -40,6 +43,10 @@ SANITIZE := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 BUILD   ?= build
 SRCS    := $(shell find src -name '*.c' ! -path 'src/cli/main.c' | sort)
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
+# The web console's files, embedded into the binary as a generated C table (console.c
+# serves them). The directory is a prerequisite too, so adding or removing a file rebuilds.
+CONSOLE_FILES := $(sort $(wildcard console/*))
+CONSOLE_GEN   := $(BUILD)/gen/console_files.c
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -50,7 +57,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libenvirond.a: $(OBJS)
+$(CONSOLE_GEN): scripts/embed-console $(CONSOLE_FILES) console
+	@mkdir -p $(dir $@)
+	scripts/embed-console $@ $(CONSOLE_FILES)
+
+$(CONSOLE_GEN:.c=.o): $(CONSOLE_GEN) src/api/console_files.h
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libenvirond.a: $(OBJS) $(CONSOLE_GEN:.c=.o)
 	$(AR) rcs $@ $^
 
 $(BUILD)/environd: $(BUILD)/src/cli/main.o $(BUILD)/libenvirond.a

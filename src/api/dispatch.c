@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/auth.h"
+#include "api/console.h"
 #include "api/call.h"
 #include "api/sessions.h"
 #include "common/clock.h"
@@ -28,6 +29,8 @@ static const struct api_route routes[] = {
 	{{"GET", "/healthz"}, health_live, AUTH_NONE, BODY_NONE, 1},
 	{{"GET", "/readyz"}, health_ready, AUTH_NONE, BODY_NONE, 1},
 	{{"GET", "/metrics"}, health_metrics, AUTH_NONE, BODY_NONE, 1},
+	{{"GET", "/console"}, console_get, AUTH_NONE, BODY_NONE, 1},
+	{{"GET", "/console/*"}, console_get, AUTH_NONE, BODY_NONE, 1},
 	{{"POST", "/v1/environments"}, env_create, API, BODY_REQUIRED, 0},
 	{{"GET", "/v1/environments"}, env_list, API, BODY_NONE, 0},
 	{{"GET", "/v1/environments/*"}, env_get, API, BODY_NONE, 0},
