@@ -130,6 +130,8 @@ static void test_bom_is_skipped_once(void **state)
 	check_all_splits("\xEF\xBB\xBF\xEF\xBB\xBF" "data: a\n\ndata: b\n\n", "|message|b\n", SSE_OK);
 	/* A partial BOM is content. */
 	check_all_splits("\xEF\xBB" "x\ndata: b\n\n", "|message|b\n", SSE_OK);
+	/* ... so a partial BOM makes the field name something other than "data". */
+	check_all_splits("\xEF" "data: a\n\ndata: b\n\n", "|message|b\n", SSE_OK);
 }
 
 static void test_retry_and_initial_id(void **state)
