@@ -132,12 +132,14 @@ static void *slot_loop(void *arg)
 		if (rep.status == 200 && !rep.bad_body && json_is_object(rep.body)) {
 			failures = 0;
 			const char *turn_id = client_json_str(rep.body, "id");
-			atomic_store(&s->cancel, 0);
+			atomic_store(&s->cancel, atomic_load(&r->aborting));
 			agent_slot_set_lease(s, rep.body);
 			hold_turn(s, turn_id);
+			/* Only a held turn's requests are canceled (lost turn, stopping now). */
+			s->client.cancel = &s->cancel;
 			turn_serve(s, rep.body);
+			s->client.cancel = NULL;
 			hold_turn(s, NULL);
-			atomic_store(&s->cancel, atomic_load(&r->aborting));
 		} else if (rep.status == 200 && !rep.bad_body) {
 			failures = 0;
 			if (r->cfg->once) {
@@ -246,7 +248,6 @@ int runner_run(const struct runner_config *cfg)
 			log_event(LOG_ERROR, "start_failed", "reason", "out of memory", NULL);
 			break;
 		}
-		s->client.cancel = &s->cancel;
 		if (pthread_create(&s->beat_thread, NULL, beat_loop, s))
 			break;
 		if (pthread_create(&s->thread, NULL, slot_loop, s)) {
