@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent/echo.h"
+#include "client/session_paths.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "worker/worker_int.h"
@@ -106,13 +107,7 @@ static enum call_result read_transcript(struct turn *t, json_t **events)
 		}
 		struct buf path;
 		buf_init(&path, 4096);
-		buf_puts(&path, "/v1/sessions/");
-		client_put_escaped(&path, t->session_id);
-		buf_puts(&path, "/events?order=asc&limit=1000");
-		if (page) {
-			buf_puts(&path, "&page=");
-			client_put_escaped(&path, page);
-		}
+		session_events_page_path(&path, t->session_id, page);
 		free(page);
 		page = NULL;
 		struct client_reply r;

@@ -9,6 +9,7 @@
 
 #include "cli/session_render.h"
 #include "client/sse.h"
+#include "client/session_paths.h"
 #include "common/buf.h"
 
 static const char prog[] = "environd session watch";
@@ -67,13 +68,7 @@ static int list_history(struct watch *w)
 	for (;;) {
 		struct buf path;
 		buf_init(&path, 4096);
-		buf_puts(&path, "/v1/sessions/");
-		client_put_escaped(&path, w->session_id);
-		buf_puts(&path, "/events?order=asc&limit=1000");
-		if (page) {
-			buf_puts(&path, "&page=");
-			client_put_escaped(&path, page);
-		}
+		session_events_page_path(&path, w->session_id, page);
 		free(page);
 		page = NULL;
 		struct client_reply r;
