@@ -19,6 +19,9 @@ struct app_config {
 	struct http_config http;
 	const char *public_url;   /* base URL put into work secrets; NULL = http://<listen> */
 	size_t max_held_polls;
+	size_t max_held_streams;       /* held event streams (SSE) */
+	int64_t agent_turn_lease_us;   /* an agent turn's lease (agent extension) */
+	int64_t stream_keepalive_us;   /* a held stream's keepalive comment interval */
 	int64_t sweep_interval_us;
 };
 
@@ -42,6 +45,9 @@ struct app {
 	atomic_int polls_active; /* poll requests started and not yet ended (held ones included) */
 	int64_t sweep_interval_us;
 	struct app_metrics metrics;
+	int64_t agent_turn_lease_us;
+	int64_t stream_keepalive_us;
+	size_t max_held_streams;
 };
 
 /* Start serving. Returns 0, or -1 with a message in why. */

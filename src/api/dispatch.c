@@ -8,6 +8,7 @@
 
 #include "api/auth.h"
 #include "api/call.h"
+#include "api/sessions.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "http/reply.h"
@@ -17,6 +18,7 @@
 #define API AUTH_API
 #define ENV AUTH_ENV
 #define SES AUTH_SESSION
+#define AGT AUTH_AGENT
 
 /* Literal segments win over "*" (router.h), so the order here does not matter. */
 static const struct api_route routes[] = {
@@ -41,6 +43,26 @@ static const struct api_route routes[] = {
 	{{"POST", "/v1/environments/*/work/*/ack"}, work_ack, ENV | SES, BODY_OPTIONAL, 0},
 	{{"POST", "/v1/environments/*/work/*/heartbeat"}, work_heartbeat, ENV | SES, BODY_OPTIONAL, 0},
 	{{"POST", "/v1/environments/*/work/*/stop"}, work_stop, API | ENV | SES, BODY_OPTIONAL, 0},
+	/* Agents and sessions (SPEC §6). */
+	{{"POST", "/v1/agents"}, agents_create, API, BODY_REQUIRED, 0},
+	{{"GET", "/v1/agents"}, agents_list, API, BODY_NONE, 0},
+	{{"GET", "/v1/agents/*"}, agents_get, API, BODY_NONE, 0},
+	{{"POST", "/v1/agents/*"}, agents_update, API, BODY_REQUIRED, 0},
+	{{"POST", "/v1/agents/*/archive"}, agents_archive, API, BODY_OPTIONAL, 0},
+	{{"GET", "/v1/agents/*/versions"}, agents_versions, API, BODY_NONE, 0},
+	{{"POST", "/v1/sessions"}, sessions_create, API, BODY_REQUIRED, 0},
+	{{"GET", "/v1/sessions"}, sessions_list, API, BODY_NONE, 0},
+	{{"GET", "/v1/sessions/*"}, sessions_get, API | ENV | SES | AGT, BODY_NONE, 0},
+	{{"POST", "/v1/sessions/*"}, sessions_update, API, BODY_REQUIRED, 0},
+	{{"DELETE", "/v1/sessions/*"}, sessions_delete, API, BODY_NONE, 0},
+	{{"POST", "/v1/sessions/*/archive"}, sessions_archive, API, BODY_OPTIONAL, 0},
+	{{"GET", "/v1/sessions/*/events"}, session_events_list, API | ENV | SES | AGT, BODY_NONE, 0},
+	{{"POST", "/v1/sessions/*/events"}, session_events_post, API | ENV | SES, BODY_REQUIRED, 0},
+	{{"GET", "/v1/sessions/*/events/stream"}, session_events_stream, API | ENV | SES, BODY_NONE, 0},
+	/* The agent extension (README: "The agent extension"). */
+	{{"GET", "/v1/environd/agent/turns/poll"}, agent_turns_poll, AGT, BODY_NONE, 0},
+	{{"POST", "/v1/environd/agent/turns/*/heartbeat"}, agent_turns_heartbeat, AGT, BODY_OPTIONAL, 0},
+	{{"POST", "/v1/environd/agent/turns/*/events"}, agent_turns_events, AGT, BODY_REQUIRED, 0},
 };
 
 static void call_free(void *p)
@@ -105,8 +127,8 @@ void app_dispatch(void *arg, struct http_request *r)
 	struct app *a = arg;
 	struct call *c = r->ctx;
 	if (c && c->polling) {
-		/* A held poll was resumed: try again. */
-		finish(c, work_poll(c));
+		/* A held poll (work or agent turn) was resumed: its handler tries again. */
+		finish(c, c->route->handler(c));
 		return;
 	}
 	atomic_fetch_add(&a->metrics.requests, 1);

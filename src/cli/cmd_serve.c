@@ -16,7 +16,8 @@
 #include "common/log.h"
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
-       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT__COUNT };
+       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE,
+       OPT_KEEPALIVE, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -37,6 +38,12 @@ static const struct cfg_option options[OPT__COUNT] = {
 				"long polls held at once at most (more answer null at once)"},
 	[OPT_TIMEOUT] = {"--connection-timeout", "ENVIROND_CONNECTION_TIMEOUT", CFG_INT, "60", 1, 3600, "SECONDS",
 			 "close idle connections after this long"},
+	[OPT_MAX_HELD_STREAMS] = {"--max-held-streams", "ENVIROND_MAX_HELD_STREAMS", CFG_INT, "4096", 1, 1000000, "N",
+				  "session event streams held at once at most (more are refused with 429)"},
+	[OPT_TURN_LEASE] = {"--agent-turn-lease-ms", "ENVIROND_AGENT_TURN_LEASE_MS", CFG_INT, "30000", 100, 600000, "MS",
+			    "lease of an agent turn (agent extension); a runner heartbeats within it"},
+	[OPT_KEEPALIVE] = {"--stream-keepalive-ms", "ENVIROND_STREAM_KEEPALIVE_MS", CFG_INT, "15000", 100, 15000, "MS",
+			   "keepalive comment interval of held event streams (a gone client is noticed then)"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -130,6 +137,9 @@ int cmd_serve(int argc, char **argv)
 		.public_url = v.str[OPT_PUBLIC_URL],
 		.max_held_polls = (size_t)v.num[OPT_MAX_HELD_POLLS],
 		.sweep_interval_us = 200 * 1000,
+		.max_held_streams = (size_t)v.num[OPT_MAX_HELD_STREAMS],
+		.agent_turn_lease_us = v.num[OPT_TURN_LEASE] * 1000,
+		.stream_keepalive_us = v.num[OPT_KEEPALIVE] * 1000,
 	};
 	static struct app app;
 	if (app_start(&app, store, &cfg, why, sizeof(why))) {

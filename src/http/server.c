@@ -147,6 +147,85 @@ const char *http_query(struct http_request *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_each {
+	const char *name;
+	int (*fn)(void *ctx, const char *value);
+	void *ctx;
+	int stopped;
+};
+
+static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_each *q = cls;
+	if (q->stopped || strcmp(key, q->name) != 0)
+		return MHD_YES;
+	if (q->fn(q->ctx, value ? value : ""))
+		q->stopped = 1;
+	return q->stopped ? MHD_NO : MHD_YES;
+}
+
+void http_query_each(struct http_request *r, const char *name, int (*fn)(void *ctx, const char *value), void *ctx)
+{
+	struct query_each q = {name, fn, ctx, 0};
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg, &q);
+}
+
+/* --- streamed replies ------------------------------------------------------------------ */
+
+struct stream_reply {
+	http_stream_fn next;
+	void *cls;
+	void (*free_cls)(void *cls);
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream_reply *s = cls;
+	long n = s->next(s->cls, buf, max);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return (ssize_t)n; /* 0: the producer suspended the connection until it has more */
+}
+
+static void stream_free(void *cls)
+{
+	struct stream_reply *s = cls;
+	if (s->free_cls)
+		s->free_cls(s->cls);
+	free(s);
+}
+
+int http_reply_stream(struct http_request *r, int status, const char *content_type, http_stream_fn next, void *cls,
+		      void (*free_cls)(void *cls))
+{
+	struct stream_reply *s = calloc(1, sizeof(*s));
+	if (!s) {
+		if (free_cls)
+			free_cls(cls);
+		return -1;
+	}
+	s->next = next;
+	s->cls = cls;
+	s->free_cls = free_cls;
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s,
+								      stream_free);
+	if (!resp) {
+		stream_free(s);
+		return -1;
+	}
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	MHD_add_response_header(resp, "request-id", r->request_id);
+	if (r->workspace_echo[0])
+		MHD_add_response_header(resp, "anthropic-workspace-id", r->workspace_echo);
+	r->status = status;
+	r->replied = 1;
+	int rc = MHD_queue_response(r->conn, (unsigned)status, resp) == MHD_YES ? 0 : -1;
+	MHD_destroy_response(resp); /* the connection keeps its own reference */
+	return rc;
+}
+
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, char *why, size_t why_len)
 {
 	char host[256];

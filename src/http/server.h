@@ -70,6 +70,22 @@ void http_resume(struct http_request *r);
 /* True when the client has closed its side of the connection (checked without reading). */
 int http_peer_closed(struct http_request *r);
 
+/* Every value of a query argument that may repeat (`types[]=a&types[]=b`): fn is called
+ * for each in order; it returns 0 to go on, nonzero to stop. */
+void http_query_each(struct http_request *r, const char *name, int (*fn)(void *ctx, const char *value), void *ctx);
+
+/* A streamed reply (Server-Sent Events). `next` is called whenever the connection can
+ * take more bytes: it writes at most `max` bytes into buf and returns how many (> 0); or
+ * returns 0 after suspending the request with http_suspend() (it is called again after
+ * http_resume()); or returns -1 to end the stream. `cls` is released with free_cls when
+ * the reply is done (the request is over by then). Headers are queued with the reply;
+ * `next` should return something at once (a comment) so that they reach the client
+ * without waiting for the first event. Returns 0, or -1 when the reply could not be
+ * queued (free_cls has then been called). */
+typedef long (*http_stream_fn)(void *cls, char *buf, size_t max);
+int http_reply_stream(struct http_request *r, int status, const char *content_type, http_stream_fn next, void *cls,
+		      void (*free_cls)(void *cls));
+
 /* A request header (case-insensitive name) or query argument; NULL when absent. */
 const char *http_header(struct http_request *r, const char *name);
 const char *http_query(struct http_request *r, const char *name);
