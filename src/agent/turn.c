@@ -23,7 +23,10 @@
 /* A transcript longer than this many pages of 1000 events is not read. */
 #define TRANSCRIPT_MAX_PAGES 100
 
-enum call_result { CALL_OK, CALL_LOST, CALL_UNKNOWN, CALL_FAILED };
+/* CALL_REPLAN: the server refused a post as not fitting the transcript (400), which can
+ * change under a turn: a worker may answer a tool use before the requires_action that
+ * lists it is posted. Reading the transcript again tells what to post instead. */
+enum call_result { CALL_OK, CALL_LOST, CALL_UNKNOWN, CALL_REPLAN, CALL_FAILED };
 
 struct turn {
 	struct agent_slot *s;
@@ -54,6 +57,11 @@ static enum call_result call(struct turn *t, const char *method, const char *pat
 		if (r->canceled || atomic_load(&t->s->cancel) ||
 		    (r->status == 412 && strcmp(r->error_code, "turn_lost") == 0))
 			return CALL_LOST;
+		if (is_post && r->status == 400) {
+			log_event(LOG_WARN, "turn_replan", "turn_id", t->id, "session_id", t->session_id, "error", r->message,
+				  NULL);
+			return CALL_REPLAN;
+		}
 		if (!client_is_transient(r) || attempt + 1 >= CALL_ATTEMPTS) {
 			log_event(LOG_ERROR, "turn_request_failed", "turn_id", t->id, "session_id", t->session_id,
 				  "method", method, "path", path, "error", r->message, "error_code", r->error_code, NULL);
@@ -230,13 +238,15 @@ int turn_serve(struct agent_slot *s, const json_t *turn_json)
 	log_event(LOG_INFO, "turn_start", "turn_id", t.id, "session_id", t.session_id, NULL);
 
 	enum call_result res = post_new(&t, json_pack("[o]", echo_running_event()), NULL);
-	for (int n = 0; n < TURN_CYCLES && (res == CALL_OK || res == CALL_UNKNOWN); n++) {
+	for (int n = 0; n < TURN_CYCLES && (res == CALL_OK || res == CALL_UNKNOWN || res == CALL_REPLAN); n++) {
 		res = cycle(&t);
 		if (res == CALL_OK)
 			return 0;
 		if (res == CALL_UNKNOWN)
 			log_event(LOG_WARN, "turn_retry", "turn_id", t.id, "reason", "a post's outcome is unknown", NULL);
 	}
+	if (res == CALL_REPLAN)
+		res = CALL_FAILED; /* refused on every reading of the transcript */
 	log_event(res == CALL_LOST ? LOG_WARN : LOG_ERROR, "turn_dropped", "turn_id", t.id, "session_id", t.session_id,
 		  "reason", res == CALL_LOST ? "the turn is no longer held" : "the server refused it", NULL);
 	return -1;

@@ -148,6 +148,34 @@ test('a message becomes one bash tool use, its result one agent message', async 
   assert.ok(p.log.some((l) => l.event === 'turn_done' && l.turn_id === 'turn_2'), p.text);
 });
 
+test('a tool use answered before its requires_action: the refusal makes it read again and report', async () => {
+  let refused = false;
+  const srv = await fakeServer({
+    turns: [{ id: 'turn_race', session_id: 'sesn_1' }],
+    events: { sesn_1: [userMessage('sevt_1', 'ls')] },
+    hooks: {
+      // The worker answers as soon as the tool use is stored; the server then refuses the
+      // idle that would list it as unanswered.
+      'POST /v1/environd/agent/turns/turn_race/events': (req, res, r, s) => {
+        const evs = JSON.parse(r.body).events;
+        if (refused || evs[0].stop_reason?.type !== 'requires_action') return false;
+        refused = true;
+        const use = s.events.sesn_1.find((e) => e.type === 'agent.tool_use');
+        s.events.sesn_1.push({ id: 'sevt_50', type: 'user.tool_result', tool_use_id: use.id, is_error: false, content: text('a.txt') });
+        s.send(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'events[0].stop_reason.type: requires_action with no unanswered tool use' } });
+        return true;
+      },
+    },
+  });
+  const p = runner(srv.url);
+  await waitFor(() => srv.posted.some((x) => x.events.some((e) => e.stop_reason?.type === 'end_turn')), { timeoutMs: 15000, what: `end_turn in ${p.text}` });
+  assert.ok(refused);
+  assert.deepEqual(types(srv.posted), ['session.status_running', 'agent.tool_use', 'agent.message', 'session.status_idle']);
+  assert.equal(srv.posted[2].events[0].content[0].text, 'Ran `ls` (exit status 0):\na.txt');
+  p.kill('SIGTERM');
+  assert.equal((await p.done).code, 0);
+});
+
 test('412 turn_lost on a post drops the turn', async () => {
   const srv = await fakeServer({
     turns: [{ id: 'turn_lost1', session_id: 'sesn_1' }],
