@@ -58,7 +58,7 @@ static enum call_result call(struct turn *t, const char *method, const char *pat
 		    (r->status == 412 && strcmp(r->error_code, "turn_lost") == 0))
 			return CALL_LOST;
 		if (is_post && r->status == 400) {
-			log_event(LOG_WARN, "turn_replan", "turn_id", t->id, "session_id", t->session_id, "error", r->message,
+			log_event(LOG_INFO, "turn_replan", "turn_id", t->id, "session_id", t->session_id, "error", r->message,
 				  NULL);
 			return CALL_REPLAN;
 		}
