@@ -11,16 +11,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "worker/worker_int.h"
+
+void agent_deadline(int64_t delay_us, struct timespec *ts)
+{
+	if (delay_us < 0)
+		delay_us = 0;
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	int64_t ns = (int64_t)ts->tv_nsec + (delay_us % 1000000) * 1000;
+	ts->tv_sec += (time_t)(delay_us / 1000000 + ns / 1000000000);
+	ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+int agent_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	if (pthread_condattr_init(&attr))
+		return -1;
+	int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) || pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return rc ? -1 : 0;
+}
+
+int64_t agent_backoff_us(int attempt, int retry_after_s)
+{
+	int64_t us = 250000LL << (attempt < 5 ? attempt : 5);
+	uint64_t jitter = 0;
+	if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != (ssize_t)sizeof(jitter))
+		jitter = (uint64_t)clock_mono_us() * 6364136223846793005ULL;
+	us -= (int64_t)(jitter % ((uint64_t)us / 4 + 1));
+	if (retry_after_s > 0 && (int64_t)retry_after_s * 1000000 > us)
+		us = (int64_t)(retry_after_s < 60 ? retry_after_s : 60) * 1000000;
+	return us;
+}
 
 int agent_slot_sleep(struct agent_slot *s, int64_t delay_us)
 {
 	struct timespec ts;
-	worker_deadline(delay_us, &ts);
+	agent_deadline(delay_us, &ts);
 	pthread_mutex_lock(&s->mu);
 	while (!atomic_load(&s->cancel) && pthread_cond_timedwait(&s->cond, &s->mu, &ts) == 0)
 		;
@@ -63,7 +95,7 @@ static void *beat_loop(void *arg)
 		if (interval > 10000000)
 			interval = 10000000;
 		struct timespec ts;
-		worker_deadline(interval, &ts);
+		agent_deadline(interval, &ts);
 		char turn_id[TURN_ID_MAX + 1];
 		memcpy(turn_id, s->turn_id, sizeof(turn_id));
 		int waited = 0;
@@ -151,7 +183,7 @@ static void *slot_loop(void *arg)
 			int retry_after = rep.retry_after_s;
 			client_reply_free(&rep);
 			atomic_store(&s->cancel, atomic_load(&r->draining));
-			agent_slot_sleep(s, worker_backoff_us(failures++, retry_after));
+			agent_slot_sleep(s, agent_backoff_us(failures++, retry_after));
 			continue;
 		} else {
 			char status[16];
@@ -244,7 +276,7 @@ int runner_run(const struct runner_config *cfg)
 		s->index = started;
 		if (client_init(&s->client, cfg->base_url, cfg->agent_key) ||
 		    client_init(&s->beat_client, cfg->base_url, cfg->agent_key) || pthread_mutex_init(&s->mu, NULL) ||
-		    worker_cond_init(&s->cond)) {
+		    agent_cond_init(&s->cond)) {
 			log_event(LOG_ERROR, "start_failed", "reason", "out of memory", NULL);
 			break;
 		}

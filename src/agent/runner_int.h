@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "agent/runner.h"
 #include "client/client.h"
@@ -44,6 +45,16 @@ struct runner {
 	atomic_int idle_exits;      /* --once: slots that found nothing */
 	struct agent_slot *slots;
 };
+
+/* A monotonic deadline delay_us from now, for pthread_cond_timedwait on a condition
+ * variable set up with agent_cond_init() (CLOCK_MONOTONIC: a wall-clock step must not
+ * stretch or cut a wait). */
+void agent_deadline(int64_t delay_us, struct timespec *ts);
+int agent_cond_init(pthread_cond_t *cond);
+/* The delay before retry number `attempt` (0-based): 250 ms doubling to 8 s, up to a quarter
+ * off at random so runners that failed together do not retry together, and never less
+ * than retry_after_s (capped at 60 s) when the server sent one. */
+int64_t agent_backoff_us(int attempt, int retry_after_s);
 
 /* Serve one turn (the poll reply `turn`) on slot s. The lease is held by the beat thread
  * meanwhile. Returns 0 when the turn ended, -1 when it was dropped (lost, refused, or

@@ -14,7 +14,6 @@
 #include "client/session_paths.h"
 #include "common/buf.h"
 #include "common/log.h"
-#include "worker/worker_int.h"
 
 /* Retries of one request before the turn gives up on it. */
 #define CALL_ATTEMPTS 8
@@ -34,15 +33,6 @@ struct turn {
 	const char *session_id;
 	char path[TURN_ID_MAX + 64];
 };
-
-static int64_t backoff_us(int attempt, int retry_after_s)
-{
-	int64_t us = 250000LL << (attempt < 5 ? attempt : 5);
-	us -= (int64_t)worker_random((uint64_t)us / 4 + 1);
-	if (retry_after_s > 0 && (int64_t)retry_after_s * 1000000 > us)
-		us = (int64_t)(retry_after_s < 60 ? retry_after_s : 60) * 1000000;
-	return us;
-}
 
 /* One request with retries. GETs are retried on every transient failure; POSTs only when
  * the server answered (429, 5xx), as those were not applied. *r holds the last reply. */
@@ -72,7 +62,7 @@ static enum call_result call(struct turn *t, const char *method, const char *pat
 		log_event(LOG_WARN, "turn_request_retry", "turn_id", t->id, "method", method, "error", r->message, NULL);
 		int retry_after = r->retry_after_s;
 		client_reply_free(r);
-		if (agent_slot_sleep(t->s, backoff_us(attempt, retry_after)))
+		if (agent_slot_sleep(t->s, agent_backoff_us(attempt, retry_after)))
 			return CALL_LOST;
 	}
 }
