@@ -28,6 +28,8 @@ struct watch {
 	struct buf error_body;        /* a refusal's body */
 	int bad_event;                /* an event whose data is not a JSON object */
 	int connected;                /* the last connection was accepted */
+	int synced;                   /* this connection's history was listed */
+	struct buf pending;           /* stream bytes that came before the history was listed */
 	long retry_ms;                /* the server's reconnection delay, -1 = none */
 };
 
@@ -61,10 +63,14 @@ static void handle_event(struct watch *w, const json_t *ev, const char *sse_id)
 
 /* ---- the events already there ---- */
 
-static int list_history(struct watch *w)
+enum list_result { LIST_OK, LIST_REFUSED, LIST_TRANSIENT };
+
+/* Print the events already stored (those not printed yet), oldest first. */
+static enum list_result list_history(struct watch *w)
 {
 	char *page = NULL;
-	int rc = 0, idle_last = 0;
+	enum list_result rc = LIST_OK;
+	int idle_last = 0;
 	for (;;) {
 		struct buf path;
 		buf_init(&path, 4096);
@@ -76,21 +82,20 @@ static int list_history(struct watch *w)
 		buf_free(&path);
 		json_t *data = json_object_get(r.body, "data");
 		if (r.status != 200 || !json_is_array(data)) {
-			fprintf(stderr, "%s: ", prog);
+			rc = client_is_transient(&r) ? LIST_TRANSIENT : LIST_REFUSED;
 			if (r.status == 0)
-				fprintf(stderr, "cannot reach %s: %s\n", w->c->base_url, r.message);
+				fprintf(stderr, "%s: cannot reach %s: %s\n", prog, w->c->base_url, r.message);
 			else
-				fprintf(stderr, "listing the events failed: HTTP %d %s: %s\n", r.status, r.error_type,
-					r.message);
+				fprintf(stderr, "%s: listing the events failed: HTTP %d %s: %s\n", prog, r.status,
+					r.error_type, r.message);
 			client_reply_free(&r);
-			rc = 1;
 			break;
 		}
 		size_t i;
 		json_t *ev;
 		json_array_foreach(data, i, ev) {
 			handle_event(w, ev, NULL);
-			idle_last = w->next == WATCH_IDLE;
+			idle_last = session_watch_next(ev, w->opt->until_idle) == WATCH_IDLE;
 			if (w->next == WATCH_ENDED)
 				break;
 		}
@@ -134,11 +139,71 @@ static size_t on_stream_bytes(char *data, size_t size, size_t nmemb, void *userd
 		buf_append(&w->error_body, data, n);
 		return n; /* a refusal's body past its maximum is cut, not an error */
 	}
+	if (!w->synced) {
+		/* Held until the history is listed, so the events print in order. */
+		buf_append(&w->pending, data, n);
+		return w->pending.failed ? 0 : n;
+	}
 	/* Anything but SSE_OK ends this connection: returning less than n aborts it. */
 	return sse_feed(&w->parser, data, n) == SSE_OK ? n : 0;
 }
 
 enum follow { FOLLOW_RECONNECT, FOLLOW_DONE, FOLLOW_FAILED };
+
+/* Once the stream is open, list the history, then parse what the stream sent meanwhile.
+ * The server's stream carries only the events committed after it opened, so listing after
+ * opening leaves no gap; events in both are printed once. Returns 0 to go on reading. */
+static int sync_history(struct watch *w, enum follow *rc)
+{
+	w->synced = 1;
+	enum list_result l = list_history(w);
+	if (l == LIST_REFUSED) {
+		*rc = FOLLOW_FAILED;
+		return -1;
+	}
+	if (l == LIST_TRANSIENT || w->next != WATCH_GO_ON)
+		return -1;
+	if (w->pending.len && sse_feed(&w->parser, w->pending.data, w->pending.len) != SSE_OK)
+		return -1;
+	return w->next != WATCH_GO_ON ? -1 : 0;
+}
+
+/* Run the configured stream transfer with a multi handle, so the history can be listed
+ * (outside any callback) as soon as the stream's headers are in. */
+static CURLcode run_stream(struct watch *w, enum follow *rc)
+{
+	CURLM *multi = curl_multi_init();
+	if (!multi || curl_multi_add_handle(multi, w->curl) != CURLM_OK) {
+		if (multi)
+			curl_multi_cleanup(multi);
+		return CURLE_OUT_OF_MEMORY;
+	}
+	CURLcode res = CURLE_OK;
+	int running = 1, stop = 0;
+	while (running && !stop) {
+		if (curl_multi_perform(multi, &running) != CURLM_OK)
+			break;
+		if (!w->synced) {
+			long status = 0;
+			curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &status);
+			if (status == 200 && sync_history(w, rc))
+				stop = 1;
+		}
+		if (w->next != WATCH_GO_ON || w->bad_event || w->parser.state != SSE_OK)
+			stop = 1;
+		if (running && !stop)
+			curl_multi_poll(multi, NULL, 0, 1000, NULL);
+	}
+	int left;
+	for (CURLMsg *m; (m = curl_multi_info_read(multi, &left));)
+		if (m->msg == CURLMSG_DONE)
+			res = m->data.result;
+	if (!w->status)
+		curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &w->status);
+	curl_multi_remove_handle(multi, w->curl);
+	curl_multi_cleanup(multi);
+	return res;
+}
 
 /* One connection: read the stream until it ends, breaks, or the watch is over. */
 static enum follow follow_once(struct watch *w)
@@ -167,6 +232,8 @@ static enum follow follow_once(struct watch *w)
 	enum follow rc = FOLLOW_RECONNECT;
 	w->status = 0;
 	w->bad_event = 0;
+	w->synced = 0;
+	buf_init(&w->pending, WATCH_MAX_EVENT);
 	buf_init(&w->error_body, 64 * 1024);
 	sse_init(&w->parser, WATCH_MAX_EVENT, WATCH_MAX_EVENT, w->last_id, on_sse_event, NULL, w);
 	if (!headers || url.failed || auth.failed || last.failed) {
@@ -186,8 +253,10 @@ static enum follow follow_once(struct watch *w)
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)WATCH_SILENCE_S);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream_bytes);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, w);
-	CURLcode res = curl_easy_perform(curl);
-	if (w->next != WATCH_GO_ON) {
+	CURLcode res = run_stream(w, &rc);
+	if (rc == FOLLOW_FAILED) {
+		/* The history was refused: already said why. */
+	} else if (w->next != WATCH_GO_ON) {
 		rc = FOLLOW_DONE;
 	} else if (w->bad_event) {
 		fprintf(stderr, "%s: the stream sent an event that is not a JSON object\n", prog);
@@ -214,6 +283,7 @@ out:
 		w->connected = 1;
 	sse_free(&w->parser);
 	buf_free(&w->error_body);
+	buf_free(&w->pending);
 	for (struct curl_slist *h = headers; h; h = h->next)
 		memset(h->data, 0, strlen(h->data));
 	curl_slist_free_all(headers);
@@ -234,8 +304,6 @@ int session_watch(struct client *c, const char *session_id, const struct watch_o
 		fprintf(stderr, "%s: out of memory\n", prog);
 		goto out;
 	}
-	if (list_history(&w))
-		goto out;
 	int failures = 0;
 	w.retry_ms = -1;
 	while (w.next == WATCH_GO_ON) {

@@ -1,8 +1,9 @@
 /* session_watch.h - `environd session watch`: print a session's events as they happen.
  *
- * It lists the events already there, then follows the SSE stream from the last one it
- * printed; after a dropped connection it reconnects with Last-Event-ID, and never prints an
- * event id twice. It returns when the session terminates or is deleted (or, with
+ * Each connection opens the SSE stream first and then lists the events already there (the
+ * stream carries only events committed after it opened, so listing second leaves no gap);
+ * after a dropped connection it reconnects with Last-Event-ID and lists again. An event id
+ * is never printed twice. It returns when the session terminates or is deleted (or, with
  * until_idle, goes idle waiting on no one). */
 #ifndef ENVIROND_CLI_SESSION_WATCH_H
 #define ENVIROND_CLI_SESSION_WATCH_H

@@ -213,20 +213,25 @@ static int watch_into(struct script *s, int until_idle, char *out, size_t outlen
 	return rc;
 }
 
+#define HISTORY(events) JSON_REPLY("{\"data\":[" events "],\"next_page\":null}")
+
 static void test_watch_reconnects_without_repeats(void **state)
 {
+	/* Each connection opens the stream, then lists the history (the server's stream holds
+	 * only what is committed after it opened). */
 	static struct script s = {
-		.nreplies = 3,
+		.nreplies = 4,
 		.replies = {
-			JSON_REPLY("{\"data\":[" EV("e1", "user.message", ",\"content\":[{\"type\":\"text\",\"text\":\"ls\"}]")
-				   "],\"next_page\":null}"),
 			/* The first stream sends one event and half of another, then drops. */
 			SSE_HEAD ": keepalive\n\n" FRAME("e2", "session.status_running", "")
 				"id: e3\nevent: agent.tool_use\ndata: {\"id\":\"e3\",",
-			/* The second replays e2 (resumed from it) and goes on to the end. */
+			HISTORY(EV("e1", "user.message", ",\"content\":[{\"type\":\"text\",\"text\":\"ls\"}]")),
+			/* The second replays e2 and e3, which the history also holds, and goes on. */
 			SSE_HEAD FRAME("e2", "session.status_running", "")
 				FRAME("e3", "agent.tool_use", ",\"name\":\"bash\",\"input\":{\"command\":\"ls\"}")
 				FRAME("e4", "session.deleted", ""),
+			HISTORY(EV("e1", "user.message", ",\"content\":[]") "," EV("e2", "session.status_running", "") ","
+				EV("e3", "agent.tool_use", ",\"name\":\"bash\",\"input\":{\"command\":\"ls\"}")),
 		},
 	};
 	script_start(&s);
@@ -237,20 +242,21 @@ static void test_watch_reconnects_without_repeats(void **state)
 				 "session.status_running\n"
 				 "agent.tool_use            bash: ls\n"
 				 "session.deleted\n");
-	assert_non_null(strstr(s.requests[0], "GET /v1/sessions/sesn_1/events?order=asc"));
-	assert_non_null(strstr(s.requests[1], "GET /v1/sessions/sesn_1/events/stream "));
-	assert_non_null(strcasestr(s.requests[1], "\r\nLast-Event-ID: e1\r\n"));
+	assert_non_null(strstr(s.requests[0], "GET /v1/sessions/sesn_1/events/stream "));
+	assert_null(strcasestr(s.requests[0], "Last-Event-ID"));
+	assert_non_null(strstr(s.requests[1], "GET /v1/sessions/sesn_1/events?order=asc"));
+	assert_non_null(strstr(s.requests[2], "GET /v1/sessions/sesn_1/events/stream "));
 	assert_non_null(strcasestr(s.requests[2], "\r\nLast-Event-ID: e2\r\n"));
 	assert_non_null(strcasestr(s.requests[2], "\r\nanthropic-beta: managed-agents-2026-04-01\r\n"));
+	assert_non_null(strcasestr(s.requests[2], "\r\nAuthorization: Bearer sk-test\r\n"));
 }
 
 static void test_watch_until_idle(void **state)
 {
 	/* An idle end_turn that is the newest event of the history ends the watch at once. */
 	static struct script s = {
-		.nreplies = 1,
-		.replies = {JSON_REPLY("{\"data\":[" EV("e1", "session.status_idle", ",\"stop_reason\":{\"type\":\"end_turn\"}")
-				       "],\"next_page\":null}")},
+		.nreplies = 2,
+		.replies = {SSE_HEAD, HISTORY(EV("e1", "session.status_idle", ",\"stop_reason\":{\"type\":\"end_turn\"}"))},
 	};
 	script_start(&s);
 	char out[4096];
@@ -261,17 +267,18 @@ static void test_watch_until_idle(void **state)
 	static struct script t = {
 		.nreplies = 2,
 		.replies = {
-			JSON_REPLY("{\"data\":[" EV("e1", "session.status_idle", ",\"stop_reason\":{\"type\":\"end_turn\"}") ","
-				   EV("e2", "user.message", ",\"content\":[]") "],\"next_page\":null}"),
 			SSE_HEAD FRAME("e3", "session.status_idle", ",\"stop_reason\":{\"type\":\"requires_action\",\"event_ids\":[\"x\"]}")
 				FRAME("e4", "session.status_idle", ",\"stop_reason\":{\"type\":\"end_turn\"}"),
+			HISTORY(EV("e1", "session.status_idle", ",\"stop_reason\":{\"type\":\"end_turn\"}") ","
+				EV("e2", "user.message", ",\"content\":[]")),
 		},
 	};
 	script_start(&t);
 	assert_int_equal(watch_into(&t, 1, out, sizeof(out)), 0);
 	script_stop(&t);
 	assert_int_equal(t.served, 2);
-	assert_non_null(strstr(out, "requires_action x\nsession.status_idle       end_turn\n"));
+	assert_string_equal(out, "session.status_idle       end_turn\nuser.message\n"
+				 "session.status_idle       requires_action x\nsession.status_idle       end_turn\n");
 }
 
 static void test_watch_refused(void **state)
