@@ -37,14 +37,15 @@ struct subcommand {
 	const char *name;
 	size_t npositional;            /* exactly this many positional arguments */
 	const char *positional_help;
+	const char *positional_names[2];
 	unsigned allowed;              /* bit per option index it accepts (beyond the client's) */
 };
 
 #define BIT(o) (1u << (o))
 static const struct subcommand subcommands[] = {
-	{"create", 1, "ENV_ID", BIT(O_AGENT) | BIT(O_TITLE) | BIT(O_MESSAGE)},
-	{"send", 2, "SESSION_ID TEXT", 0},
-	{"watch", 1, "SESSION_ID", BIT(O_UNTIL_IDLE) | BIT(O_JSON)},
+	{"create", 1, "ENV_ID", {"ENV_ID"}, BIT(O_AGENT) | BIT(O_TITLE) | BIT(O_MESSAGE)},
+	{"send", 2, "SESSION_ID TEXT", {"SESSION_ID", "TEXT"}, 0},
+	{"watch", 1, "SESSION_ID", {"SESSION_ID"}, BIT(O_UNTIL_IDLE) | BIT(O_JSON)},
 };
 
 /* Check the parsed options against the subcommand. Returns 0, or 2 after printing why. */
@@ -78,7 +79,7 @@ int session_check_args(const char *sub, const struct cfg_values *v, char **argv,
 	}
 	for (size_t i = 0; i < v->npositional; i++)
 		if (!v->positional[i][0]) {
-			fprintf(stderr, "environd session %s: %s must not be empty\n", sub, i ? "TEXT" : sc->positional_help);
+			fprintf(stderr, "environd session %s: %s must not be empty\n", sub, sc->positional_names[i]);
 			return 2;
 		}
 	if (!strcmp(sub, "create") && (!v->str[O_AGENT] || !v->str[O_AGENT][0])) {
