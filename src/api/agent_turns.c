@@ -263,15 +263,7 @@ enum err agent_turns_events(struct call *c)
 	if (rc)
 		return turn_lost(c, rc);
 	sessions_wake(c->app, &wake);
-	struct buf body;
-	buf_init(&body, REPLY_MAX);
-	struct jsonw jw;
-	jsonw_init(&jw, &body);
-	jsonw_obj_open(&jw);
-	jsonw_key(&jw, "data");
-	encode_json(&jw, stored);
-	jsonw_obj_close(&jw);
+	sessions_reply_data(c, stored);
 	json_decref(stored);
-	call_reply(c, 200, &body);
 	return ERR_OK;
 }

@@ -51,14 +51,7 @@ static void reply_agent(struct call *c, const struct agent_rec *a)
 	call_reply(c, 200, &body);
 }
 
-static enum err not_found(struct call *c, enum err rc)
-{
-	if (rc == ERR_NOT_FOUND)
-		return errf(&c->eb, rc, "agent %.64s not found", c->match.params[0]);
-	if (!c->eb.message[0])
-		errf(&c->eb, rc, "%s", err_default_message(rc));
-	return rc;
-}
+static enum err not_found(struct call *c, enum err rc) { return sessions_store_error(c, rc, "agent"); }
 
 enum err agents_create(struct call *c)
 {

@@ -14,14 +14,7 @@
 #define EVENTS_LIMIT_MAX 1000
 #define TYPES_FILTER_MAX 512
 
-static enum err not_found(struct call *c, enum err rc)
-{
-	if (rc == ERR_NOT_FOUND)
-		return errf(&c->eb, rc, "session %.64s not found", c->match.params[0]);
-	if (!c->eb.message[0])
-		errf(&c->eb, rc, "%s", err_default_message(rc));
-	return rc;
-}
+static enum err not_found(struct call *c, enum err rc) { return sessions_store_error(c, rc, "session"); }
 
 struct types_filter {
 	char text[TYPES_FILTER_MAX];
@@ -138,15 +131,7 @@ enum err session_events_post(struct call *c)
 	if (rc)
 		return not_found(c, rc);
 	sessions_wake(c->app, &wake);
-	struct buf body;
-	buf_init(&body, REPLY_MAX);
-	struct jsonw jw;
-	jsonw_init(&jw, &body);
-	jsonw_obj_open(&jw);
-	jsonw_key(&jw, "data");
-	encode_json(&jw, stored);
-	jsonw_obj_close(&jw);
+	sessions_reply_data(c, stored);
 	json_decref(stored);
-	call_reply(c, 200, &body);
 	return ERR_OK;
 }

@@ -142,13 +142,28 @@ static void reply_session(struct call *c, const struct session_rec *r)
 	call_reply(c, 200, &body);
 }
 
-static enum err not_found(struct call *c, enum err rc)
+enum err sessions_store_error(struct call *c, enum err rc, const char *what)
 {
 	if (rc == ERR_NOT_FOUND)
-		return errf(&c->eb, rc, "session %.64s not found", c->match.params[0]);
+		return errf(&c->eb, rc, "%s %.64s not found", what, c->match.params[0]);
 	if (!c->eb.message[0])
 		errf(&c->eb, rc, "%s", err_default_message(rc));
 	return rc;
+}
+
+static enum err not_found(struct call *c, enum err rc) { return sessions_store_error(c, rc, "session"); }
+
+void sessions_reply_data(struct call *c, const json_t *events)
+{
+	struct buf body;
+	buf_init(&body, 64 * 1024 * 1024);
+	struct jsonw jw;
+	jsonw_init(&jw, &body);
+	jsonw_obj_open(&jw);
+	jsonw_key(&jw, "data");
+	encode_json(&jw, events);
+	jsonw_obj_close(&jw);
+	call_reply(c, 200, &body);
 }
 
 /* Features environd cannot honour on a session: present and non-empty → 400. */

@@ -44,6 +44,11 @@ void sessions_wake(struct app *a, const struct session_wake *w);
 /* Wake every held turn poll of an organization. */
 void sessions_wake_turns(struct app *a, const char *org);
 
+/* Reply {"data": events} (200). */
+void sessions_reply_data(struct call *c, const json_t *events);
+/* The message for a store error: ERR_NOT_FOUND names `what` and the id of the path. */
+enum err sessions_store_error(struct call *c, enum err rc, const char *what);
+
 /* JSON shapes. */
 void encode_agent(struct jsonw *w, const struct agent_rec *a);
 void encode_session(struct jsonw *w, const struct session_rec *r, int64_t now);

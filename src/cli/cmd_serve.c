@@ -17,7 +17,7 @@
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
        OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE,
-       OPT_KEEPALIVE, OPT__COUNT };
+       OPT_KEEPALIVE, OPT_CONN_MEMORY, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -44,6 +44,8 @@ static const struct cfg_option options[OPT__COUNT] = {
 			    "lease of an agent turn (agent extension); a runner heartbeats within it"},
 	[OPT_KEEPALIVE] = {"--stream-keepalive-ms", "ENVIROND_STREAM_KEEPALIVE_MS", CFG_INT, "15000", 100, 15000, "MS",
 			   "keepalive comment interval of held event streams (a gone client is noticed then)"},
+	[OPT_CONN_MEMORY] = {"--connection-memory", "ENVIROND_CONNECTION_MEMORY", CFG_INT, "65536", 8192, 1048576,
+			     "BYTES", "memory per connection for headers and buffers (held streams and polls cost about this much)"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -133,7 +135,7 @@ int cmd_serve(int argc, char **argv)
 			 .threads = (unsigned)v.num[OPT_THREADS],
 			 .connection_limit = (unsigned)v.num[OPT_MAX_CONNECTIONS],
 			 .connection_timeout_s = (unsigned)v.num[OPT_TIMEOUT],
-			 .connection_memory = 64 * 1024},
+			 .connection_memory = (size_t)v.num[OPT_CONN_MEMORY]},
 		.public_url = v.str[OPT_PUBLIC_URL],
 		.max_held_polls = (size_t)v.num[OPT_MAX_HELD_POLLS],
 		.sweep_interval_us = 200 * 1000,

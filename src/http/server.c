@@ -207,7 +207,7 @@ int http_reply_stream(struct http_request *r, int status, const char *content_ty
 	s->next = next;
 	s->cls = cls;
 	s->free_cls = free_cls;
-	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s,
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 2 * 1024, stream_read, s,
 								      stream_free);
 	if (!resp) {
 		stream_free(s);

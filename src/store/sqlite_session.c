@@ -163,10 +163,14 @@ static enum err follow_work(struct sqlite_store *s, const struct session_rec *r,
 	return rc;
 }
 
-static void new_ids(size_t n, int64_t now, char (*ids)[ID_MAX])
+/* Fresh event ids for a batch of n events (each event that is stored takes the next
+ * one); the caller frees. NULL when out of memory. */
+static char (*new_ids(size_t n, int64_t now))[ID_MAX]
 {
-	for (size_t i = 0; i < n; i++)
+	char(*ids)[ID_MAX] = calloc(n ? n : 1, ID_MAX);
+	for (size_t i = 0; ids && i < n; i++)
 		ids_new_at("sevt_", now, ids[i]);
+	return ids;
 }
 
 /* Tool results not pending: was the tool use recorded in this session at all? */
@@ -263,13 +267,11 @@ static enum err create_job(struct sqlite_store *s, void *arg)
 	}
 	json_t *empty = json_array();
 	const json_t *initial = c->n->initial_events ? c->n->initial_events : empty;
-	size_t n = json_array_size(initial);
-	char(*ids)[ID_MAX] = calloc(n ? n : 1, ID_MAX);
+	char(*ids)[ID_MAX] = new_ids(json_array_size(initial), c->now);
 	json_t *stored = NULL;
 	if (!ids || !empty) {
 		rc = ERR_NOMEM;
 	} else {
-		new_ids(n, c->now, ids);
 		rc = session_client_events(&fresh, initial, (const char(*)[ID_MAX])ids, c->now, 1, NULL, NULL,
 					   &r->state, &stored, c->eb);
 	}
@@ -540,6 +542,9 @@ static enum err commit_batch(struct sqlite_store *s, struct sess_ctx *c, struct 
 		rc = write_state(s, r->id, next, c->now, last_seq, became_awaiting);
 	if (!rc)
 		rc = follow_work(s, r, next, c->now, c->wake);
+	/* Termination is final: the live item goes towards stopped, as on archive. */
+	if (!rc && next->status == SESSION_TERMINATED && r->state.status != SESSION_TERMINATED)
+		rc = sqlite_work_session_stop(s, r->environment_id, r->id, c->now);
 	if (!rc) {
 		c->wake->events = json_array_size(stored) > 0;
 		c->wake->turn_wanted = next->awaiting_turn && !next->turn_id[0];
@@ -547,6 +552,20 @@ static enum err commit_batch(struct sqlite_store *s, struct sess_ctx *c, struct 
 		snprintf(c->wake->org, sizeof(c->wake->org), "%s", x->org);
 	}
 	return rc;
+}
+
+/* Run a batch job; the caller owns *stored only on success (a commit that failed after
+ * the job ran releases it, and what to wake). */
+static enum err run_batch(struct sqlite_store *s, sqlite_job_fn job, struct sess_ctx *c, json_t **stored)
+{
+	enum err rc = sqlite_run(s, job, c);
+	if (rc) {
+		json_decref(c->stored);
+		memset(c->wake, 0, sizeof(*c->wake));
+		return rc;
+	}
+	*stored = c->stored;
+	return ERR_OK;
 }
 
 static enum err post_job(struct sqlite_store *s, void *arg)
@@ -561,13 +580,11 @@ static enum err post_job(struct sqlite_store *s, void *arg)
 		session_rec_clear(&r);
 		return errf(c->eb, ERR_INVALID, "session %.64s is archived: it takes no more events", c->id);
 	}
-	size_t n = json_array_size(c->json);
-	char(*ids)[ID_MAX] = calloc(n ? n : 1, ID_MAX);
+	char(*ids)[ID_MAX] = new_ids(json_array_size(c->json), c->now);
 	if (!ids) {
 		session_rec_clear(&r);
 		return ERR_NOMEM;
 	}
-	new_ids(n, c->now, ids);
 	struct session_state next;
 	json_t *stored = NULL;
 	struct known_ctx k = {s, r.id};
@@ -593,14 +610,7 @@ enum err sqlite_session_post(struct store *base, const struct session_scope *sc,
 	memset(wake, 0, sizeof(*wake));
 	*stored = NULL;
 	struct sess_ctx c = {.sc = sc, .id = id, .json = events, .now = now, .wake = wake, .eb = eb};
-	enum err rc = sqlite_run((struct sqlite_store *)base, post_job, &c);
-	if (rc) {
-		json_decref(c.stored);
-		memset(wake, 0, sizeof(*wake));
-		return rc;
-	}
-	*stored = c.stored;
-	return ERR_OK;
+	return run_batch((struct sqlite_store *)base, post_job, &c, stored);
 }
 
 /* Read rows (seq, id, body) into page->items; stop after `limit` (more set). */
@@ -872,13 +882,11 @@ static enum err turn_post_job(struct sqlite_store *s, void *arg)
 		return errf(c->eb, rc, "turn %.64s is no longer held (expired, ended, or its session closed)", c->id);
 	if (rc)
 		return rc;
-	size_t n = json_array_size(c->json);
-	char(*ids)[ID_MAX] = calloc(n ? n : 1, ID_MAX);
+	char(*ids)[ID_MAX] = new_ids(json_array_size(c->json), c->now);
 	if (!ids) {
 		session_rec_clear(&r);
 		return ERR_NOMEM;
 	}
-	new_ids(n, c->now, ids);
 	struct session_state next;
 	json_t *stored = NULL;
 	int ended = 0;
@@ -903,14 +911,7 @@ enum err sqlite_turn_post(struct store *base, const struct session_scope *sc, co
 	memset(wake, 0, sizeof(*wake));
 	*stored = NULL;
 	struct sess_ctx c = {.sc = sc, .id = turn_id, .json = events, .now = now, .wake = wake, .eb = eb};
-	enum err rc = sqlite_run((struct sqlite_store *)base, turn_post_job, &c);
-	if (rc) {
-		json_decref(c.stored);
-		memset(wake, 0, sizeof(*wake));
-		return rc;
-	}
-	*stored = c.stored;
-	return ERR_OK;
+	return run_batch((struct sqlite_store *)base, turn_post_job, &c, stored);
 }
 
 static enum err turns_expire_job(struct sqlite_store *s, void *arg)

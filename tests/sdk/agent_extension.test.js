@@ -25,7 +25,7 @@ async function start(args = []) {
 }
 
 test('a turn: claimed once, invariants enforced, tool results reopen it, a duplicate result is 200 and stores nothing', async (t) => {
-  const { server, client, env, agent } = await start();
+  const { server, key, client, env, agent } = await start();
   t.after(() => server.stop().then(() => server.cleanup()));
   const runner = new AgentRunner(server.url, createAgentKey(server));
   assert.equal(await runner.poll(0), null);
@@ -77,6 +77,12 @@ test('a turn: claimed once, invariants enforced, tool results reopen it, a dupli
     client.beta.sessions.events.send(s.id, { events: [{ type: 'user.tool_result', tool_use_id: custom.id }] }),
     ['tool_use_id'],
   );
+  // A tool use of another session is foreign here.
+  const other = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  await expectBadRequest(
+    client.beta.sessions.events.send(other.id, { events: [{ type: 'user.tool_result', tool_use_id: use.id }] }),
+    ['tool_use_id'],
+  );
   const r1 = await client.beta.sessions.events.send(s.id, {
     events: [{ type: 'user.tool_result', tool_use_id: use.id, content: [{ type: 'text', text: 'ok' }] }],
   });
@@ -91,11 +97,14 @@ test('a turn: claimed once, invariants enforced, tool results reopen it, a dupli
   const hb = await runner.heartbeat(turn2.id);
   assert.equal(hb.status, 200);
   assert.equal(hb.json.id, turn2.id);
+  const stats = async () => (await server.raw('GET', `/v1/environments/${env.id}/work/stats`, { key })).json;
+  assert.equal((await stats()).depth, 1, 'the session has its queued item');
   await runner.postOk(turn2.id, [
     { type: 'agent.message', content: [{ type: 'text', text: 'bye' }] },
     { type: 'session.status_terminated' },
   ]);
   assert.equal((await client.beta.sessions.retrieve(s.id)).status, 'terminated');
+  assert.equal((await stats()).depth, 0, 'termination stopped the item');
   await expectBadRequest(client.beta.sessions.events.send(s.id, { events: [say('more')] }), ['terminated']);
 });
 
@@ -108,9 +117,12 @@ test('a runner killed mid-turn: the lease runs out and another runner completes 
   const s = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id, initial_events: [say('hi')] });
   const lost = await first.poll(0);
   await first.postOk(lost.id, [{ type: 'session.status_running' }]);
-  // The first runner dies here. A held poll of the second one is woken by the expiry.
-  const taken = await second.poll(10000);
+  // The first runner dies here. A held poll of the second one is woken by the expiry,
+  // long before its own deadline (when it would look again anyway).
+  const t0 = Date.now();
+  const taken = await second.poll(20000);
   assert.ok(taken, 'the expired turn came back');
+  assert.ok(Date.now() - t0 < 15000, 'the expiry woke the held poll');
   assert.equal(taken.session_id, s.id);
   assert.notEqual(taken.id, lost.id);
   expectRawError(await first.post(lost.id, [{ type: 'agent.message', content: [{ type: 'text', text: 'late' }] }]), 412, {
@@ -134,11 +146,16 @@ test('a held turn poll answers the moment a session awaits a turn; model filters
   // A key limited to some models may not ask for others.
   const refused = await onlyOpus.request('GET', '/v1/environd/agent/turns/poll?model=claude-sonnet-4-5');
   expectRawError(refused, 403, { fields: ['model'] });
+  const t0 = Date.now();
   const held = onlyOpus.poll(20000);
+  await waitFor(async () => /environd_polls_held 1\b/.test(await (await fetch(`${server.url}/metrics`)).text()), {
+    what: 'the turn poll to be held',
+  });
   const s1 = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id, initial_events: [say('x')] });
   const s2 = await client.beta.sessions.create({ agent: opus.id, environment_id: env.id, initial_events: [say('y')] });
   const got = await held;
   assert.equal(got.session_id, s2.id, 'the sonnet session is not for this key');
+  assert.ok(Date.now() - t0 < 15000, 'the new session woke the held poll before its deadline');
   assert.equal((await anyModel.poll(0, ['claude-opus-4-6'])), null);
   assert.equal((await anyModel.poll(0, ['claude-sonnet-4-5'])).session_id, s1.id);
   // Bad polls.
