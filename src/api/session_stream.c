@@ -8,7 +8,8 @@
  * thread held), until an append wakes it or its keepalive is due. Each wake-up checks
  * whether the client went away and ends the stream if so. A deleted session's stream
  * sends session.deleted and ends. The SDK lists the history itself and de-duplicates by
- * id, so the stream carries live events only. */
+ * id, so the stream carries live events only; a client that reconnects with
+ * Last-Event-ID gets the events after that one first. */
 #include "api/sessions.h"
 
 #include <stdio.h>
@@ -142,7 +143,10 @@ enum err session_events_stream(struct call *c)
 	if (rc)
 		return rc;
 	int64_t seq = 0;
-	rc = c->app->store->ops->session_last_seq(c->app->store, &sc, c->match.params[0], &seq);
+	rc = c->app->store->ops->session_last_seq(c->app->store, &sc, c->match.params[0], last && *last ? last : NULL,
+						  &seq);
+	if (rc == ERR_INVALID)
+		return errf(&c->eb, rc, "Last-Event-ID: %.64s is not an event of session %.64s", last, c->match.params[0]);
 	if (rc == ERR_NOT_FOUND)
 		return errf(&c->eb, rc, "session %.64s not found", c->match.params[0]);
 	if (rc)

@@ -167,7 +167,8 @@ enum err sqlite_session_post(struct store *s, const struct session_scope *sc, co
 			     int64_t now, json_t **stored, struct session_wake *wake, struct errbuf *eb);
 enum err sqlite_session_events(struct store *s, const struct session_scope *sc, const char *id,
 			       const struct event_query *q, struct event_page *out);
-enum err sqlite_session_last_seq(struct store *s, const struct session_scope *sc, const char *id, int64_t *seq);
+enum err sqlite_session_last_seq(struct store *s, const struct session_scope *sc, const char *id,
+				 const char *after_event_id, int64_t *seq);
 enum err sqlite_session_events_since(struct store *s, const char *id, int64_t after_seq, size_t max,
 				     struct event_page *out, int *deleted);
 enum err sqlite_turn_claim(struct store *s, const struct session_scope *sc, const char *const *models, int64_t now,

@@ -1,4 +1,4 @@
-/* sqlite_session.c - sessions, their events and agent turns on SQLite.
+/* sqlite_session.c - sessions and their events on SQLite (agent turns: sqlite_turn.c).
  *
  * A session row carries its state (model/session.h) in columns: status, awaiting_turn,
  * turn_id and turn_expires_at, and the unanswered tool uses (`pending`) and the ids its
@@ -6,7 +6,7 @@
  * numbered per session (`seq`); the stored body is the event exactly as the API shows
  * it. Every verb is one transaction that loads the state, asks model/session.c, and
  * persists the events, the new state and the work item the session needs. */
-#include "store/sqlite_int.h"
+#include "store/sqlite_session_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +18,6 @@
 #define SESSION_COLUMNS                                                                                   \
 	"id, environment_id, agent, metadata, title, status, awaiting_turn, turn_id, turn_expires_at, pending," \
 	" required, archived_at, created_at, updated_at, org, last_seq, deleted_at"
-
-/* Row extras that are not part of struct session_rec. */
-struct session_row {
-	char org[TENANT_NAME_MAX + 1];
-	int64_t last_seq;
-	int64_t deleted_at;
-};
 
 static enum err read_session(sqlite3_stmt *st, struct session_rec *r, struct session_row *x)
 {
@@ -59,7 +52,7 @@ static enum err read_session(sqlite3_stmt *st, struct session_rec *r, struct ses
 }
 
 /* Load a session visible in scope (deleted ones are gone). */
-static enum err load_session(struct sqlite_store *s, const struct session_scope *sc, const char *id,
+enum err sqlite_session_load(struct sqlite_store *s, const struct session_scope *sc, const char *id,
 			     struct session_rec *out, struct session_row *x)
 {
 	sqlite3_stmt *st = sqlite_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND deleted_at = 0"
@@ -165,7 +158,7 @@ static enum err follow_work(struct sqlite_store *s, const struct session_rec *r,
 
 /* Fresh event ids for a batch of n events (each event that is stored takes the next
  * one); the caller frees. NULL when out of memory. */
-static char (*new_ids(size_t n, int64_t now))[ID_MAX]
+char (*sqlite_session_new_ids(size_t n, int64_t now))[ID_MAX]
 {
 	char(*ids)[ID_MAX] = calloc(n ? n : 1, ID_MAX);
 	for (size_t i = 0; ids && i < n; i++)
@@ -193,31 +186,6 @@ static int tool_use_known(void *arg, const char *tool_use_id, int custom)
 	return found;
 }
 
-struct sess_ctx {
-	const struct tenant *t;
-	const struct session_scope *sc;
-	const struct session_new *n;
-	const char *id;
-	const json_t *json;
-	int64_t now;
-	int64_t lease_us;
-	int flag;
-	struct session_rec *out;
-	struct session_wake *wake;
-	struct errbuf *eb;
-	json_t *stored;
-	const struct cursor *after;
-	size_t limit;
-	const char *agent_id;
-	struct session_page *page;
-	const struct event_query *q;
-	struct event_page *events;
-	int64_t seq;
-	const char *const *models;
-	struct agent_turn *turn;
-	char (*orgs)[TENANT_NAME_MAX + 1];
-	size_t max, n_orgs, n_expired;
-};
 
 /* The agent snapshot a session carries: the configuration minus metadata, plus id, type
  * and version (BetaManagedAgentsSessionAgent). */
@@ -267,7 +235,7 @@ static enum err create_job(struct sqlite_store *s, void *arg)
 	}
 	json_t *empty = json_array();
 	const json_t *initial = c->n->initial_events ? c->n->initial_events : empty;
-	char(*ids)[ID_MAX] = new_ids(json_array_size(initial), c->now);
+	char(*ids)[ID_MAX] = sqlite_session_new_ids(json_array_size(initial), c->now);
 	json_t *stored = NULL;
 	if (!ids || !empty) {
 		rc = ERR_NOMEM;
@@ -352,7 +320,7 @@ enum err sqlite_session_create(struct store *base, const struct tenant *t, const
 static enum err get_job(struct sqlite_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
-	return load_session(s, c->sc, c->id, c->out, NULL);
+	return sqlite_session_load(s, c->sc, c->id, c->out, NULL);
 }
 
 enum err sqlite_session_get(struct store *base, const struct session_scope *sc, const char *id,
@@ -422,7 +390,7 @@ static enum err update_job(struct sqlite_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	struct session_rec *r = c->out;
-	enum err rc = load_session(s, c->sc, c->id, r, NULL);
+	enum err rc = sqlite_session_load(s, c->sc, c->id, r, NULL);
 	if (rc)
 		return rc;
 	int changed = 0;
@@ -480,7 +448,7 @@ static enum err close_job(struct sqlite_store *s, void *arg)
 	struct sess_ctx *c = arg;
 	struct session_rec *r = c->out;
 	struct session_row x;
-	enum err rc = load_session(s, c->sc, c->id, r, &x);
+	enum err rc = sqlite_session_load(s, c->sc, c->id, r, &x);
 	if (rc)
 		return rc;
 	if (!c->flag && r->archived_at)
@@ -532,7 +500,7 @@ enum err sqlite_session_close(struct store *base, const struct session_scope *sc
 }
 
 /* Persist a batch the model accepted: events, state, work, and what to wake. */
-static enum err commit_batch(struct sqlite_store *s, struct sess_ctx *c, struct session_rec *r,
+enum err sqlite_session_commit(struct sqlite_store *s, struct sess_ctx *c, struct session_rec *r,
 			     struct session_row *x, struct session_state *next, json_t *stored)
 {
 	int64_t last_seq = x->last_seq;
@@ -556,7 +524,7 @@ static enum err commit_batch(struct sqlite_store *s, struct sess_ctx *c, struct 
 
 /* Run a batch job; the caller owns *stored only on success (a commit that failed after
  * the job ran releases it, and what to wake). */
-static enum err run_batch(struct sqlite_store *s, sqlite_job_fn job, struct sess_ctx *c, json_t **stored)
+enum err sqlite_session_run_batch(struct sqlite_store *s, sqlite_job_fn job, struct sess_ctx *c, json_t **stored)
 {
 	enum err rc = sqlite_run(s, job, c);
 	if (rc) {
@@ -573,14 +541,14 @@ static enum err post_job(struct sqlite_store *s, void *arg)
 	struct sess_ctx *c = arg;
 	struct session_rec r;
 	struct session_row x;
-	enum err rc = load_session(s, c->sc, c->id, &r, &x);
+	enum err rc = sqlite_session_load(s, c->sc, c->id, &r, &x);
 	if (rc)
 		return rc;
 	if (r.archived_at) {
 		session_rec_clear(&r);
 		return errf(c->eb, ERR_INVALID, "session %.64s is archived: it takes no more events", c->id);
 	}
-	char(*ids)[ID_MAX] = new_ids(json_array_size(c->json), c->now);
+	char(*ids)[ID_MAX] = sqlite_session_new_ids(json_array_size(c->json), c->now);
 	if (!ids) {
 		session_rec_clear(&r);
 		return ERR_NOMEM;
@@ -593,7 +561,7 @@ static enum err post_job(struct sqlite_store *s, void *arg)
 	free(ids);
 	if (!rc) {
 		if (json_array_size(stored))
-			rc = commit_batch(s, c, &r, &x, &next, stored);
+			rc = sqlite_session_commit(s, c, &r, &x, &next, stored);
 		session_state_clear(&next);
 	}
 	if (!rc)
@@ -610,7 +578,7 @@ enum err sqlite_session_post(struct store *base, const struct session_scope *sc,
 	memset(wake, 0, sizeof(*wake));
 	*stored = NULL;
 	struct sess_ctx c = {.sc = sc, .id = id, .json = events, .now = now, .wake = wake, .eb = eb};
-	return run_batch((struct sqlite_store *)base, post_job, &c, stored);
+	return sqlite_session_run_batch((struct sqlite_store *)base, post_job, &c, stored);
 }
 
 /* Read rows (seq, id, body) into page->items; stop after `limit` (more set). */
@@ -640,7 +608,7 @@ static enum err events_job(struct sqlite_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	struct session_rec r;
-	enum err rc = load_session(s, c->sc, c->id, &r, NULL);
+	enum err rc = sqlite_session_load(s, c->sc, c->id, &r, NULL);
 	if (rc)
 		return rc;
 	session_rec_clear(&r);
@@ -680,17 +648,31 @@ static enum err last_seq_job(struct sqlite_store *s, void *arg)
 	struct sess_ctx *c = arg;
 	struct session_rec r;
 	struct session_row x;
-	enum err rc = load_session(s, c->sc, c->id, &r, &x);
+	enum err rc = sqlite_session_load(s, c->sc, c->id, &r, &x);
 	if (rc)
 		return rc;
 	session_rec_clear(&r);
 	c->seq = x.last_seq;
-	return ERR_OK;
+	if (!c->event_id)
+		return ERR_OK;
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT seq FROM session_events WHERE session_id = ? AND id = ?");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, c->id);
+	sqlite_bind_text(st, 2, c->event_id);
+	int src = sqlite3_step(st);
+	if (src == SQLITE_ROW)
+		c->seq = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (src == SQLITE_DONE)
+		return ERR_INVALID;
+	return src == SQLITE_ROW ? ERR_OK : sqlite_err(s, src);
 }
 
-enum err sqlite_session_last_seq(struct store *base, const struct session_scope *sc, const char *id, int64_t *seq)
+enum err sqlite_session_last_seq(struct store *base, const struct session_scope *sc, const char *id,
+				 const char *after_event_id, int64_t *seq)
 {
-	struct sess_ctx c = {.sc = sc, .id = id};
+	struct sess_ctx c = {.sc = sc, .id = id, .event_id = after_event_id};
 	enum err rc = sqlite_read((struct sqlite_store *)base, last_seq_job, &c);
 	*seq = rc ? 0 : c.seq;
 	return rc;
@@ -755,218 +737,4 @@ enum err sqlite_session_item_stopped(struct sqlite_store *s, const char *env_id,
 		err = sqlite_work_session_ensure(s, env_id, session_id, now, requeued);
 	session_rec_clear(&r);
 	return err;
-}
-
-/* --- agent turns ----------------------------------------------------------------------- */
-
-static enum err claim_job(struct sqlite_store *s, void *arg)
-{
-	struct sess_ctx *c = arg;
-	/* Oldest awaiting session in scope whose model is allowed; models are matched in C so
-	 * that one static statement serves any list. */
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT id, model_id, agent FROM sessions WHERE org = ? AND awaiting_turn = 1"
-					  " AND turn_id = '' AND deleted_at = 0 AND archived_at = 0 AND status != 3"
-					  " AND (? = '' OR workspace = ?) ORDER BY awaiting_since, id");
-	if (!st)
-		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->sc->org);
-	sqlite_bind_text(st, 2, c->sc->workspace);
-	sqlite_bind_text(st, 3, c->sc->workspace);
-	int rc;
-	struct agent_turn *t = c->turn;
-	int found = 0;
-	while (!found && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *model = (const char *)sqlite3_column_text(st, 1);
-		int ok = c->models == NULL;
-		for (size_t i = 0; !ok && c->models[i]; i++)
-			ok = model && strcmp(model, c->models[i]) == 0;
-		if (!ok)
-			continue;
-		sqlite_col_text(st, 0, t->session_id, sizeof(t->session_id));
-		t->agent = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
-		found = 1;
-	}
-	sqlite3_reset(st);
-	if (!found)
-		return ERR_NOT_FOUND;
-	if (!t->agent)
-		return ERR_INTERNAL;
-	ids_new_at("turn_", c->now, t->id);
-	t->lease_expires_at = c->now + c->lease_us;
-	st = sqlite_stmt(s, "UPDATE sessions SET awaiting_turn = 0, turn_id = ?, turn_expires_at = ? WHERE id = ?");
-	if (!st)
-		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, t->id);
-	sqlite_bind_i64(st, 2, t->lease_expires_at);
-	sqlite_bind_text(st, 3, t->session_id);
-	rc = sqlite3_step(st);
-	return rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
-}
-
-enum err sqlite_turn_claim(struct store *base, const struct session_scope *sc, const char *const *models, int64_t now,
-			   int64_t lease_us, struct agent_turn *out)
-{
-	memset(out, 0, sizeof(*out));
-	struct sess_ctx c = {.sc = sc, .models = models, .now = now, .lease_us = lease_us, .turn = out};
-	enum err rc = sqlite_run((struct sqlite_store *)base, claim_job, &c);
-	if (rc)
-		agent_turn_clear(out);
-	return rc;
-}
-
-/* The session holding turn_id in scope, if the turn is still held (not expired). */
-static enum err load_turn(struct sqlite_store *s, struct sess_ctx *c, const char *turn_id, struct session_rec *r,
-			  struct session_row *x)
-{
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT id FROM sessions WHERE turn_id = ? AND org = ?"
-					  " AND (? = '' OR workspace = ?) AND deleted_at = 0 AND archived_at = 0");
-	if (!st)
-		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, turn_id);
-	sqlite_bind_text(st, 2, c->sc->org);
-	sqlite_bind_text(st, 3, c->sc->workspace);
-	sqlite_bind_text(st, 4, c->sc->workspace);
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return rc == SQLITE_DONE ? ERR_TURN_LOST : sqlite_err(s, rc);
-	}
-	char id[ID_MAX];
-	sqlite_col_text(st, 0, id, sizeof(id));
-	sqlite3_reset(st);
-	enum err err = load_session(s, c->sc, id, r, x);
-	if (err)
-		return err;
-	if (r->state.turn_expires_at <= c->now || r->state.status == SESSION_TERMINATED) {
-		session_rec_clear(r);
-		return ERR_TURN_LOST; /* expired: the sweeper returns it to awaiting */
-	}
-	return ERR_OK;
-}
-
-static enum err turn_beat_job(struct sqlite_store *s, void *arg)
-{
-	struct sess_ctx *c = arg;
-	struct session_rec r;
-	struct session_row x;
-	enum err rc = load_turn(s, c, c->id, &r, &x);
-	if (rc)
-		return rc;
-	session_rec_clear(&r);
-	c->seq = c->now + c->lease_us;
-	sqlite3_stmt *st = sqlite_stmt(s, "UPDATE sessions SET turn_expires_at = ? WHERE turn_id = ?");
-	if (!st)
-		return ERR_INTERNAL;
-	sqlite_bind_i64(st, 1, c->seq);
-	sqlite_bind_text(st, 2, c->id);
-	int src = sqlite3_step(st);
-	return src == SQLITE_DONE ? ERR_OK : sqlite_err(s, src);
-}
-
-enum err sqlite_turn_heartbeat(struct store *base, const struct session_scope *sc, const char *turn_id, int64_t now,
-			       int64_t lease_us, int64_t *expires_at)
-{
-	struct sess_ctx c = {.sc = sc, .id = turn_id, .now = now, .lease_us = lease_us};
-	enum err rc = sqlite_run((struct sqlite_store *)base, turn_beat_job, &c);
-	*expires_at = rc ? 0 : c.seq;
-	return rc;
-}
-
-static enum err turn_post_job(struct sqlite_store *s, void *arg)
-{
-	struct sess_ctx *c = arg;
-	struct session_rec r;
-	struct session_row x;
-	enum err rc = load_turn(s, c, c->id, &r, &x);
-	if (rc == ERR_TURN_LOST)
-		return errf(c->eb, rc, "turn %.64s is no longer held (expired, ended, or its session closed)", c->id);
-	if (rc)
-		return rc;
-	char(*ids)[ID_MAX] = new_ids(json_array_size(c->json), c->now);
-	if (!ids) {
-		session_rec_clear(&r);
-		return ERR_NOMEM;
-	}
-	struct session_state next;
-	json_t *stored = NULL;
-	int ended = 0;
-	rc = session_agent_events(&r.state, r.agent, c->json, (const char(*)[ID_MAX])ids, c->now, &next, &stored, &ended,
-				  c->eb);
-	free(ids);
-	if (!rc) {
-		rc = commit_batch(s, c, &r, &x, &next, stored);
-		session_state_clear(&next);
-	}
-	if (!rc)
-		c->stored = stored;
-	else
-		json_decref(stored);
-	session_rec_clear(&r);
-	return rc;
-}
-
-enum err sqlite_turn_post(struct store *base, const struct session_scope *sc, const char *turn_id, const json_t *events,
-			  int64_t now, json_t **stored, struct session_wake *wake, struct errbuf *eb)
-{
-	memset(wake, 0, sizeof(*wake));
-	*stored = NULL;
-	struct sess_ctx c = {.sc = sc, .id = turn_id, .json = events, .now = now, .wake = wake, .eb = eb};
-	return run_batch((struct sqlite_store *)base, turn_post_job, &c, stored);
-}
-
-static enum err turns_expire_job(struct sqlite_store *s, void *arg)
-{
-	struct sess_ctx *c = arg;
-	c->n_orgs = c->n_expired = 0;
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT id, org FROM sessions WHERE turn_id != '' AND turn_expires_at <= ?"
-					  " ORDER BY turn_expires_at LIMIT ?");
-	if (!st)
-		return ERR_INTERNAL;
-	sqlite_bind_i64(st, 1, c->now);
-	sqlite_bind_i64(st, 2, (int64_t)c->max);
-	char(*ids)[ID_MAX] = calloc(c->max ? c->max : 1, ID_MAX);
-	if (!ids)
-		return ERR_NOMEM;
-	size_t n = 0;
-	int rc;
-	while (n < c->max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite_col_text(st, 0, ids[n], ID_MAX);
-		char org[TENANT_NAME_MAX + 1];
-		sqlite_col_text(st, 1, org, sizeof(org));
-		size_t j = 0;
-		while (j < c->n_orgs && strcmp(c->orgs[j], org) != 0)
-			j++;
-		if (j == c->n_orgs)
-			snprintf(c->orgs[c->n_orgs++], TENANT_NAME_MAX + 1, "%s", org);
-		n++;
-	}
-	sqlite3_reset(st);
-	enum err err = ERR_OK;
-	for (size_t i = 0; i < n && !err; i++) {
-		/* The turn is lost; the session awaits another one (it keeps its place in line). */
-		st = sqlite_stmt(s, "UPDATE sessions SET turn_id = '', turn_expires_at = 0,"
-				    " awaiting_turn = CASE WHEN status = 3 THEN 0 ELSE 1 END WHERE id = ?");
-		if (!st) {
-			err = ERR_INTERNAL;
-			break;
-		}
-		sqlite_bind_text(st, 1, ids[i]);
-		int src = sqlite3_step(st);
-		if (src != SQLITE_DONE)
-			err = sqlite_err(s, src);
-		else
-			c->n_expired++;
-	}
-	free(ids);
-	return err;
-}
-
-enum err sqlite_turns_expire(struct store *base, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
-			     size_t *n_orgs, size_t *n_expired)
-{
-	struct sess_ctx c = {.now = now, .max = max, .orgs = orgs};
-	enum err rc = sqlite_run((struct sqlite_store *)base, turns_expire_job, &c);
-	*n_orgs = rc ? 0 : c.n_orgs;
-	*n_expired = rc ? 0 : c.n_expired;
-	return rc;
 }

@@ -319,9 +319,11 @@ struct store_ops {
 				 struct errbuf *eb);
 	enum err (*session_events)(struct store *s, const struct session_scope *sc, const char *id,
 				   const struct event_query *q, struct event_page *out);
-	/* The seq of the session's newest event (0 when none); ERR_NOT_FOUND once deleted. */
+	/* The seq of the session's newest event (0 when none), or with after_event_id, the seq
+	 * of that event of the session (ERR_INVALID when it is not one). ERR_NOT_FOUND once
+	 * the session is deleted. */
 	enum err (*session_last_seq)(struct store *s, const struct session_scope *sc, const char *id,
-				     int64_t *seq);
+				     const char *after_event_id, int64_t *seq);
 	/* Events after `after_seq` up to `max`, for a stream; *deleted when the session is gone
 	 * (its session.deleted event is still returned). */
 	enum err (*session_events_since)(struct store *s, const char *id, int64_t after_seq, size_t max,

@@ -187,9 +187,10 @@ static enum err f_session_events(struct store *s, const struct session_scope *sc
 {
 	return FORWARD(s, session_events, sc, id, q, o);
 }
-static enum err f_session_last_seq(struct store *s, const struct session_scope *sc, const char *id, int64_t *seq)
+static enum err f_session_last_seq(struct store *s, const struct session_scope *sc, const char *id, const char *after,
+				   int64_t *seq)
 {
-	return FORWARD(s, session_last_seq, sc, id, seq);
+	return FORWARD(s, session_last_seq, sc, id, after, seq);
 }
 static enum err f_session_events_since(struct store *s, const char *id, int64_t after, size_t max,
 				       struct event_page *o, int *deleted)

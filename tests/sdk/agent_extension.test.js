@@ -172,7 +172,7 @@ test('a held turn poll answers the moment a session awaits a turn; model filters
 });
 
 test('the SDK stream delivers live events with the list ids; a deleted session ends it', async (t) => {
-  const { server, client, env, agent } = await start();
+  const { server, key, client, env, agent } = await start();
   t.after(() => server.stop().then(() => server.cleanup()));
   const runner = new AgentRunner(server.url, createAgentKey(server));
   const s = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id });
@@ -195,6 +195,24 @@ test('the SDK stream delivers live events with the list ids; a deleted session e
   await client.beta.sessions.delete(s.id);
   await reading; // the stream ends after session.deleted
   assert.equal(got[got.length - 1].type, 'session.deleted');
+  // A reconnect with Last-Event-ID gets what followed that event first.
+  const s3 = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  const sent = await client.beta.sessions.events.send(s3.id, { events: [say('a'), say('b'), say('c')] });
+  const ctrl = new AbortController();
+  const res = await fetch(`${server.url}/v1/sessions/${s3.id}/events/stream`, {
+    headers: { 'anthropic-beta': 'managed-agents-2026-04-01', 'x-api-key': key, 'last-event-id': sent.data[0].id },
+    signal: ctrl.signal,
+  });
+  assert.equal(res.status, 200);
+  const reader = res.body.getReader();
+  let text = '';
+  while ((text.match(/^id: /gm) || []).length < 2) text += new TextDecoder().decode((await reader.read()).value);
+  ctrl.abort();
+  assert.deepEqual([...text.matchAll(/^id: (.*)$/gm)].map((m) => m[1]), [sent.data[1].id, sent.data[2].id]);
+  const foreign = await server.raw('GET', `/v1/sessions/${s3.id}/events/stream`, {
+    key, headers: { 'last-event-id': got[0].id },
+  });
+  expectRawError(foreign, 400, { fields: ['Last-Event-ID'] });
   // A malformed Last-Event-ID is refused; an unknown session is 404.
   const s2 = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id });
   const r = await server.raw('GET', `/v1/sessions/${s2.id}/events/stream`, {
@@ -252,9 +270,12 @@ test('held streams are bounded; a client that leaves releases its stream', async
     if (r.status === 429) return r;
     return null;
   }, { what: 'a third stream to be refused' }).then((r) => expectRawError(r, 429, { fields: ['stream'] }));
+  const held = async () => Number(/^environd_streams_held (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())[1]);
+  await waitFor(async () => (await held()) === 2, { what: 'both streams parked' });
   a.ctrl.abort();
   b.ctrl.abort();
-  // Gone clients are noticed at their next keepalive; a new stream is then admitted.
+  // Gone clients are noticed at their next keepalive and their streams released.
+  await waitFor(async () => (await held()) === 0, { what: 'the streams of gone clients to be released' });
   const c = await waitFor(async () => {
     const x = open();
     const r = await x.p;
