@@ -129,12 +129,15 @@ build-fuzz/fuzz_cursor: tests/fuzz/fuzz_cursor.c $(FUZZ_COMMON) src/model/cursor
 build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ -o $@
-FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route
+build-fuzz/fuzz_sse: tests/fuzz/fuzz_sse.c src/client/sse.c src/common/buf.c
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $^ -o $@
+FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route build-fuzz/fuzz_sse
 fuzz: $(FUZZERS)
 
 # A short, bounded run of every fuzzer over its corpus (part of `make test`).
 fuzz-smoke: $(FUZZERS)
-	@set -e; for f in body cursor route; do \
+	@set -e; for f in body cursor route sse; do \
 	  echo "== fuzz_$$f"; mkdir -p build-fuzz/corpus-$$f; \
 	  build-fuzz/fuzz_$$f -runs=200000 -max_len=4096 -timeout=10 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f \
 	    > build-fuzz/fuzz_$$f.log 2>&1 || { tail -n 60 build-fuzz/fuzz_$$f.log; exit 1; }; \

@@ -17,6 +17,8 @@ static const struct command commands[] = {
 	{"key", cmd_key, "create, list or revoke API keys (directly on the store)"},
 	{"env-key", cmd_env_key, "create, list or revoke an environment's keys (over HTTP)"},
 	{"enqueue", cmd_enqueue, "enqueue a work item for a session (over HTTP)"},
+	{"agent", cmd_agent, "create an agent, or serve echo-agent turns (over HTTP)"},
+	{"session", cmd_session, "create a session, send it a message, watch its events (over HTTP)"},
 };
 
 static void usage(FILE *out)
