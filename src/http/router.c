@@ -68,13 +68,14 @@ enum router_result router_match(const void *routes, size_t count, size_t stride,
 	if (!best)
 		return ROUTER_NOT_FOUND;
 	int found = 0;
+	int head = strcmp(method, "HEAD") == 0;
 	for (size_t i = 0; i < count; i++) {
 		const struct route *r = (const struct route *)((const char *)routes + i * stride);
 		if (strcmp(r->pattern, best) != 0)
 			continue;
 		size_t used = strlen(m->allow);
 		snprintf(m->allow + used, sizeof(m->allow) - used, "%s%s", used ? ", " : "", r->method);
-		if (!found && strcmp(r->method, method) == 0) {
+		if (!found && (strcmp(r->method, method) == 0 || (head && strcmp(r->method, "GET") == 0))) {
 			m->index = i;
 			found = 1;
 		}
