@@ -60,7 +60,12 @@ build-fuzz/fuzz_cursor: tests/fuzz/fuzz_cursor.c $(FUZZ_COMMON) src/model/cursor
 build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ -o $@
-FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route
+# Whole raw requests through the real server, in process (tests/fuzz/fuzz_request.c):
+# every module but main, built with the fuzzer's instrumentation.
+build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c $(SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags $(PKGS)) $^ $(LDLIBS) -o $@
+FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route build-fuzz/fuzz_request
 fuzz: $(FUZZERS)
 
 # A short, bounded run of every fuzzer over its corpus (part of `make test`).
@@ -71,6 +76,10 @@ fuzz-smoke: $(FUZZERS)
 	    > build-fuzz/fuzz_$$f.log 2>&1 || { tail -n 60 build-fuzz/fuzz_$$f.log; exit 1; }; \
 	  tail -n 2 build-fuzz/fuzz_$$f.log; \
 	done
+	@echo "== fuzz_request"; mkdir -p build-fuzz/corpus-request; \
+	build-fuzz/fuzz_request -runs=3000 -max_len=8192 -timeout=20 build-fuzz/corpus-request tests/fuzz/corpus/request \
+	  > build-fuzz/fuzz_request.log 2>&1 || { tail -n 60 build-fuzz/fuzz_request.log; exit 1; }; \
+	tail -n 2 build-fuzz/fuzz_request.log
 
 deps:
 	scripts/install-deps

@@ -35,7 +35,7 @@ static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_MAX_CONNECTIONS] = {"--max-connections", "ENVIROND_MAX_CONNECTIONS", CFG_INT, "10000", 16, 1000000, "N",
 				 "open connections at most (lowered to fit ulimit -n, with a reserve)"},
 	[OPT_MAX_PER_IP] = {"--max-connections-per-ip", "ENVIROND_MAX_CONNECTIONS_PER_IP", CFG_INT, "0", 0, 1000000, "N",
-			    "open connections from one client address at most; 0 = a quarter of --max-connections"},
+			    "open connections from one client address at most; 0 = half of --max-connections"},
 	[OPT_MAX_HELD_POLLS] = {"--max-held-polls", "ENVIROND_MAX_HELD_POLLS", CFG_INT, "8192", 1, 1000000, "N",
 				"long polls held at once at most (more answer null at once)"},
 	[OPT_TIMEOUT] = {"--connection-timeout", "ENVIROND_CONNECTION_TIMEOUT", CFG_INT, "60", 1, 3600, "SECONDS",

@@ -382,7 +382,7 @@ int http_limits_for(const struct http_config *cfg, struct http_limits *out, char
 	}
 	out->fd_limit = fds;
 	out->connection_limit = cfg->connection_limit < room ? cfg->connection_limit : (unsigned)room;
-	unsigned share = out->connection_limit / 4;
+	unsigned share = out->connection_limit / 2;
 	out->per_ip_limit = cfg->per_ip_limit ? cfg->per_ip_limit : (share < 16 ? 16 : share);
 	if (out->per_ip_limit > out->connection_limit)
 		out->per_ip_limit = out->connection_limit;

@@ -59,7 +59,7 @@ struct http_config {
 	const char *listen;          /* "host:port"; port 0 picks a free one */
 	unsigned threads;            /* thread pool size */
 	unsigned connection_limit;   /* lowered to fit the descriptor limit (RLIMIT_NOFILE) */
-	unsigned per_ip_limit;       /* connections from one address at most; 0 = a quarter of the limit */
+	unsigned per_ip_limit;       /* connections from one address at most; 0 = half the limit */
 	unsigned connection_timeout_s;
 	unsigned head_timeout_s;     /* a request head must arrive within this (slowloris) */
 	size_t connection_memory;    /* per-connection memory limit (headers, pool) */
