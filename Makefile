@@ -77,7 +77,7 @@ fuzz-smoke: $(FUZZERS)
 	  tail -n 2 build-fuzz/fuzz_$$f.log; \
 	done
 	@echo "== fuzz_request"; mkdir -p build-fuzz/corpus-request; \
-	build-fuzz/fuzz_request -runs=3000 -max_len=8192 -timeout=20 build-fuzz/corpus-request tests/fuzz/corpus/request \
+	build-fuzz/fuzz_request -runs=2000 -max_len=8192 -timeout=20 build-fuzz/corpus-request tests/fuzz/corpus/request \
 	  > build-fuzz/fuzz_request.log 2>&1 || { tail -n 60 build-fuzz/fuzz_request.log; exit 1; }; \
 	tail -n 2 build-fuzz/fuzz_request.log
 

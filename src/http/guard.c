@@ -31,6 +31,8 @@ struct guard_conn {
 	uint64_t baseline;      /* CONN_IDLE: bytes received when the last request ended */
 	int shut;               /* the watchdog shut it down already */
 	int linger;             /* drain it when it closes */
+	uint64_t requests;      /* requests ended on it */
+	uint64_t eof_seen;      /* requests+1 when a scan found the peer gone while idle; 0 = not */
 };
 
 struct lingerer {
@@ -61,6 +63,13 @@ static uint64_t bytes_received(int fd, int *ok)
 	return *ok ? ti.tcpi_bytes_received : 0;
 }
 
+/* The client closed its side and nothing is left unread. */
+static int peer_closed(int fd)
+{
+	char byte;
+	return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* Read and discard what is there; 1 when the socket is finished with. */
 static int drain(struct lingerer *l, const struct guard_config *cfg, int64_t now)
 {
@@ -88,6 +97,18 @@ static void scan(struct guard *g, int64_t now)
 	for (struct guard_conn *c = g->head.next; c != &g->head; c = c->next) {
 		if (c->shut)
 			continue;
+		if (c->state == CONN_IDLE && peer_closed(c->fd)) {
+			/* libmicrohttpd (edge-triggered) can miss an end of stream that came with the
+			 * last request and keep the socket until the idle timeout: wake it. Only when
+			 * two scans in a row find it idle after the same request, so a pipelined
+			 * request read before the end of stream is never cut off. */
+			if (c->eof_seen == c->requests + 1) {
+				shutdown(c->fd, SHUT_RDWR);
+				c->shut = 1;
+				continue;
+			}
+			c->eof_seen = c->requests + 1;
+		}
 		if (c->state == CONN_IDLE) {
 			int ok;
 			uint64_t got = bytes_received(c->fd, &ok);
@@ -242,6 +263,7 @@ void guard_request_done(struct guard *g, struct guard_conn *c)
 	pthread_mutex_lock(&g->lock);
 	c->state = CONN_IDLE;
 	c->baseline = got;
+	c->requests++;
 	pthread_mutex_unlock(&g->lock);
 }
 

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +37,6 @@ static int connect_server(void)
 	if (fd < 0)
 		return -1;
 	struct timeval tv = {.tv_sec = 2};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)app.port)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -63,6 +63,11 @@ static size_t exchange(const char *req, size_t len, char *reply, size_t cap)
 	shutdown(fd, SHUT_WR);
 	size_t got = 0;
 	for (;;) {
+		/* Up to 2 s for the first byte; once an answer came, a short pause ends it (a
+		 * keep-alive connection may stay open after its last answer). */
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, got ? 100 : 2000) <= 0)
+			break;
 		char scratch[4096];
 		char *into = got < cap ? reply + got : scratch;
 		size_t room = got < cap ? cap - got : sizeof(scratch);
