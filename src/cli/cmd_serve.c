@@ -44,7 +44,7 @@ static const struct cfg_option options[OPT__COUNT] = {
 			      "a request's headers must arrive within this long of its first byte"},
 	[OPT_BODY_MEMORY] = {"--max-body-memory", "ENVIROND_MAX_BODY_MEMORY", CFG_INT, "64", 1, 65536, "MIB",
 			     "request bodies buffered at once, all connections together (more get 503)"},
-	[OPT_CONNECTION_MEMORY] = {"--connection-memory", "ENVIROND_CONNECTION_MEMORY", CFG_INT, "16", 4, 1024, "KIB",
+	[OPT_CONNECTION_MEMORY] = {"--connection-memory", "ENVIROND_CONNECTION_MEMORY", CFG_INT, "12", 4, 1024, "KIB",
 				   "memory for one connection's request head and reply head"},
 };
 

@@ -20,6 +20,8 @@
  * deadline may be noticed: small next to any sensible head timeout. */
 #define SCAN_INTERVAL_US (250 * 1000)
 #define POLL_MS 100
+/* Under pressure, a new connection that sent nothing for this long is evicted. */
+#define SILENT_US (250 * 1000)
 
 enum conn_state { CONN_HEAD, CONN_BUSY, CONN_IDLE };
 
@@ -27,7 +29,7 @@ struct guard_conn {
 	struct guard_conn *prev, *next;
 	int fd;
 	enum conn_state state;
-	int64_t since_us;       /* CONN_HEAD: when the head began */
+	int64_t since_us;       /* CONN_HEAD: when the head began; CONN_IDLE: when it went idle */
 	uint64_t baseline;      /* CONN_IDLE: bytes received when the last request ended */
 	int shut;               /* the watchdog shut it down already */
 	int linger;             /* drain it when it closes */
@@ -45,6 +47,7 @@ struct guard {
 	struct guard_config cfg;
 	pthread_mutex_t lock;
 	struct guard_conn head; /* sentinel of the connection list */
+	size_t nconns;
 	struct lingerer *lingering;
 	size_t nlingering;
 	atomic_int stop;
@@ -94,6 +97,10 @@ static int drain(struct lingerer *l, const struct guard_config *cfg, int64_t now
 
 static void scan(struct guard *g, int64_t now)
 {
+	int64_t limit = g->cfg.head_timeout_us;
+	int pressed = g->cfg.pressure_conns && g->nconns >= g->cfg.pressure_conns;
+	if (pressed && g->cfg.pressed_head_us < limit)
+		limit = g->cfg.pressed_head_us;
 	for (struct guard_conn *c = g->head.next; c != &g->head; c = c->next) {
 		if (c->shut)
 			continue;
@@ -109,6 +116,13 @@ static void scan(struct guard *g, int64_t now)
 			}
 			c->eof_seen = c->requests + 1;
 		}
+		if (c->state == CONN_IDLE && pressed && now - c->since_us > g->cfg.pressed_head_us) {
+			/* Out of slots: an idle keep-alive connection is the cheapest to give back
+			 * (its client reconnects when it has a request). */
+			shutdown(c->fd, SHUT_RDWR);
+			c->shut = 1;
+			continue;
+		}
 		if (c->state == CONN_IDLE) {
 			int ok;
 			uint64_t got = bytes_received(c->fd, &ok);
@@ -117,7 +131,14 @@ static void scan(struct guard *g, int64_t now)
 				c->since_us = now;
 			}
 		}
-		if (c->state == CONN_HEAD && now - c->since_us > g->cfg.head_timeout_us) {
+		int silent = 0;
+		if (pressed && c->state == CONN_HEAD && c->requests == 0 && now - c->since_us > SILENT_US) {
+			/* Out of slots, and a new connection has not sent a byte: clients send their
+			 * request the moment they connect, so this one only holds a slot. */
+			int ok;
+			silent = bytes_received(c->fd, &ok) == 0 && ok;
+		}
+		if (c->state == CONN_HEAD && (silent || now - c->since_us > limit)) {
 			/* Not close(): the descriptor is libmicrohttpd's. It sees end of stream and closes. */
 			shutdown(c->fd, SHUT_RDWR);
 			c->shut = 1;
@@ -220,6 +241,7 @@ struct guard_conn *guard_open(struct guard *g, int fd)
 	c->prev = &g->head;
 	g->head.next->prev = c;
 	g->head.next = c;
+	g->nconns++;
 	pthread_mutex_unlock(&g->lock);
 	return c;
 }
@@ -231,6 +253,7 @@ void guard_close(struct guard *g, struct guard_conn *c)
 	pthread_mutex_lock(&g->lock);
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
+	g->nconns--;
 	if (c->linger && !c->shut && g->nlingering < g->cfg.linger_max) {
 		int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
 		if (fd >= 0) {
@@ -262,6 +285,7 @@ void guard_request_done(struct guard *g, struct guard_conn *c)
 	uint64_t got = bytes_received(c->fd, &ok);
 	pthread_mutex_lock(&g->lock);
 	c->state = CONN_IDLE;
+	c->since_us = clock_mono_us();
 	c->baseline = got;
 	c->requests++;
 	pthread_mutex_unlock(&g->lock);

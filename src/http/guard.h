@@ -5,7 +5,11 @@
  * connection for ever. The guard tracks every connection: a new connection, or an idle
  * keep-alive connection from the moment its next request's first byte arrives (seen in the
  * kernel's byte count, TCP_INFO), must deliver a complete request head within the
- * deadline, or its socket is shut down and libmicrohttpd closes it.
+ * deadline, or its socket is shut down and libmicrohttpd closes it. Under pressure (the
+ * connections near the limit) the deadline shrinks to a short one: a client that cannot
+ * send its head in a second while others wait for a slot is evicted first, and so is a
+ * keep-alive connection idle for more than a second (as nginx reuses idle connections), and
+ * a new connection that has not sent a byte in a quarter of a second.
  *
  * Lingering close: when the server answers before reading a body (413, 503, 400) the
  * connection is closed with the body's bytes unread, and closing a socket with unread
@@ -28,6 +32,8 @@ struct guard_conn;
 
 struct guard_config {
 	int64_t head_timeout_us;  /* a request head must complete within this */
+	int64_t pressed_head_us;  /* ... within this while the connections are near the limit */
+	size_t pressure_conns;    /* "near the limit": this many connections or more (0 = never) */
 	int64_t linger_us;        /* lingering close lasts at most this long */
 	uint64_t linger_bytes;    /* and reads at most this many bytes */
 	size_t linger_max;        /* sockets lingering at once at most; more are closed at once */

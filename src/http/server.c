@@ -34,6 +34,7 @@
 /* Lingering close: how long and how much is read after an early answer. */
 #define LINGER_US (5 * 1000 * 1000)
 #define LINGER_MAX 64
+#define PRESSED_HEAD_US (1000 * 1000)
 /* Give freed memory back to the system after a body this large is released. */
 #define TRIM_AFTER (64 * 1024)
 #define TRIM_INTERVAL_US (1000 * 1000)
@@ -418,7 +419,11 @@ int http_server_start(const struct http_config *cfg, http_dispatch_fn dispatch, 
 	/* A fixed mmap threshold: large buffers (bodies, replies) are mapped and unmapped on
 	 * free instead of raising the threshold and staying in the heap for good. */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	/* Near the limit (90%), a request head gets one second: legitimate clients send theirs
+	 * in milliseconds, and the slots of slow ones are what waiting clients need. */
 	struct guard_config gc = {.head_timeout_us = (int64_t)cfg->head_timeout_s * 1000000,
+				  .pressed_head_us = PRESSED_HEAD_US,
+				  .pressure_conns = lim.connection_limit - lim.connection_limit / 10,
 				  .linger_us = LINGER_US,
 				  .linger_bytes = HTTP_DISCARD_MAX,
 				  .linger_max = LINGER_MAX};
