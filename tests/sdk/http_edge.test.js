@@ -93,6 +93,8 @@ const smuggles = {
     `GET /v1/environments HTTP/1.1\r\nHost: x\r\nx-api-key: ${key}\0junk\r\nanthropic-beta: ${BETA}\r\n\r\n${hidden}`,
   'NUL inside the last header': (hidden) =>
     `GET /v1/environments HTTP/1.1\r\nHost: x\r\nanthropic-beta: ${BETA}\r\nx-api-key: ${key}\0\0\0\0junk\r\n\r\n${hidden}`,
+  'a bare CR inside a header': (hidden) =>
+    `GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: b\rContent-Length: ${hidden.length}\r\n\r\n${hidden}`,
   'two Host headers': (hidden) => `GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n${hidden}`,
   'two x-api-key headers': (hidden) =>
     `GET /v1/environments HTTP/1.1\r\nHost: x\r\n${auth()}x-api-key: other\r\n\r\n${hidden}`,
