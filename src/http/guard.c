@@ -104,11 +104,11 @@ static void scan(struct guard *g, int64_t now)
 	for (struct guard_conn *c = g->head.next; c != &g->head; c = c->next) {
 		if (c->shut)
 			continue;
-		if (c->state == CONN_IDLE && peer_closed(c->fd)) {
+		if (c->state != CONN_BUSY && peer_closed(c->fd)) {
 			/* libmicrohttpd (edge-triggered) can miss an end of stream that came with the
-			 * last request and keep the socket until the idle timeout: wake it. Only when
-			 * two scans in a row find it idle after the same request, so a pipelined
-			 * request read before the end of stream is never cut off. */
+			 * last bytes and keep the socket until a timeout: wake it. Only when two scans
+			 * in a row find it waiting after the same request, so a request read before
+			 * the end of stream is never cut off. */
 			if (c->eof_seen == c->requests + 1) {
 				shutdown(c->fd, SHUT_RDWR);
 				c->shut = 1;

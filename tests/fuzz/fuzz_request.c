@@ -63,10 +63,10 @@ static size_t exchange(const char *req, size_t len, char *reply, size_t cap)
 	shutdown(fd, SHUT_WR);
 	size_t got = 0;
 	for (;;) {
-		/* Up to 2 s for the first byte; once an answer came, a short pause ends it (a
+		/* Up to 2 s for the first byte; once an answer came, a 20 ms pause ends it (a
 		 * keep-alive connection may stay open after its last answer). */
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, got ? 100 : 2000) <= 0)
+		if (poll(&p, 1, got ? 20 : 2000) <= 0)
 			break;
 		char scratch[4096];
 		char *into = got < cap ? reply + got : scratch;
