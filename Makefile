@@ -37,10 +37,13 @@ unit: $(UNIT_BINS)
 sdk: $(BUILD)/environd
 	cd tests/sdk && ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
 
-# The whole suite: unit tests and SDK tests on a normal build, then the unit tests
-# and SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The whole suite: unit tests and SDK tests on a normal build, the fuzzers' short runs
+# (after the SDK tests: the in-process server fuzzer would load the machine under their
+# timing), then the unit tests and SDK tests again under AddressSanitizer +
+# UndefinedBehaviorSanitizer.
 test:
-	$(MAKE) unit sdk fuzz-smoke
+	$(MAKE) unit sdk
+	$(MAKE) fuzz-smoke
 	$(MAKE) BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
 
 asan:
@@ -77,7 +80,7 @@ fuzz-smoke: $(FUZZERS)
 	  tail -n 2 build-fuzz/fuzz_$$f.log; \
 	done
 	@echo "== fuzz_request"; mkdir -p build-fuzz/corpus-request; \
-	build-fuzz/fuzz_request -runs=2000 -max_len=8192 -timeout=20 build-fuzz/corpus-request tests/fuzz/corpus/request \
+	build-fuzz/fuzz_request -runs=1000 -max_len=8192 -timeout=20 build-fuzz/corpus-request tests/fuzz/corpus/request \
 	  > build-fuzz/fuzz_request.log 2>&1 || { tail -n 60 build-fuzz/fuzz_request.log; exit 1; }; \
 	tail -n 2 build-fuzz/fuzz_request.log
 
