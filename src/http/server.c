@@ -49,6 +49,7 @@ struct http_server {
 	size_t body_budget;
 	atomic_size_t body_used; /* bytes reserved by requests for their bodies */
 	_Atomic int64_t last_trim_us;
+	atomic_int large_active; /* requests that reserved a large body and have not ended */
 };
 
 /* ---- the global body budget ---- */
@@ -60,12 +61,13 @@ static int budget_take(struct http_server *s, struct http_request *r, size_t n)
 		if (n > s->body_budget - used || used > s->body_budget)
 			return -1;
 	} while (!atomic_compare_exchange_weak(&s->body_used, &used, used + n));
+	if (r->reserved < TRIM_AFTER && r->reserved + n >= TRIM_AFTER)
+		atomic_fetch_add(&s->large_active, 1);
 	r->reserved += n;
 	return 0;
 }
 
-/* Free the body and give its bytes back. Large bodies leave freed pages in malloc's
- * arenas; trim them so a burst of uploads does not keep the process large for ever. */
+/* Free the body and give its bytes back. */
 static void body_release(struct http_server *s, struct http_request *r)
 {
 	size_t held = r->reserved;
@@ -73,9 +75,18 @@ static void body_release(struct http_server *s, struct http_request *r)
 	if (!held)
 		return;
 	r->reserved = 0;
-	size_t left = atomic_fetch_sub(&s->body_used, held) - held;
-	if (held < TRIM_AFTER)
-		return;
+	atomic_fetch_sub(&s->body_used, held);
+	if (held >= TRIM_AFTER)
+		r->large = 1;
+}
+
+/* A request that had a large body has ended, its decoded body freed too. Large bodies
+ * leave freed pages in malloc's arenas: give them back to the system when the last such
+ * request ends (and at most once a second under a steady stream), so a burst of uploads
+ * does not keep the process large for good. */
+static void large_request_ended(struct http_server *s)
+{
+	int left = atomic_fetch_sub(&s->large_active, 1) - 1;
 	int64_t now = clock_mono_us();
 	int64_t last = atomic_load(&s->last_trim_us);
 	if ((left == 0 || now - last >= TRIM_INTERVAL_US) && atomic_compare_exchange_strong(&s->last_trim_us, &last, now))
@@ -259,6 +270,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		s->done(s->app, r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	if (r->ctx_free)
 		r->ctx_free(r->ctx);
+	body_release(s, r);
+	if (r->large)
+		large_request_ended(s);
 	request_free(s, r);
 	*con_cls = NULL;
 }

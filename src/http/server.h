@@ -38,6 +38,7 @@ struct http_request {
 	char request_id[ID_MAX];
 	struct buf body;
 	size_t reserved;     /* bytes of the global body budget this request holds */
+	int large;           /* it held a large body (memory is trimmed when it ends) */
 	int started;         /* the head was checked (first call seen) */
 	int body_too_large;
 	int over_budget;     /* the global body budget could not take this body */
