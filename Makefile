@@ -84,10 +84,13 @@ sdk: $(BUILD)/environd
 dev:
 	$(MAKE) WERROR=-Werror all
 
-# The whole suite: unit tests and SDK tests on a normal build, then the unit tests
-# and SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer. Warnings are errors.
+# The whole suite: unit tests and SDK tests on a normal build, the fuzzers' short runs
+# (after the SDK tests: the in-process server fuzzer would load the machine under their
+# timing), the install check, then the unit tests and SDK tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer. Warnings are errors.
 test:
-	$(MAKE) WERROR=-Werror unit sdk fuzz-smoke install-check
+	$(MAKE) WERROR=-Werror unit sdk
+	$(MAKE) WERROR=-Werror fuzz-smoke install-check
 	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
 
 asan:
@@ -132,7 +135,12 @@ build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c
 build-fuzz/fuzz_sse: tests/fuzz/fuzz_sse.c src/client/sse.c src/common/buf.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ -o $@
-FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route build-fuzz/fuzz_sse
+# Whole raw requests through the real server, in process (tests/fuzz/fuzz_request.c):
+# every module but main, built with the fuzzer's instrumentation.
+build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c $(SRCS) $(CONSOLE_GEN)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $^ $(LDLIBS) -o $@
+FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route build-fuzz/fuzz_sse build-fuzz/fuzz_request
 fuzz: $(FUZZERS)
 
 # A short, bounded run of every fuzzer over its corpus (part of `make test`).
@@ -143,6 +151,10 @@ fuzz-smoke: $(FUZZERS)
 	    > build-fuzz/fuzz_$$f.log 2>&1 || { tail -n 60 build-fuzz/fuzz_$$f.log; exit 1; }; \
 	  tail -n 2 build-fuzz/fuzz_$$f.log; \
 	done
+	@echo "== fuzz_request"; mkdir -p build-fuzz/corpus-request; \
+	build-fuzz/fuzz_request -runs=1000 -max_len=8192 -timeout=20 build-fuzz/corpus-request tests/fuzz/corpus/request \
+	  > build-fuzz/fuzz_request.log 2>&1 || { tail -n 60 build-fuzz/fuzz_request.log; exit 1; }; \
+	tail -n 2 build-fuzz/fuzz_request.log
 
 deps:
 	scripts/install-deps

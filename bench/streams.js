@@ -3,7 +3,7 @@
 // the delay from an event's commit to its arrival on a held stream.
 //
 //   node bench/streams.js [--environd PATH] [--streams 1000] [--events 500] [--runs 3]
-//                         [--serve-args "--connection-memory 16384"]
+//                         [--serve-args "--connection-memory 16"]
 //
 // Starts `environd serve` in a temp dir (port 0), creates one self_hosted environment, an
 // agent and --streams/10 sessions, and opens --streams SSE streams on them (10 per

@@ -71,6 +71,18 @@ static const struct api_route routes[] = {
 	{{"POST", "/v1/environd/agent/turns/*/events"}, agent_turns_events, AGT, BODY_REQUIRED, 0},
 };
 
+/* GET routes that are not pure reads (a poll claims work). HEAD must never change state,
+ * so HEAD on these is refused with 405 instead of running the GET without its body. */
+static const char *const changes_state[] = {"/v1/environments/*/work/poll"};
+
+static int head_refused(const struct api_route *route)
+{
+	for (size_t i = 0; i < sizeof(changes_state) / sizeof(changes_state[0]); i++)
+		if (strcmp(route->route.pattern, changes_state[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void call_free(void *p)
 {
 	struct call *c = p;
@@ -167,17 +179,9 @@ void app_dispatch(void *arg, struct http_request *r)
 	c->req = r;
 	r->ctx = c;
 	r->ctx_free = call_free;
-	if (r->bad_framing) {
-		finish(c, errf(&c->eb, ERR_INVALID, "request framing: conflicting Content-Length / Transfer-Encoding headers"));
-		return;
-	}
-	if (r->body_too_large) {
-		finish(c, errf(&c->eb, ERR_TOO_LARGE, "body: larger than the 1 MiB limit"));
-		return;
-	}
-	/* HEAD is GET without the body (libmicrohttpd leaves the body out). */
-	const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
-	enum router_result m = router_match(routes, sizeof(routes) / sizeof(routes[0]), sizeof(routes[0]), method,
+	/* Framing errors and oversized bodies were answered by the server (server.c). HEAD runs
+	 * the GET route of a pure read (libmicrohttpd leaves the body out); router.h. */
+	enum router_result m = router_match(routes, sizeof(routes) / sizeof(routes[0]), sizeof(routes[0]), r->method,
 					    r->path, &c->match);
 	if (m == ROUTER_NOT_FOUND) {
 		finish(c, errf(&c->eb, ERR_NOT_FOUND, "no route for %.8s %.200s", r->method, r->path));
@@ -190,6 +194,12 @@ void app_dispatch(void *arg, struct http_request *r)
 		return;
 	}
 	c->route = &routes[c->match.index];
+	if (strcmp(r->method, "HEAD") == 0 && head_refused(c->route)) {
+		errf(&c->eb, ERR_METHOD, "method HEAD is not allowed on %.200s: it would claim work (allowed: GET)",
+		     r->path);
+		reply_error(r, ERR_METHOD, c->eb.message, NULL, "GET");
+		return;
+	}
 	enum err rc = ERR_OK;
 	if (!c->route->public) {
 		if (!has_beta(http_header(r, "anthropic-beta")))
