@@ -362,7 +362,18 @@ describe('with --test-mode', () => {
       for (;;) if ((await reader.read()).done) return true;
     })();
 
+    const held_now = async () => {
+      const m = (await call(server, 'GET', '/metrics')).text;
+      return [/^environd_polls_held (\d+)$/m, /^environd_streams_held (\d+)$/m].map((re) => Number(m.match(re)[1]));
+    };
+    await waitFor(async () => {
+      const [polls, streams] = await held_now();
+      return polls === 1 && streams === 1;
+    }, { timeoutMs: 10000, what: 'the poll and the stream held' });
+
     const r = await call(server, 'POST', RESET, { key });
+    // Once the reset has answered, nothing it deleted is held any more (not at its deadline).
+    assert.deepEqual(await held_now(), [0, 0], 'held polls and streams were not answered by the reset');
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.type, 'test_reset');
     assert.ok(r.json.deleted.environments >= 2, JSON.stringify(r.json));
