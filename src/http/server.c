@@ -93,12 +93,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (r->replied)
-		return r->drop ? MHD_NO : MHD_YES;
+		return MHD_YES;
 	if (r->body.failed == 1)
 		r->body_too_large = 1;
 	s->dispatch(s->app, r);
 	/* libmicrohttpd closes a connection whose handler says no, dropping any queued reply. */
-	return r->drop ? MHD_NO : MHD_YES;
+	return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -26,7 +26,7 @@
 #include "model/session.h"
 #include "model/work.h"
 
-#define STORE_OPS_VERSION 2
+#define STORE_OPS_VERSION 3
 #define TENANT_NAME_MAX 64
 
 /* Who is asking, for environment visibility (SPEC §4). */

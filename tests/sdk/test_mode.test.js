@@ -27,14 +27,21 @@ async function call(server, method, pathname, { key, body } = {}) {
     text = JSON.stringify(body);
     headers['content-type'] = 'application/json';
   }
+  // A hang guard: the test server's idle timeout is an hour, so a connection that is
+  // neither answered nor closed within a minute was left hanging.
+  let timer;
+  const hang = new Promise((resolve) => (timer = setTimeout(() => resolve({ hung: true }), 60000)));
   try {
-    return await httpRequest(server.url + pathname, { method, headers, body: text });
+    return await Promise.race([httpRequest(server.url + pathname, { method, headers, body: text }), hang]);
   } catch (e) {
     return { dropped: e };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 function assertDropped(r, what) {
+  assert.ok(!r.hung, `${what}: the connection was neither answered nor closed`);
   assert.ok(r.dropped, `${what}: expected a dropped connection, got ${r.status} ${r.text}`);
   assert.match(String(r.dropped.code || r.dropped.message), /ECONNRESET|socket hang up|EPIPE/, `${what}: ${r.dropped}`);
 }
@@ -90,7 +97,7 @@ describe('with --test-mode', () => {
   const clear = async () => assert.equal((await call(server, 'DELETE', FAULTS, { key })).status, 200);
 
   before(async () => {
-    server = new Server({ args: ['--test-mode'] });
+    server = new Server({ args: ['--test-mode', '--connection-timeout', '3600'] });
     key = server.createKey();
     await server.start();
   });
