@@ -98,7 +98,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->body_too_large = 1;
 	s->dispatch(s->app, r);
 	/* libmicrohttpd closes a connection whose handler says no, dropping any queued reply. */
-	return MHD_YES;
+	return r->drop ? MHD_NO : MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
