@@ -11,6 +11,7 @@
 
 #include "api/dispatch.h"
 #include "api/sessions.h"
+#include "api/test_mode.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -87,6 +88,10 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	static const struct waiter_hooks hooks = {app_suspend, app_resume};
 	a->waiters = waiters_new(cfg->max_held_polls, a->max_held_streams, &hooks);
 	a->seen = seen_new(cfg->max_workers_tracked);
+	if (cfg->test_mode && !(a->test_mode = test_mode_new())) {
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
 	if (!a->waiters || !a->seen) {
 		snprintf(why, why_len, "out of memory");
 		return -1;
@@ -130,4 +135,5 @@ void app_stop(struct app *a)
 	http_server_stop(a->http);
 	waiters_free(a->waiters);
 	seen_free(a->seen);
+	test_mode_free(a->test_mode);
 }

@@ -15,6 +15,8 @@
 #include "store/store.h"
 #include "wait/waiters.h"
 
+struct test_mode;
+
 struct app_config {
 	struct http_config http;
 	const char *public_url;   /* base URL put into work secrets; NULL = http://<listen> */
@@ -24,6 +26,7 @@ struct app_config {
 	int64_t agent_turn_lease_us;   /* an agent turn's lease (agent extension) */
 	int64_t stream_keepalive_us;   /* a held stream's keepalive comment interval */
 	int64_t sweep_interval_us;
+	int test_mode;                 /* serve the test-mode routes and inject faults (tests only) */
 };
 
 struct app_metrics {
@@ -48,6 +51,7 @@ struct app {
 	int64_t agent_turn_lease_us;
 	int64_t stream_keepalive_us;
 	size_t max_held_streams;
+	struct test_mode *test_mode;   /* NULL unless --test-mode */
 };
 
 /* Start serving. Returns 0, or -1 with a message in why. */

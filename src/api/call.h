@@ -49,6 +49,7 @@ struct call {
 	char delivered_work_id[ID_MAX];
 	char delivered_token_hash[SECRET_HASH_HEX + 1];
 	char delivered_env_id[ID_MAX];
+	int test_fault;         /* a test-mode fault under way (test_mode.c) */
 };
 
 typedef enum err (*api_handler)(struct call *c);

@@ -11,6 +11,7 @@
 #include "api/console.h"
 #include "api/call.h"
 #include "api/sessions.h"
+#include "api/test_mode.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "http/reply.h"
@@ -69,6 +70,11 @@ static const struct api_route routes[] = {
 	{{"GET", "/v1/environd/agent/turns/poll"}, agent_turns_poll, AGT, BODY_NONE, 0},
 	{{"POST", "/v1/environd/agent/turns/*/heartbeat"}, agent_turns_heartbeat, AGT, BODY_OPTIONAL, 0},
 	{{"POST", "/v1/environd/agent/turns/*/events"}, agent_turns_events, AGT, BODY_REQUIRED, 0},
+	/* Test mode (README: "Test your worker against environd in CI"): 404 without --test-mode. */
+	{{"POST", "/v1/environd/test/faults"}, test_faults_post, API, BODY_REQUIRED, 0},
+	{{"GET", "/v1/environd/test/faults"}, test_faults_get, API, BODY_NONE, 0},
+	{{"DELETE", "/v1/environd/test/faults"}, test_faults_delete, API, BODY_NONE, 0},
+	{{"POST", "/v1/environd/test/reset"}, test_reset, API, BODY_EMPTY, 0},
 };
 
 /* GET routes that are not pure reads (a poll claims work). HEAD must never change state,
@@ -80,6 +86,17 @@ static int head_refused(const struct api_route *route)
 	for (size_t i = 0; i < sizeof(changes_state) / sizeof(changes_state[0]); i++)
 		if (strcmp(route->route.pattern, changes_state[i]) == 0)
 			return 1;
+	return 0;
+}
+
+int api_route_faultable(const char *method, const char *pattern)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *r = &routes[i].route;
+		if ((strcmp(method, "*") == 0 || strcmp(method, r->method) == 0) && strcmp(pattern, r->pattern) == 0 &&
+		    strncmp(pattern, "/v1/environd/test/", 18) != 0)
+			return 1;
+	}
 	return 0;
 }
 
@@ -158,6 +175,24 @@ static void finish(struct call *c, enum err rc)
 {
 	if (rc != ERR_OK && !c->req->replied)
 		reply_error(c->req, rc, c->eb.message, NULL, NULL);
+	test_mode_after(c);
+}
+
+/* A matched request: beta header, credentials, body, handler. */
+static void run_route(struct call *c)
+{
+	enum err rc = ERR_OK;
+	if (!c->route->public) {
+		if (!has_beta(http_header(c->req, "anthropic-beta")))
+			rc = errf(&c->eb, ERR_INVALID, "anthropic-beta: header must include \"%s\"", BETA);
+		else
+			rc = auth_resolve(c, c->route->auth);
+	}
+	if (!rc)
+		rc = decode_body(c);
+	if (!rc)
+		rc = c->route->handler(c);
+	finish(c, rc);
 }
 
 void app_dispatch(void *arg, struct http_request *r)
@@ -167,6 +202,10 @@ void app_dispatch(void *arg, struct http_request *r)
 	if (c && c->polling) {
 		/* A held poll (work or agent turn) was resumed: its handler tries again. */
 		finish(c, c->route->handler(c));
+		return;
+	}
+	if (c && test_mode_resumed(c)) {
+		run_route(c); /* a delay injected by test mode is over */
 		return;
 	}
 	atomic_fetch_add(&a->metrics.requests, 1);
@@ -200,18 +239,13 @@ void app_dispatch(void *arg, struct http_request *r)
 		reply_error(r, ERR_METHOD, c->eb.message, NULL, "GET");
 		return;
 	}
-	enum err rc = ERR_OK;
-	if (!c->route->public) {
-		if (!has_beta(http_header(r, "anthropic-beta")))
-			rc = errf(&c->eb, ERR_INVALID, "anthropic-beta: header must include \"%s\"", BETA);
-		else
-			rc = auth_resolve(c, c->route->auth);
+	if (test_mode_hides(c)) {
+		finish(c, errf(&c->eb, ERR_NOT_FOUND, "no route for %.8s %.200s", r->method, r->path));
+		return;
 	}
-	if (!rc)
-		rc = decode_body(c);
-	if (!rc)
-		rc = c->route->handler(c);
-	finish(c, rc);
+	if (test_mode_intercept(c))
+		return;
+	run_route(c);
 }
 
 void app_done(void *arg, struct http_request *r, int reached_client)

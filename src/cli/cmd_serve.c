@@ -18,7 +18,7 @@
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
        OPT_MAX_CONNECTIONS, OPT_MAX_PER_IP, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_HEAD_TIMEOUT, OPT_BODY_MEMORY,
        OPT_CONNECTION_MEMORY, OPT_MAX_WORKERS, OPT_TEST_FAULT, OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE, OPT_KEEPALIVE,
-       OPT__COUNT };
+       OPT_TEST_MODE, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -59,6 +59,10 @@ static const struct cfg_option options[OPT__COUNT] = {
 			    "lease of an agent turn (agent extension); a runner heartbeats within it"},
 	[OPT_KEEPALIVE] = {"--stream-keepalive-ms", "ENVIROND_STREAM_KEEPALIVE_MS", CFG_INT, "15000", 100, 15000, "MS",
 			   "keepalive comment interval of held event streams (a gone client is noticed then)"},
+	/* A flag only, like the store fault seam: no environment variable may turn a
+	 * production server into one that fails and forgets on request. */
+	[OPT_TEST_MODE] = {"--test-mode", NULL, CFG_BOOL, "0", 0, 0, NULL,
+			   "testing only: serve /v1/environd/test/faults (fault injection) and /v1/environd/test/reset"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -165,6 +169,7 @@ int cmd_serve(int argc, char **argv)
 		.max_held_streams = (size_t)v.num[OPT_MAX_HELD_STREAMS],
 		.agent_turn_lease_us = v.num[OPT_TURN_LEASE] * 1000,
 		.stream_keepalive_us = v.num[OPT_KEEPALIVE] * 1000,
+		.test_mode = v.num[OPT_TEST_MODE] != 0,
 	};
 	static struct app app;
 	if (app_start(&app, store, &cfg, why, sizeof(why))) {
@@ -173,6 +178,13 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	printf("environd: serving the Environments API on %s (store: %s)\n", app.public_url, v.str[OPT_DB]);
+	if (cfg.test_mode) {
+		printf("environd: *** TEST MODE IS ON *** requests fail on purpose when told to, and any API key"
+		       " can delete all data (POST /v1/environd/test/faults, /v1/environd/test/reset)."
+		       " Never run this on a server you care about.\n");
+		log_event(LOG_WARN, "test_mode_enabled", "routes", "/v1/environd/test/faults /v1/environd/test/reset",
+			  NULL);
+	}
 	if (minted[0])
 		printf("environd: first start: API key (shown once, keep it): %s\n", minted);
 	fflush(stdout);

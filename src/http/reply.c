@@ -35,7 +35,7 @@ static void queue(struct http_request *r, int status, const char *content_type, 
 	if (e != ERR_OK && err_no_retry(e))
 		MHD_add_response_header(resp, "x-should-retry", "false");
 	if (status == 429 || status == 503)
-		MHD_add_response_header(resp, "retry-after", "1");
+		MHD_add_response_header(resp, "retry-after", r->retry_after[0] ? r->retry_after : "1");
 	if (allow)
 		MHD_add_response_header(resp, "Allow", allow);
 	/* libmicrohttpd closes the connection after a reply that says so. */

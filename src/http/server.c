@@ -253,7 +253,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	s->dispatch(s->app, r);
 	/* The body has been decoded (or is not needed by a resumed poll): do not hold it. */
 	body_release(s, r);
-	return MHD_YES;
+	/* libmicrohttpd closes a connection whose handler says no, dropping any queued reply. */
+	return r->drop ? MHD_NO : MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

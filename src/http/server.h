@@ -49,6 +49,8 @@ struct http_request {
 	int status;          /* status of the queued reply */
 	int64_t started_mono;
 	char workspace_echo[65]; /* anthropic-workspace-id to echo, "" for none */
+	char retry_after[12];    /* retry-after of a 429/503, "" for the default "1" */
+	int drop;            /* set by dispatch: close the connection, no reply (test mode) */
 	void *ctx;
 	void (*ctx_free)(void *ctx);
 };

@@ -191,5 +191,7 @@ enum err sqlite_turn_post(struct store *s, const struct session_scope *sc, const
 			  int64_t now, json_t **stored, struct session_wake *wake, struct errbuf *eb);
 enum err sqlite_turns_expire(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
 			     size_t *n_orgs, size_t *n_expired);
+/* sqlite_reset.c */
+enum err sqlite_reset_all(struct store *s, struct store_reset *out);
 
 #endif

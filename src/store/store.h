@@ -26,7 +26,7 @@
 #include "model/session.h"
 #include "model/work.h"
 
-#define STORE_OPS_VERSION 2
+#define STORE_OPS_VERSION 3
 #define TENANT_NAME_MAX 64
 
 /* Who is asking, for environment visibility (SPEC §4). */
@@ -221,6 +221,11 @@ struct agent_turn {
 	int64_t lease_expires_at;
 };
 
+/* What a reset deleted: rows per table. */
+struct store_reset {
+	int64_t environments, env_keys, work, agents, sessions, events;
+};
+
 struct store;
 
 struct store_ops {
@@ -352,6 +357,11 @@ struct store_ops {
 	 * orgs (room for max). */
 	enum err (*turns_expire)(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
 				 size_t *n_orgs, size_t *n_expired);
+
+	/* Test mode only (`environd serve --test-mode`): delete every environment, environment
+	 * key, work item, agent, session and event of every tenant in one transaction. API
+	 * keys, agent keys and the server's settings stay. */
+	enum err (*reset_all)(struct store *s, struct store_reset *out);
 };
 
 struct store {

@@ -254,6 +254,8 @@ static enum err f_turns_expire(struct store *s, int64_t now, size_t max, char (*
 	return FORWARD_OUT2(s, n_orgs, n_expired, turns_expire, now, max, orgs, n_orgs, n_expired);
 }
 
+static enum err f_reset_all(struct store *s, struct store_reset *o) { return FORWARD_OUT(s, o, reset_all, o); }
+
 static const struct store_ops fault_ops = {
 	.version = STORE_OPS_VERSION,
 	.close = f_close,
@@ -304,6 +306,7 @@ static const struct store_ops fault_ops = {
 	.turn_heartbeat = f_turn_heartbeat,
 	.turn_post = f_turn_post,
 	.turns_expire = f_turns_expire,
+	.reset_all = f_reset_all,
 };
 
 enum err store_fault_wrap(struct store *inner, unsigned long every, struct store **out)

@@ -442,6 +442,7 @@ static const struct store_ops sqlite_ops = {
 	.turn_heartbeat = sqlite_turn_heartbeat,
 	.turn_post = sqlite_turn_post,
 	.turns_expire = sqlite_turns_expire,
+	.reset_all = sqlite_reset_all,
 };
 
 enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *eb)

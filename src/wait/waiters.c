@@ -240,6 +240,17 @@ size_t waiters_expire(struct waiters *w, int64_t now_mono)
 	return n;
 }
 
+void waiters_wake_every(struct waiters *w)
+{
+	pthread_mutex_lock(&w->lock);
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (struct waiter_env *e = w->buckets[b]; e; e = e->next_in_bucket)
+			e->seq++;
+	while (w->count)
+		unpark(w, w->heap[0]);
+	pthread_mutex_unlock(&w->lock);
+}
+
 void waiters_wake_all(struct waiters *w)
 {
 	pthread_mutex_lock(&w->lock);

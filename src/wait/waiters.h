@@ -69,6 +69,10 @@ void waiters_wake(struct waiters *w, const char *env_id, size_t n);
 /* Resume every waiter whose wake time is <= now_mono. Returns how many. */
 size_t waiters_expire(struct waiters *w, int64_t now_mono);
 
+/* Resume everyone and bump every key's sequence; parking goes on (a reset of all data:
+ * each resumed request looks again at what it waits for). */
+void waiters_wake_every(struct waiters *w);
+
 /* Resume everyone and refuse further parking (shutdown). */
 void waiters_wake_all(struct waiters *w);
 
