@@ -17,7 +17,7 @@
 
 struct app_config {
 	struct http_config http;
-	const char *public_url;   /* base URL put into work secrets; NULL = http://<listen> */
+	const char *public_url;   /* base URL put into work secrets; NULL = http(s)://<listen> */
 	size_t max_held_polls;
 	size_t max_workers_tracked; /* worker ids kept for workers_polling, all environments */
 	int64_t sweep_interval_us;

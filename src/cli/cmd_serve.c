@@ -14,10 +14,11 @@
 #include "cli/keys_cli.h"
 #include "common/cfg.h"
 #include "common/log.h"
+#include "http/tls_files.h"
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
        OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_MAX_WORKERS, OPT_TEST_FAULT,
-       OPT__COUNT };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -26,7 +27,8 @@ static const struct cfg_option options[OPT__COUNT] = {
 			   "write the bound port here once listening"},
 	[OPT_DB] = {"--db", "ENVIROND_DB", CFG_STRING, "./environd.db", 0, 0, "PATH", "SQLite database file"},
 	[OPT_PUBLIC_URL] = {"--public-url", "ENVIROND_PUBLIC_URL", CFG_STRING, NULL, 0, 0, "URL",
-			    "base URL workers reach this server at (put in work secrets); default http://LISTEN"},
+			    "base URL workers reach this server at (put in work secrets); default http://LISTEN, "
+			    "https://LISTEN with --tls-cert"},
 	[OPT_LOG_LEVEL] = {"--log-level", "ENVIROND_LOG_LEVEL", CFG_STRING, "info", 0, 0, "LEVEL",
 			   "error, warn, info or debug"},
 	[OPT_LOG_FORMAT] = {"--log-format", "ENVIROND_LOG_FORMAT", CFG_STRING, "text", 0, 0, "FORMAT", "text or json"},
@@ -44,6 +46,10 @@ static const struct cfg_option options[OPT__COUNT] = {
 	 * production environment must never make a server fail on purpose. */
 	[OPT_TEST_FAULT] = {"--test-store-fault-every", NULL, CFG_INT, "0", 0, 1000000, "N",
 			    "testing only: make every Nth store call fail (0 = never)"},
+	[OPT_TLS_CERT] = {"--tls-cert", "ENVIROND_TLS_CERT", CFG_STRING, NULL, 0, 0, "PATH",
+			  "serve HTTPS with this PEM certificate (a chain: the server's first); needs --tls-key"},
+	[OPT_TLS_KEY] = {"--tls-key", "ENVIROND_TLS_KEY", CFG_STRING, NULL, 0, 0, "PATH",
+			 "the certificate's PEM private key, unencrypted, mode 0600 (0640 warns); needs --tls-cert"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -92,6 +98,20 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "environd serve: %s\n", why);
 		return 2;
 	}
+	/* The TLS files too: a server that cannot do what it was asked starts not at all. The
+	 * texts stay in memory (static: reachable) until the server has stopped. */
+	const char *cert = v.str[OPT_TLS_CERT], *key = v.str[OPT_TLS_KEY];
+	if (!cert != !key) {
+		fprintf(stderr, "environd serve: %s is set but %s is not: TLS needs both the certificate and its key\n",
+			cert ? "--tls-cert (ENVIROND_TLS_CERT)" : "--tls-key (ENVIROND_TLS_KEY)",
+			cert ? "--tls-key (ENVIROND_TLS_KEY)" : "--tls-cert (ENVIROND_TLS_CERT)");
+		return 2;
+	}
+	static struct tls_files tls;
+	if (cert && tls_files_load(cert, key, &tls, why, sizeof(why))) {
+		fprintf(stderr, "environd serve: %s\n", why);
+		return 2;
+	}
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	/* Block the stop signals in every thread (they inherit this mask); main waits for them. */
@@ -132,7 +152,9 @@ int cmd_serve(int argc, char **argv)
 			 .threads = (unsigned)v.num[OPT_THREADS],
 			 .connection_limit = (unsigned)v.num[OPT_MAX_CONNECTIONS],
 			 .connection_timeout_s = (unsigned)v.num[OPT_TIMEOUT],
-			 .connection_memory = 64 * 1024},
+			 .connection_memory = 64 * 1024,
+			 .tls_cert_pem = tls.cert.data,
+			 .tls_key_pem = tls.key.data},
 		.public_url = v.str[OPT_PUBLIC_URL],
 		.max_held_polls = (size_t)v.num[OPT_MAX_HELD_POLLS],
 		.max_workers_tracked = (size_t)v.num[OPT_MAX_WORKERS],
@@ -164,6 +186,7 @@ int cmd_serve(int argc, char **argv)
 	log_event(LOG_INFO, "stopping", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
 	app_stop(&app);
 	store->ops->close(store);
+	tls_files_free(&tls);
 	log_event(LOG_INFO, "stopped", NULL);
 	return 0;
 }

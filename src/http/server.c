@@ -216,14 +216,33 @@ int http_server_start(const struct http_config *cfg, http_dispatch_fn dispatch, 
 			 MHD_USE_ITC | MHD_USE_TURBO;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* TLS options go in through MHD_OPTION_ARRAY, so plain HTTP passes an empty list. */
+	struct MHD_OptionItem tls_options[4] = {{MHD_OPTION_END, 0, NULL}};
+	if (cfg->tls_cert_pem && cfg->tls_key_pem) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			snprintf(why, why_len, "this libmicrohttpd was built without TLS (GnuTLS) support");
+			free(s);
+			return -1;
+		}
+		flags |= MHD_USE_TLS;
+		tls_options[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem};
+		tls_options[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem};
+		tls_options[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES};
+		tls_options[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	}
 	s->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		cfg->connection_memory, MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-		(unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+		(unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, tls_options,
+		MHD_OPTION_END);
 	if (!s->daemon) {
-		snprintf(why, why_len, "cannot listen on %s (address in use or not available?)", cfg->listen);
+		if (flags & MHD_USE_TLS)
+			snprintf(why, why_len, "cannot serve TLS on %s (address in use or not available, or GnuTLS "
+					       "refused the --tls-cert/--tls-key pair)", cfg->listen);
+		else
+			snprintf(why, why_len, "cannot listen on %s (address in use or not available?)", cfg->listen);
 		free(s);
 		return -1;
 	}
