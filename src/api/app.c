@@ -108,7 +108,8 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 			*colon = '\0';
 		if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]"))
 			snprintf(host, sizeof(host), "127.0.0.1");
-		snprintf(a->public_url, sizeof(a->public_url), "http://%s:%d", host, a->port);
+		const char *scheme = cfg->http.tls_cert_pem ? "https" : "http";
+		snprintf(a->public_url, sizeof(a->public_url), "%s://%s:%d", scheme, host, a->port);
 	}
 	size_t len = strlen(a->public_url);
 	while (len > 0 && a->public_url[len - 1] == '/')

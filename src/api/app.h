@@ -19,7 +19,7 @@ struct test_mode;
 
 struct app_config {
 	struct http_config http;
-	const char *public_url;   /* base URL put into work secrets; NULL = http://<listen> */
+	const char *public_url;   /* base URL put into work secrets; NULL = http(s)://<listen> */
 	size_t max_held_polls;
 	size_t max_workers_tracked; /* worker ids kept for workers_polling, all environments */
 	size_t max_held_streams;       /* held event streams (SSE) */

@@ -17,7 +17,8 @@
 #include "common/buf.h"
 #include "common/cfg.h"
 
-enum { OPT_SESSION, OPT_METADATA, OPT_HEALTHCHECK, OPT_API_KEY_FILE, OPT_API_KEY, OPT_BASE_URL, OPT__COUNT };
+enum { OPT_SESSION, OPT_METADATA, OPT_HEALTHCHECK, OPT_API_KEY_FILE, OPT_API_KEY, OPT_BASE_URL, OPT_CA_FILE,
+       OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_SESSION] = {"--session", NULL, CFG_STRING, NULL, 0, 0, "ID", "the session the work is for (data.id)"},
@@ -30,6 +31,7 @@ static const struct cfg_option options[OPT__COUNT] = {
 			 "the API key (prefer the variable or a file: flags show in ps)"},
 	[OPT_BASE_URL] = {"--base-url", "ENVIROND_URL", CFG_STRING, NULL, 0, 0, "URL",
 			  "server URL (else ANTHROPIC_BASE_URL, else " CLIENT_DEFAULT_URL ")"},
+	[OPT_CA_FILE] = CLIENT_CA_FILE_OPTION,
 };
 
 static const char usage[] =
@@ -147,6 +149,11 @@ int cmd_enqueue(int argc, char **argv)
 	}
 	static const char *const url_vars[] = {"ANTHROPIC_BASE_URL", NULL};
 	const char *base_url = credential_base_url(v.str[OPT_BASE_URL], url_vars, 1);
+	if (client_set_ca_file(v.str[OPT_CA_FILE], err, sizeof(err))) {
+		credential_free(api_key);
+		fprintf(stderr, "environd enqueue: %s\n", err);
+		goto out;
+	}
 	rc = 1;
 	struct client c;
 	if (client_global_init() || client_init(&c, base_url, api_key)) {

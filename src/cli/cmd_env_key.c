@@ -15,7 +15,7 @@
 #include "common/buf.h"
 #include "common/cfg.h"
 
-enum { OPT_NAME, OPT_API_KEY_FILE, OPT_API_KEY, OPT_BASE_URL, OPT_JSON, OPT__COUNT };
+enum { OPT_NAME, OPT_API_KEY_FILE, OPT_API_KEY, OPT_BASE_URL, OPT_JSON, OPT_CA_FILE, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_NAME] = {"--name", NULL, CFG_STRING, NULL, 0, 0, "NAME", "create: a name for the key (shown by list)"},
@@ -25,6 +25,7 @@ static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_BASE_URL] = {"--base-url", "ENVIROND_URL", CFG_STRING, NULL, 0, 0, "URL",
 			  "server URL (else ANTHROPIC_BASE_URL, else " CLIENT_DEFAULT_URL ")"},
 	[OPT_JSON] = {"--json", NULL, CFG_BOOL, NULL, 0, 0, NULL, "list: print the keys as one JSON array"},
+	[OPT_CA_FILE] = CLIENT_CA_FILE_OPTION,
 };
 
 static const char usage[] =
@@ -230,6 +231,11 @@ int cmd_env_key(int argc, char **argv)
 	static const char *const url_vars[] = {"ANTHROPIC_BASE_URL", NULL};
 	const char *base_url = credential_base_url(v.str[OPT_BASE_URL], url_vars, 1);
 	struct client c;
+	if (client_set_ca_file(v.str[OPT_CA_FILE], err, sizeof(err))) {
+		credential_free(api_key);
+		fprintf(stderr, "environd env-key: %s\n", err);
+		return 2;
+	}
 	if (client_global_init() || client_init(&c, base_url, api_key)) {
 		credential_free(api_key);
 		fprintf(stderr, "environd env-key: cannot set up the HTTP client\n");

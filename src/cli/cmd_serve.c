@@ -14,11 +14,12 @@
 #include "cli/keys_cli.h"
 #include "common/cfg.h"
 #include "common/log.h"
+#include "http/tls_files.h"
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
        OPT_MAX_CONNECTIONS, OPT_MAX_PER_IP, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_HEAD_TIMEOUT, OPT_BODY_MEMORY,
        OPT_CONNECTION_MEMORY, OPT_MAX_WORKERS, OPT_TEST_FAULT, OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE, OPT_KEEPALIVE,
-       OPT_TEST_MODE, OPT__COUNT };
+       OPT_TEST_MODE, OPT_TLS_CERT, OPT_TLS_KEY, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -27,7 +28,8 @@ static const struct cfg_option options[OPT__COUNT] = {
 			   "write the bound port here once listening"},
 	[OPT_DB] = {"--db", "ENVIROND_DB", CFG_STRING, "./environd.db", 0, 0, "PATH", "SQLite database file"},
 	[OPT_PUBLIC_URL] = {"--public-url", "ENVIROND_PUBLIC_URL", CFG_STRING, NULL, 0, 0, "URL",
-			    "base URL workers reach this server at (put in work secrets); default http://LISTEN"},
+			    "base URL workers reach this server at (put in work secrets); default http://LISTEN, "
+			    "https://LISTEN with --tls-cert"},
 	[OPT_LOG_LEVEL] = {"--log-level", "ENVIROND_LOG_LEVEL", CFG_STRING, "info", 0, 0, "LEVEL",
 			   "error, warn, info or debug"},
 	[OPT_LOG_FORMAT] = {"--log-format", "ENVIROND_LOG_FORMAT", CFG_STRING, "text", 0, 0, "FORMAT", "text or json"},
@@ -63,6 +65,10 @@ static const struct cfg_option options[OPT__COUNT] = {
 	 * production server into one that fails and forgets on request. */
 	[OPT_TEST_MODE] = {"--test-mode", NULL, CFG_BOOL, "0", 0, 0, NULL,
 			   "testing only: serve /v1/environd/test/faults (fault injection) and /v1/environd/test/reset"},
+	[OPT_TLS_CERT] = {"--tls-cert", "ENVIROND_TLS_CERT", CFG_STRING, NULL, 0, 0, "PATH",
+			  "serve HTTPS with this PEM certificate (a chain: the server's first); needs --tls-key"},
+	[OPT_TLS_KEY] = {"--tls-key", "ENVIROND_TLS_KEY", CFG_STRING, NULL, 0, 0, "PATH",
+			 "the certificate's PEM private key, unencrypted, mode 0600 (0640 warns); needs --tls-cert"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -108,6 +114,20 @@ int cmd_serve(int argc, char **argv)
 	log_setup((enum log_level)level, json ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
 	/* Bad flags must not leave a fresh database file behind: check before opening. */
 	if (http_listen_check(v.str[OPT_LISTEN], why, sizeof(why))) {
+		fprintf(stderr, "environd serve: %s\n", why);
+		return 2;
+	}
+	/* The TLS files too: a server that cannot do what it was asked starts not at all. The
+	 * texts stay in memory (static: reachable) until the server has stopped. */
+	const char *cert = v.str[OPT_TLS_CERT], *key = v.str[OPT_TLS_KEY];
+	if (!cert != !key) {
+		fprintf(stderr, "environd serve: %s is set but %s is not: TLS needs both the certificate and its key\n",
+			cert ? "--tls-cert (ENVIROND_TLS_CERT)" : "--tls-key (ENVIROND_TLS_KEY)",
+			cert ? "--tls-key (ENVIROND_TLS_KEY)" : "--tls-cert (ENVIROND_TLS_CERT)");
+		return 2;
+	}
+	static struct tls_files tls;
+	if (cert && tls_files_load(cert, key, &tls, why, sizeof(why))) {
 		fprintf(stderr, "environd serve: %s\n", why);
 		return 2;
 	}
@@ -161,7 +181,9 @@ int cmd_serve(int argc, char **argv)
 			 .connection_timeout_s = (unsigned)v.num[OPT_TIMEOUT],
 			 .head_timeout_s = (unsigned)v.num[OPT_HEAD_TIMEOUT],
 			 .connection_memory = (size_t)v.num[OPT_CONNECTION_MEMORY] * 1024,
-			 .body_memory = (size_t)v.num[OPT_BODY_MEMORY] * 1024 * 1024},
+			 .body_memory = (size_t)v.num[OPT_BODY_MEMORY] * 1024 * 1024,
+			 .tls_cert_pem = tls.cert.data,
+			 .tls_key_pem = tls.key.data},
 		.public_url = v.str[OPT_PUBLIC_URL],
 		.max_held_polls = (size_t)v.num[OPT_MAX_HELD_POLLS],
 		.max_workers_tracked = (size_t)v.num[OPT_MAX_WORKERS],
@@ -204,6 +226,7 @@ int cmd_serve(int argc, char **argv)
 	log_event(LOG_INFO, "stopping", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
 	app_stop(&app);
 	store->ops->close(store);
+	tls_files_free(&tls);
 	log_event(LOG_INFO, "stopped", NULL);
 	return 0;
 }

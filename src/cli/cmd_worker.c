@@ -38,6 +38,7 @@ enum {
 	OPT_KEY_FLAG,
 	OPT_LEASE,
 	OPT_RUN_AS,
+	OPT_CA_FILE,
 	OPT__COUNT
 };
 
@@ -73,13 +74,14 @@ static const struct cfg_option options[OPT__COUNT] = {
 		       "who heartbeats and stops each item: the worker, or the command (as the official CLI's --on-work)"},
 	[OPT_RUN_AS] = {"--run-as", NULL, CFG_STRING, NULL, 0, 0, "USER",
 			"run the commands as USER (worker must be root), each in its own directory WORKDIR/WORK_ID"},
+	[OPT_CA_FILE] = CLIENT_CA_FILE_OPTION,
 };
 
 static const char usage[] =
 	"usage: environd worker --environment ENV_ID --on-work CMD [--concurrency N] [--workdir DIR]\n"
 	"                       [--grace SECONDS] [--worker-id ID] [--once] [--log-format text|json]\n"
 	"                       [--pass-environment-key] [--heartbeat-interval S] [--lease-ttl S]\n"
-	"                       [--lease worker|command] [--run-as USER]\n\n"
+	"                       [--lease worker|command] [--run-as USER] [--ca-file PATH]\n\n"
 	"The environment key (envd_env_...) comes from ANTHROPIC_ENVIRONMENT_KEY or\n"
 	"--environment-key-file. Each command gets ANTHROPIC_WORK_ID, ANTHROPIC_ENVIRONMENT_ID,\n"
 	"ANTHROPIC_SESSION_ID, ANTHROPIC_WORK_SECRET and ANTHROPIC_BASE_URL, and never the\n"
@@ -241,6 +243,11 @@ int cmd_worker(int argc, char **argv)
 	}
 
 	char err[4300];
+	/* Checked before the key is read: a wrong file is a setup error like a bad flag. */
+	if (client_set_ca_file(v.str[OPT_CA_FILE], err, sizeof(err))) {
+		fprintf(stderr, "environd worker: %s\n", err);
+		return 2;
+	}
 	char *key = NULL;
 	if (credential_resolve(v.str[OPT_KEY_FILE], NULL, "ANTHROPIC_ENVIRONMENT_KEY", "environment-key-file", &key,
 			       err, sizeof(err))) {

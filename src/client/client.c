@@ -8,9 +8,40 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/pem.h"
+
+/* The --ca-file path, set once at startup (client_set_ca_file); NULL = the system's store. */
+static char *ca_file;
+
 int client_global_init(void)
 {
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+int client_set_ca_file(const char *path, char *why, size_t why_len)
+{
+	free(ca_file);
+	ca_file = NULL;
+	if (!path)
+		return 0;
+	char what[4200];
+	snprintf(what, sizeof(what), "--ca-file %s", path);
+	struct pem_file f;
+	if (pem_file_read(path, CLIENT_CA_FILE_MAX, what, &f, why, why_len))
+		return -1;
+	int certs = pem_count_certificates(f.data, f.len);
+	pem_file_free(&f);
+	if (certs == 0) {
+		snprintf(why, why_len, "%s: holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", what);
+		return -1;
+	}
+	/* libcurl opens the file itself, relative to the working directory of each request. */
+	ca_file = realpath(path, NULL);
+	if (!ca_file) {
+		snprintf(why, why_len, "%s: cannot resolve the path", what);
+		return -1;
+	}
+	return 0;
 }
 
 /* Copy at most cap-1 bytes of src (which need not be NUL-terminated) into dst. */
@@ -80,7 +111,7 @@ void client_reply_free(struct client_reply *r)
 int client_is_transient(const struct client_reply *r)
 {
 	if (r->status == 0)
-		return 1;
+		return !r->tls_unverified;
 	/* A page that is not JSON on a 2xx is a proxy or a bug in the way: worth another try.
 	 * On a 401/403/404 the status says enough, whatever the body. */
 	if (r->bad_body && r->status >= 200 && r->status < 300)
@@ -234,6 +265,14 @@ int client_request(struct client *c, const char *method, const char *path, const
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* libcurl verifies peer and host name by default; only the trusted CAs may change. Without
+	 * a CA path as well, the system's hashed directory would still be searched. */
+	if (ca_file) {
+		curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
+		curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+	}
+	char curl_error[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -256,13 +295,25 @@ int client_request(struct client *c, const char *method, const char *path, const
 	}
 
 	CURLcode res = curl_easy_perform(curl);
+	/* The buffer lives on this stack frame: the handle must not keep pointing at it. */
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
 	if (res != CURLE_OK) {
 		if (res == CURLE_ABORTED_BY_CALLBACK)
 			r->canceled = 1;
-		if (res == CURLE_WRITE_ERROR && t.body.failed)
+		/* The error buffer names the cause ("SSL certificate problem: self-signed
+		 * certificate"), where curl_easy_strerror only names the class. */
+		const char *cause = curl_error[0] ? curl_error : curl_easy_strerror(res);
+		if (res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE ||
+		    res == CURLE_SSL_ISSUER_ERROR) {
+			r->tls_unverified = 1;
+			snprintf(r->message, sizeof(r->message),
+				 "TLS verification of the server failed: %s (trust the CA that signed its certificate "
+				 "with --ca-file PATH or ENVIROND_CA_FILE)", cause);
+		} else if (res == CURLE_WRITE_ERROR && t.body.failed) {
 			snprintf(r->message, sizeof(r->message), "reply larger than %u bytes", CLIENT_MAX_REPLY);
-		else
-			snprintf(r->message, sizeof(r->message), "%s", curl_easy_strerror(res));
+		} else {
+			snprintf(r->message, sizeof(r->message), "%s", cause);
+		}
 		r->request_id[0] = '\0';
 		goto out;
 	}

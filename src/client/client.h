@@ -20,6 +20,16 @@
 /* Replies larger than this are refused: the API caps bodies at 1 MiB and pages are small. */
 #define CLIENT_MAX_REPLY (4u << 20)
 #define CLIENT_DEFAULT_URL "http://127.0.0.1:8080"
+/* A CA bundle larger than this is not one; the system's whole bundle is about 200 KiB. */
+#define CLIENT_CA_FILE_MAX (4u << 20)
+
+/* The --ca-file row of every command that talks to a server: one wording everywhere.
+ * Pass its value to client_set_ca_file() before the first request. */
+#define CLIENT_CA_FILE_OPTION                                                                                \
+	{                                                                                                    \
+		"--ca-file", "ENVIROND_CA_FILE", CFG_STRING, NULL, 0, 0, "PATH",                             \
+			"for https:// servers, trust the CA certificates in PATH (PEM) instead of the system's"  \
+	}
 
 struct client {
 	void *curl;                 /* CURL *, owned */
@@ -34,6 +44,9 @@ struct client_reply {
 	json_t *body;               /* parsed body (JSON null included); NULL if empty or not JSON */
 	int bad_body;               /* a body arrived but is not JSON */
 	int canceled;               /* the cancel flag aborted the transfer */
+	/* The server's TLS certificate could not be verified (or the CA file not used): no
+	 * retry helps until someone changes the certificate or --ca-file. */
+	int tls_unverified;
 	int retry_after_s;          /* `retry-after` in seconds, -1 when absent */
 	char request_id[64];        /* `request-id` header, "" when absent */
 	char error_type[64];        /* error.type of the envelope, "" when none */
@@ -45,6 +58,13 @@ struct client_reply {
 
 /* Initialize libcurl; returns 0 or -1. Not thread-safe: call it before starting threads. */
 int client_global_init(void);
+
+/* Verify https:// servers against the CA certificates in the PEM file at path instead of
+ * the system's trust store (NULL: the system's). The file is read and checked now, so a
+ * missing or wrong file is an error at startup. Not thread-safe: call it before any
+ * client exists. Returns 0, or -1 with a message in why naming the file and the reason.
+ * There is deliberately no way to turn verification off. */
+int client_set_ca_file(const char *path, char *why, size_t why_len);
 
 /* Set up a client. base_url is copied with any trailing '/' removed; credential is copied
  * (NULL = send no Authorization header). Returns 0, or -1 on out of memory. */
@@ -64,8 +84,8 @@ int client_request(struct client *c, const char *method, const char *path, const
 		   const char *const *extra_headers, long timeout_ms, struct client_reply *r);
 void client_reply_free(struct client_reply *r);
 
-/* True when retrying later may help: no reply, 408, 409, 429, 5xx, or a 2xx whose body is
- * not JSON. Everything else (a good 2xx aside) is a permanent answer, whatever its body. */
+/* True when retrying later may help: no reply (unless the server's TLS certificate failed
+ * verification), 408, 409, 429, 5xx, or a 2xx whose body is not JSON. Everything else (a good 2xx aside) is a permanent answer, whatever its body. */
 int client_is_transient(const struct client_reply *r);
 
 /* Append s percent-encoded (everything but RFC 3986 unreserved characters), fit for a

@@ -14,6 +14,7 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,9 +314,12 @@ int http_peer_closed(struct http_request *r)
 	const union MHD_ConnectionInfo *info = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (!info)
 		return 0;
-	char byte;
-	ssize_t n = recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+	/* POLLRDHUP, not a peeked read of zero bytes: over TLS a client that closes cleanly
+	 * sends close_notify before its FIN, so unread bytes sit in front of the end of file. */
+	struct pollfd p = {.fd = info->connect_fd, .events = POLLRDHUP};
+	if (poll(&p, 1, 0) != 1)
+		return 0;
+	return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 const char *http_header(struct http_request *r, const char *name)
@@ -531,6 +535,21 @@ int http_server_start(const struct http_config *cfg, http_dispatch_fn dispatch, 
 			 MHD_USE_ITC | MHD_USE_TURBO;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* TLS options go in through MHD_OPTION_ARRAY, so plain HTTP passes an empty list. */
+	struct MHD_OptionItem tls_options[4] = {{MHD_OPTION_END, 0, NULL}};
+	if (cfg->tls_cert_pem && cfg->tls_key_pem) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			snprintf(why, why_len, "this libmicrohttpd was built without TLS (GnuTLS) support");
+			guard_free(s->guard);
+			free(s);
+			return -1;
+		}
+		flags |= MHD_USE_TLS;
+		tls_options[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem};
+		tls_options[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem};
+		tls_options[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES};
+		tls_options[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	}
 	s->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT, lim.connection_limit,
@@ -538,9 +557,13 @@ int http_server_start(const struct http_config *cfg, http_dispatch_fn dispatch, 
 		cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->connection_memory,
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
 	if (!s->daemon) {
-		snprintf(why, why_len, "cannot listen on %s (address in use or not available?)", cfg->listen);
+		if (flags & MHD_USE_TLS)
+			snprintf(why, why_len, "cannot serve TLS on %s (address in use or not available, or GnuTLS "
+					       "refused the --tls-cert/--tls-key pair)", cfg->listen);
+		else
+			snprintf(why, why_len, "cannot listen on %s (address in use or not available?)", cfg->listen);
 		guard_free(s->guard);
 		free(s);
 		return -1;

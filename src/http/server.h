@@ -18,6 +18,8 @@
 /* A body over HTTP_BODY_MAX whose size was not announced (chunked) is read and thrown away
  * so that its sender hears 413; past this many bytes the connection is dropped instead. */
 #define HTTP_DISCARD_MAX (16 * 1024 * 1024)
+/* GnuTLS priorities with TLS: TLS 1.3 and 1.2 only, GnuTLS's NORMAL cipher choice. */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* Descriptors kept free of connections: thread pool epoll and wake-up descriptors, the
  * store's files, the listening socket, lingering sockets. Without it, accept() fails with
@@ -67,6 +69,10 @@ struct http_config {
 	unsigned head_timeout_s;     /* a request head must arrive within this (slowloris) */
 	size_t connection_memory;    /* per-connection memory limit (headers, pool) */
 	size_t body_memory;          /* request bodies buffered at once, all connections, bytes */
+	/* TLS (HTTPS) when both are set: PEM texts, borrowed, checked by tls_files_load(),
+	 * valid until http_server_stop(). NULL for plain HTTP. */
+	const char *tls_cert_pem;
+	const char *tls_key_pem;
 };
 
 /* What the server runs with after clamping (for logs and tests). */

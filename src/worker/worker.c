@@ -94,7 +94,9 @@ static void report_refusal(const struct worker *w, const struct client_reply *r)
 	char status[16], why[768];
 	snprintf(status, sizeof(status), "%d", r->status);
 	const char *env = w->cfg->environment_id;
-	if (r->status == 401)
+	if (r->tls_unverified)
+		snprintf(why, sizeof(why), "cannot trust %s: %s", w->cfg->base_url, r->message);
+	else if (r->status == 401)
 		snprintf(why, sizeof(why),
 			 "the environment key was not accepted (%s); check ANTHROPIC_ENVIRONMENT_KEY or "
 			 "--environment-key-file",

@@ -20,6 +20,7 @@ class Server {
     this.db = opts.db || path.join(this.dir, 'environd.db');
     this.extraArgs = opts.args || [];
     this.env = opts.env || {};
+    this.scheme = opts.scheme || 'http'; // 'https' when args hold --tls-cert/--tls-key
     this.proc = null;
     this.url = null;
     this.stdout = '';
@@ -45,7 +46,7 @@ class Server {
         const port = fs.readFileSync(portFile, 'utf8').trim();
         if (port) {
           this.port = Number(port);
-          this.url = `http://127.0.0.1:${this.port}`;
+          this.url = `${this.scheme}://127.0.0.1:${this.port}`;
           return this;
         }
       }
