@@ -7,9 +7,13 @@
 #include "client/credential.h"
 
 int api_cli_open(const char *prog, const char *key_file, const char *key_flag, const char *url_flag,
-		 struct client *c)
+		 const char *ca_file, struct client *c)
 {
 	char err[4300];
+	if (client_set_ca_file(ca_file, err, sizeof(err))) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 2;
+	}
 	char *api_key = NULL;
 	if (credential_resolve(key_file, key_flag, "ENVIROND_API_KEY", "api-key-file", &api_key, err, sizeof(err))) {
 		fprintf(stderr, "%s: %s\n", prog, err);

@@ -16,6 +16,7 @@
 #define API_CLI_OPTION_KEY                                                                                  \
 	{"--api-key", "ENVIROND_API_KEY", CFG_STRING, NULL, 0, 0, "KEY",                                    \
 	 "the API key (prefer the variable or a file: flags show in ps)"}
+#define API_CLI_OPTION_CA_FILE CLIENT_CA_FILE_OPTION
 #define API_CLI_OPTION_BASE_URL                                                                             \
 	{"--base-url", "ENVIROND_URL", CFG_STRING, NULL, 0, 0, "URL",                                       \
 	 "server URL (else ANTHROPIC_BASE_URL, else " CLIENT_DEFAULT_URL ")"}
@@ -24,7 +25,7 @@
  * URL from url_flag / ENVIROND_URL (via the option) / ANTHROPIC_BASE_URL. prog prefixes the
  * messages ("environd session"). Returns 0, or the exit status after printing why. */
 int api_cli_open(const char *prog, const char *key_file, const char *key_flag, const char *url_flag,
-		 struct client *c);
+		 const char *ca_file, struct client *c);
 
 /* Send body (a JSON value, borrowed; NULL for none) and expect a 2xx JSON object. Returns
  * the reply body (a new reference) or NULL after printing "PROG: WHAT failed: ..." */

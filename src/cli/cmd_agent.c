@@ -23,7 +23,7 @@ static const char usage[] =
 
 /* ---- agent echo ---- */
 
-enum { E_CONCURRENCY, E_ONCE, E_KEY_FILE, E_BASE_URL, E_LOG_FORMAT, E_LOG_LEVEL, E_KEY_FLAG, E__COUNT };
+enum { E_CONCURRENCY, E_ONCE, E_KEY_FILE, E_BASE_URL, E_LOG_FORMAT, E_LOG_LEVEL, E_KEY_FLAG, E_CA_FILE, E__COUNT };
 
 static const struct cfg_option echo_options[E__COUNT] = {
 	[E_CONCURRENCY] = {"--concurrency", NULL, CFG_INT, "4", 1, RUNNER_MAX_CONCURRENCY, "N", "serve at most N turns at once"},
@@ -32,6 +32,7 @@ static const struct cfg_option echo_options[E__COUNT] = {
 			"read the agent key from PATH instead of ENVIROND_AGENT_KEY"},
 	[E_BASE_URL] = {"--base-url", "ENVIROND_URL", CFG_STRING, NULL, 0, 0, "URL",
 			"server URL (else ANTHROPIC_BASE_URL, else " CLIENT_DEFAULT_URL ")"},
+	[E_CA_FILE] = CLIENT_CA_FILE_OPTION,
 	[E_LOG_FORMAT] = {"--log-format", NULL, CFG_STRING, "text", 0, 0, "text|json", "log line format"},
 	[E_LOG_LEVEL] = {"--log-level", NULL, CFG_STRING, "info", 0, 0, "LEVEL", "error, warn, info or debug"},
 	[E_KEY_FLAG] = {"--agent-key", NULL, CFG_STRING, NULL, 0, 0, "KEY",
@@ -83,6 +84,10 @@ static int agent_echo(int argc, char **argv)
 		return 2;
 	}
 	char err[4300];
+	if (client_set_ca_file(v.str[E_CA_FILE], err, sizeof(err))) {
+		fprintf(stderr, "environd agent echo: %s\n", err);
+		return 2;
+	}
 	char *key = NULL;
 	if (credential_resolve(v.str[E_KEY_FILE], NULL, "ENVIROND_AGENT_KEY", "agent-key-file", &key, err, sizeof(err))) {
 		fprintf(stderr, "environd agent echo: %s\n", err);
@@ -103,7 +108,7 @@ static int agent_echo(int argc, char **argv)
 
 /* ---- agent create ---- */
 
-enum { C_NAME, C_MODEL, C_SYSTEM, C_KEY_FILE, C_KEY, C_BASE_URL, C__COUNT };
+enum { C_NAME, C_MODEL, C_SYSTEM, C_KEY_FILE, C_KEY, C_BASE_URL, C_CA_FILE, C__COUNT };
 
 static const struct cfg_option create_options[C__COUNT] = {
 	[C_NAME] = {"--name", NULL, CFG_STRING, NULL, 0, 0, "NAME", "the agent's name (required)"},
@@ -112,6 +117,7 @@ static const struct cfg_option create_options[C__COUNT] = {
 	[C_KEY_FILE] = API_CLI_OPTION_KEY_FILE,
 	[C_KEY] = API_CLI_OPTION_KEY,
 	[C_BASE_URL] = API_CLI_OPTION_BASE_URL,
+	[C_CA_FILE] = API_CLI_OPTION_CA_FILE,
 };
 
 static const char create_usage[] =
@@ -148,7 +154,7 @@ static int agent_create(int argc, char **argv)
 		return 2;
 	}
 	struct client c;
-	rc = api_cli_open(prog, v.str[C_KEY_FILE], v.str[C_KEY], v.str[C_BASE_URL], &c);
+	rc = api_cli_open(prog, v.str[C_KEY_FILE], v.str[C_KEY], v.str[C_BASE_URL], v.str[C_CA_FILE], &c);
 	if (rc) {
 		json_decref(body);
 		return rc;

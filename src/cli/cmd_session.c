@@ -18,7 +18,7 @@ static const char usage[] =
 	"send posts a user message; watch prints the session's events as they happen.\n"
 	"The API key comes from ENVIROND_API_KEY or --api-key-file.";
 
-enum { O_AGENT, O_TITLE, O_MESSAGE, O_UNTIL_IDLE, O_JSON, O_KEY_FILE, O_KEY, O_BASE_URL, O__COUNT };
+enum { O_AGENT, O_TITLE, O_MESSAGE, O_UNTIL_IDLE, O_JSON, O_KEY_FILE, O_KEY, O_BASE_URL, O_CA_FILE, O__COUNT };
 
 /* One table for the three subcommands; each refuses the options that are not its own. */
 static const struct cfg_option options[O__COUNT] = {
@@ -31,6 +31,7 @@ static const struct cfg_option options[O__COUNT] = {
 	[O_KEY_FILE] = API_CLI_OPTION_KEY_FILE,
 	[O_KEY] = API_CLI_OPTION_KEY,
 	[O_BASE_URL] = API_CLI_OPTION_BASE_URL,
+	[O_CA_FILE] = API_CLI_OPTION_CA_FILE,
 };
 
 struct subcommand {
@@ -169,7 +170,7 @@ int cmd_session(int argc, char **argv)
 	char prog[64];
 	snprintf(prog, sizeof(prog), "environd session %s", sub);
 	struct client c;
-	rc = api_cli_open(prog, v.str[O_KEY_FILE], v.str[O_KEY], v.str[O_BASE_URL], &c);
+	rc = api_cli_open(prog, v.str[O_KEY_FILE], v.str[O_KEY], v.str[O_BASE_URL], v.str[O_CA_FILE], &c);
 	if (rc)
 		return rc;
 	if (!strcmp(sub, "create")) {
