@@ -15,12 +15,12 @@
 
 #define EXPIRE_BATCH 128
 
-static void sweep_leases(struct app *a)
+void app_sweep_leases(struct app *a)
 {
 	char env_ids[EXPIRE_BATCH][ID_MAX];
 	for (int round = 0; round < 64; round++) {
 		size_t n_envs = 0, n_expired = 0;
-		if (a->store->ops->leases_expire(a->store, clock_wall_us(), EXPIRE_BATCH, env_ids, &n_envs, &n_expired))
+		if (a->store->ops->leases_expire(a->store, clock_lease_us(), EXPIRE_BATCH, env_ids, &n_envs, &n_expired))
 			return;
 		atomic_fetch_add(&a->metrics.leases_expired, n_expired);
 		for (size_t i = 0; i < n_envs; i++) {
@@ -40,7 +40,7 @@ static void *sweeper(void *arg)
 		int64_t now = clock_mono_us();
 		waiters_expire(a->waiters, now);
 		if (now >= next_sweep) {
-			sweep_leases(a);
+			app_sweep_leases(a);
 			next_sweep = now + a->sweep_interval_us;
 		}
 		if (now >= next_collect) {
@@ -57,6 +57,8 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	memset(a, 0, sizeof(*a));
 	a->store = store;
 	a->sweep_interval_us = cfg->sweep_interval_us;
+	a->test_clock = cfg->test_clock;
+	clock_lease_anchor();
 	store->ops->cursor_key(store, a->cursor_key);
 	a->waiters = waiters_new(cfg->max_held_polls);
 	a->seen = seen_new(cfg->max_workers_tracked);

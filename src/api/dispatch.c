@@ -9,6 +9,7 @@
 
 #include "api/auth.h"
 #include "api/call.h"
+#include "api/test_clock.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "http/reply.h"
@@ -44,6 +45,8 @@ static const struct api_route routes[] = {
 	{{"POST", "/v1/environments/*/work/*/ack"}, work_ack, ENV | SES, BODY_EMPTY, 0},
 	{{"POST", "/v1/environments/*/work/*/heartbeat"}, work_heartbeat, ENV | SES, BODY_EMPTY, 0},
 	{{"POST", "/v1/environments/*/work/*/stop"}, work_stop, API | ENV | SES, BODY_OPTIONAL, 0},
+	/* Tests only: answers 404 unless the server runs with --test-clock. */
+	{{"POST", "/v1/environd/test/clock"}, test_clock_move, API, BODY_REQUIRED, 0},
 };
 
 static void call_free(void *p)

@@ -110,7 +110,7 @@ enum err work_enqueue(struct call *c)
 	struct work_item w;
 	int created = 0;
 	rc = c->app->store->ops->work_enqueue(c->app->store, c->match.params[0], json_string_value(type),
-					      json_string_value(id), metadata, clock_wall_us(), &w, &created);
+					      json_string_value(id), metadata, clock_lease_us(), &w, &created);
 	if (rc) {
 		errf(&c->eb, rc, "could not enqueue the work item");
 		goto out;
@@ -172,7 +172,7 @@ static enum err try_claim(struct call *c)
 	 * not be handed an item through the revoked key. */
 	snprintf(claim.key_hash, sizeof(claim.key_hash), "%s", c->cred.kind == CRED_ENV_KEY ? c->cred.hash : "");
 	struct work_item w;
-	enum err rc = c->app->store->ops->work_claim(c->app->store, c->waiter.env_id, &claim, clock_wall_us(), &w);
+	enum err rc = c->app->store->ops->work_claim(c->app->store, c->waiter.env_id, &claim, clock_lease_us(), &w);
 	if (rc)
 		return rc;
 	char *secret = make_secret(c, token);
@@ -251,7 +251,7 @@ enum err work_poll(struct call *c)
 		/* Wake at the deadline, or when the oldest unacked delivery becomes reclaimable. */
 		int64_t wake = c->poll_deadline_mono, reclaim_at = 0;
 		if (s->ops->work_next_reclaim(s, c->waiter.env_id, c->poll_reclaim_us, &reclaim_at) == ERR_OK && reclaim_at) {
-			int64_t in_us = reclaim_at - clock_wall_us();
+			int64_t in_us = reclaim_at - clock_lease_us();
 			if (now + in_us < wake)
 				wake = now + (in_us > 0 ? in_us : 0) + 1000;
 		}
@@ -282,7 +282,7 @@ static enum err item_event(struct call *c, enum work_event ev, const struct work
 	struct work_event_out res = {0};
 	const char *session_hash = c->cred.kind == CRED_SESSION ? c->cred.hash : NULL;
 	rc = c->app->store->ops->work_event(c->app->store, c->match.params[0], c->match.params[1], ev, in,
-					     session_hash, clock_wall_us(), w, &res);
+					     session_hash, clock_lease_us(), w, &res);
 	if (res.requeued)
 		waiters_wake(c->app->waiters, c->match.params[0], 1);
 	if (beat)

@@ -16,7 +16,7 @@
 #include "common/log.h"
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
-       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_MAX_WORKERS, OPT_TEST_FAULT,
+       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_MAX_WORKERS, OPT_TEST_FAULT, OPT_TEST_CLOCK,
        OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
@@ -44,6 +44,9 @@ static const struct cfg_option options[OPT__COUNT] = {
 	 * production environment must never make a server fail on purpose. */
 	[OPT_TEST_FAULT] = {"--test-store-fault-every", NULL, CFG_INT, "0", 0, 1000000, "N",
 			    "testing only: make every Nth store call fail (0 = never)"},
+	/* Also a flag only, for the same reason: a production server's clock is never movable. */
+	[OPT_TEST_CLOCK] = {"--test-clock", NULL, CFG_BOOL, "0", 0, 0, NULL,
+			    "testing only: serve POST /v1/environd/test/clock, which moves this server's time"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -137,7 +140,10 @@ int cmd_serve(int argc, char **argv)
 		.max_held_polls = (size_t)v.num[OPT_MAX_HELD_POLLS],
 		.max_workers_tracked = (size_t)v.num[OPT_MAX_WORKERS],
 		.sweep_interval_us = 200 * 1000,
+		.test_clock = v.num[OPT_TEST_CLOCK] != 0,
 	};
+	if (cfg.test_clock)
+		log_event(LOG_WARN, "test_clock_enabled", "route", "POST /v1/environd/test/clock", NULL);
 	static struct app app;
 	if (app_start(&app, store, &cfg, why, sizeof(why))) {
 		fprintf(stderr, "environd serve: %s\n", why);
