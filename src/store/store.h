@@ -123,6 +123,7 @@ struct work_event_out {
 	struct work_beat beat; /* HEARTBEAT: the reply (also on ERR_HEARTBEAT_PRECONDITION) */
 	int requeued;          /* the lease had run out: the item went back to the queue first
 				* (T18), whatever became of the event itself */
+	enum work_state state; /* the item's state after the event, or when it was refused */
 };
 
 struct store;

@@ -37,6 +37,13 @@ static const char *const migrations[] = {
 	"CREATE INDEX work_lease ON work(lease_expires_at) WHERE lease_expires_at > 0;"
 	"CREATE UNIQUE INDEX work_live_session ON work(environment_id, data_id)"
 	" WHERE state != 4 AND data_type = 'session';",
+	/* Which delivery an ack belongs to (model/work.h): deliveries since the item last
+	 * entered the queue, and whether the ack carried its delivery's session token. Items
+	 * in flight at the upgrade count every delivery they had, so an ambiguous retry is
+	 * refused rather than accepted. */
+	"ALTER TABLE work ADD COLUMN cycle_deliveries INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE work ADD COLUMN ack_proven INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE work SET cycle_deliveries = delivery_count WHERE state != 4 AND (state != 0 OR delivered_at > 0);",
 };
 
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
