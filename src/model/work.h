@@ -44,7 +44,8 @@ enum work_expect {
 #define WORK_RECLAIM_DEFAULT_MS 5000
 
 /* The fields of an item the state machine reads and writes. Times are wall µs since the
- * epoch; 0 means null / none. */
+ * epoch, as lease time (clock_lease_us(): a running server's wall clock that cannot jump);
+ * 0 means null / none. */
 struct work_lease {
 	enum work_state state;
 	int64_t delivered_at;        /* last delivery by poll while queued; 0 = not delivered */

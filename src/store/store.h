@@ -184,7 +184,7 @@ struct store_ops {
 	enum err (*work_list)(struct store *s, const char *env_id, const struct cursor *after, size_t limit,
 			      struct work_page *out);
 	enum err (*work_stats)(struct store *s, const char *env_id, struct work_stats *out);
-	/* The wall time at which the oldest delivered-but-unacked item of env becomes
+	/* The (lease) time at which the oldest delivered-but-unacked item of env becomes
 	 * reclaimable under `reclaim_us`; 0 when there is none. */
 	enum err (*work_next_reclaim)(struct store *s, const char *env_id, int64_t reclaim_us, int64_t *at);
 	/* Expire up to `max` leases with lease_expires_at <= now (T18/T19). The ids of the
