@@ -45,7 +45,7 @@ static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_TEST_FAULT] = {"--test-store-fault-every", NULL, CFG_INT, "0", 0, 1000000, "N",
 			    "testing only: make every Nth store call fail (0 = never)"},
 	/* Also a flag only, for the same reason: a production server's clock is never movable. */
-	[OPT_TEST_CLOCK] = {"--test-clock", NULL, CFG_BOOL, "0", 0, 0, NULL,
+	[OPT_TEST_CLOCK] = {"--test-clock", NULL, CFG_BOOL, "false", 0, 0, NULL,
 			    "testing only: serve POST /v1/environd/test/clock, which moves this server's time"},
 };
 
