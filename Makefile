@@ -21,6 +21,9 @@ ifneq ($(filter-out $(NO_PKG_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifeq ($(shell command -v pkg-config),)
 $(error pkg-config is not installed: apt-get install pkg-config (or run scripts/install-deps))
 endif
+ifeq ($(shell command -v xxd),)
+$(error xxd is not installed (it embeds the web console): apt-get install xxd (or run scripts/install-deps))
+endif
 PKG_DEB_libmicrohttpd := libmicrohttpd-dev
 PKG_DEB_jansson       := libjansson-dev
 PKG_DEB_sqlite3       := libsqlite3-dev
@@ -40,6 +43,10 @@ SANITIZE := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 BUILD   ?= build
 SRCS    := $(shell find src -name '*.c' ! -path 'src/cli/main.c' | sort)
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
+# The web console's files, embedded into the binary as a generated C table (console.c
+# serves them). The directory is a prerequisite too, so adding or removing a file rebuilds.
+CONSOLE_FILES := $(sort $(wildcard console/*))
+CONSOLE_GEN   := $(BUILD)/gen/console_files.c
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -50,7 +57,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libenvirond.a: $(OBJS)
+$(CONSOLE_GEN): scripts/embed-console $(CONSOLE_FILES) console
+	@mkdir -p $(dir $@)
+	scripts/embed-console $@ $(CONSOLE_FILES)
+
+$(CONSOLE_GEN:.c=.o): $(CONSOLE_GEN) src/api/console_files.h
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libenvirond.a: $(OBJS) $(CONSOLE_GEN:.c=.o)
 	$(AR) rcs $@ $^
 
 $(BUILD)/environd: $(BUILD)/src/cli/main.o $(BUILD)/libenvirond.a
@@ -86,10 +100,13 @@ sdk: $(BUILD)/environd
 dev:
 	$(MAKE) WERROR=-Werror all
 
-# The whole suite: unit tests and SDK tests on a normal build, then the unit tests
-# and SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer. Warnings are errors.
+# The whole suite: unit tests and SDK tests on a normal build, the fuzzers' short runs
+# (after the SDK tests: the in-process server fuzzer would load the machine under their
+# timing), the install check, then the unit tests and SDK tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer. Warnings are errors.
 test:
-	$(MAKE) WERROR=-Werror unit sdk fuzz-smoke install-check
+	$(MAKE) WERROR=-Werror unit sdk
+	$(MAKE) WERROR=-Werror fuzz-smoke install-check
 	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
 
 asan:
@@ -131,17 +148,29 @@ build-fuzz/fuzz_cursor: tests/fuzz/fuzz_cursor.c $(FUZZ_COMMON) src/model/cursor
 build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ -o $@
-FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route
+build-fuzz/fuzz_sse: tests/fuzz/fuzz_sse.c src/client/sse.c src/common/buf.c
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $^ -o $@
+# Whole raw requests through the real server, in process (tests/fuzz/fuzz_request.c):
+# every module but main, built with the fuzzer's instrumentation.
+build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c $(SRCS) $(CONSOLE_GEN)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) $^ $(LDLIBS) -o $@
+FUZZERS := build-fuzz/fuzz_body build-fuzz/fuzz_cursor build-fuzz/fuzz_route build-fuzz/fuzz_sse build-fuzz/fuzz_request
 fuzz: $(FUZZERS)
 
 # A short, bounded run of every fuzzer over its corpus (part of `make test`).
 fuzz-smoke: $(FUZZERS)
-	@set -e; for f in body cursor route; do \
+	@set -e; for f in body cursor route sse; do \
 	  echo "== fuzz_$$f"; mkdir -p build-fuzz/corpus-$$f; \
 	  build-fuzz/fuzz_$$f -runs=200000 -max_len=4096 -timeout=10 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f \
 	    > build-fuzz/fuzz_$$f.log 2>&1 || { tail -n 60 build-fuzz/fuzz_$$f.log; exit 1; }; \
 	  tail -n 2 build-fuzz/fuzz_$$f.log; \
 	done
+	@echo "== fuzz_request"; mkdir -p build-fuzz/corpus-request; \
+	build-fuzz/fuzz_request -runs=1000 -max_len=8192 -timeout=20 build-fuzz/corpus-request tests/fuzz/corpus/request \
+	  > build-fuzz/fuzz_request.log 2>&1 || { tail -n 60 build-fuzz/fuzz_request.log; exit 1; }; \
+	tail -n 2 build-fuzz/fuzz_request.log
 
 deps:
 	scripts/install-deps

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api/dispatch.h"
+#include "api/sessions.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -32,6 +33,27 @@ void app_sweep_leases(struct app *a)
 	}
 }
 
+/* wait/ suspends and resumes requests through these. */
+static void app_suspend(void *req) { http_suspend(req); }
+static void app_resume(void *req) { http_resume(req); }
+
+/* Agent turns whose lease ran out: their sessions await a turn again; wake the polls. */
+static void sweep_turns(struct app *a)
+{
+	char orgs[EXPIRE_BATCH][TENANT_NAME_MAX + 1];
+	for (int round = 0; round < 64; round++) {
+		size_t n_orgs = 0, n_expired = 0;
+		if (a->store->ops->turns_expire(a->store, clock_lease_us(), EXPIRE_BATCH, orgs, &n_orgs, &n_expired))
+			return;
+		for (size_t i = 0; i < n_orgs; i++) {
+			log_event(LOG_INFO, "agent_turns_expired", "org", orgs[i], NULL);
+			sessions_wake_turns(a, orgs[i]);
+		}
+		if (n_expired < EXPIRE_BATCH)
+			return;
+	}
+}
+
 static void *sweeper(void *arg)
 {
 	struct app *a = arg;
@@ -41,6 +63,7 @@ static void *sweeper(void *arg)
 		waiters_expire(a->waiters, now);
 		if (now >= next_sweep) {
 			app_sweep_leases(a);
+			sweep_turns(a);
 			next_sweep = now + a->sweep_interval_us;
 		}
 		if (now >= next_collect) {
@@ -57,10 +80,14 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	memset(a, 0, sizeof(*a));
 	a->store = store;
 	a->sweep_interval_us = cfg->sweep_interval_us;
+	a->max_held_streams = cfg->max_held_streams ? cfg->max_held_streams : 4096;
+	a->agent_turn_lease_us = cfg->agent_turn_lease_us ? cfg->agent_turn_lease_us : 30 * 1000000LL;
+	a->stream_keepalive_us = cfg->stream_keepalive_us ? cfg->stream_keepalive_us : 15 * 1000000LL;
 	a->test_clock = cfg->test_clock;
 	clock_lease_anchor();
 	store->ops->cursor_key(store, a->cursor_key);
-	a->waiters = waiters_new(cfg->max_held_polls);
+	static const struct waiter_hooks hooks = {app_suspend, app_resume};
+	a->waiters = waiters_new(cfg->max_held_polls, a->max_held_streams, &hooks);
 	a->seen = seen_new(cfg->max_workers_tracked);
 	if (!a->waiters || !a->seen) {
 		snprintf(why, why_len, "out of memory");

@@ -20,6 +20,9 @@ struct app_config {
 	const char *public_url;   /* base URL put into work secrets; NULL = http://<listen> */
 	size_t max_held_polls;
 	size_t max_workers_tracked; /* worker ids kept for workers_polling, all environments */
+	size_t max_held_streams;       /* held event streams (SSE) */
+	int64_t agent_turn_lease_us;   /* an agent turn's lease (agent extension) */
+	int64_t stream_keepalive_us;   /* a held stream's keepalive comment interval */
 	int64_t sweep_interval_us;
 	int test_clock;           /* serve the test clock route (environd serve --test-clock) */
 };
@@ -44,6 +47,9 @@ struct app {
 	int64_t sweep_interval_us;
 	int test_clock;          /* the test clock route is served (tests only) */
 	struct app_metrics metrics;
+	int64_t agent_turn_lease_us;
+	int64_t stream_keepalive_us;
+	size_t max_held_streams;
 };
 
 /* Start serving. Returns 0, or -1 with a message in why. */

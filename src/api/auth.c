@@ -52,6 +52,8 @@ enum err auth_resolve(struct call *c, unsigned allowed)
 		kind = CRED_ENV_KEY;
 	else if (strncmp(text, SESSION_TOKEN_PREFIX, strlen(SESSION_TOKEN_PREFIX)) == 0)
 		kind = CRED_SESSION;
+	else if (strncmp(text, AGENT_KEY_PREFIX, strlen(AGENT_KEY_PREFIX)) == 0)
+		kind = CRED_AGENT;
 	else
 		return errf(&c->eb, ERR_UNAUTHENTICATED, "invalid credentials");
 	if (len > CREDENTIAL_MAX)
@@ -65,7 +67,8 @@ enum err auth_resolve(struct call *c, unsigned allowed)
 		return errf(&c->eb, rc, "credential lookup failed");
 	memcpy(c->cred.hash, hash, sizeof(c->cred.hash));
 	if (!(allowed & (1u << kind))) {
-		static const char *const names[] = {"an API key", "an environment key", "a session token"};
+		static const char *const names[] = {"an API key", "an environment key", "a session token",
+						    "an agent key"};
 		return errf(&c->eb, ERR_FORBIDDEN, "%s cannot be used on %s %s", names[kind], c->req->method,
 			    c->route->route.pattern);
 	}
@@ -73,7 +76,12 @@ enum err auth_resolve(struct call *c, unsigned allowed)
 	const char *ws = http_header(c->req, "anthropic-workspace-id");
 	if (ws && !*ws)
 		ws = NULL;
-	if (kind != CRED_API_KEY) {
+	if (kind == CRED_AGENT && !c->cred.tenant.workspace[0]) {
+		/* An agent key of the whole organization: the header, if any, narrows it. */
+		if (ws && !auth_valid_name(ws))
+			return errf(&c->eb, ERR_FORBIDDEN, "anthropic-workspace-id: \"%.64s\" is not a valid workspace", ws);
+		snprintf(c->tenant.workspace, sizeof(c->tenant.workspace), "%s", ws ? ws : "");
+	} else if (kind != CRED_API_KEY) {
 		if (ws && strcmp(ws, c->tenant.workspace) != 0)
 			return errf(&c->eb, ERR_FORBIDDEN, "anthropic-workspace-id: this credential may not use workspace \"%.64s\"", ws);
 	} else if (c->cred.tenant.workspace[0]) {

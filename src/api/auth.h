@@ -14,6 +14,7 @@
 #define API_KEY_PREFIX "envd_api_"
 #define ENV_KEY_PREFIX "envd_env_"
 #define SESSION_TOKEN_PREFIX "envd_req_"
+#define AGENT_KEY_PREFIX "envd_agt_"
 
 /* Authenticate c->req for a route accepting the kinds in `allowed` (AUTH_* bits); fills
  * c->cred and c->tenant. */

@@ -22,6 +22,7 @@ enum {
 	AUTH_API = 1 << CRED_API_KEY,
 	AUTH_ENV = 1 << CRED_ENV_KEY,
 	AUTH_SESSION = 1 << CRED_SESSION,
+	AUTH_AGENT = 1 << CRED_AGENT,
 };
 
 /* What a route does with a request body. BODY_NONE refuses any body; BODY_EMPTY takes

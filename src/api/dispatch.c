@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "api/auth.h"
+#include "api/console.h"
 #include "api/call.h"
 #include "api/test_clock.h"
+#include "api/sessions.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "http/reply.h"
@@ -21,12 +23,15 @@
 #define API AUTH_API
 #define ENV AUTH_ENV
 #define SES AUTH_SESSION
+#define AGT AUTH_AGENT
 
 /* Literal segments win over "*" (router.h), so the order here does not matter. */
 static const struct api_route routes[] = {
 	{{"GET", "/healthz"}, health_live, AUTH_NONE, BODY_NONE, 1},
 	{{"GET", "/readyz"}, health_ready, AUTH_NONE, BODY_NONE, 1},
 	{{"GET", "/metrics"}, health_metrics, AUTH_NONE, BODY_NONE, 1},
+	{{"GET", "/console"}, console_get, AUTH_NONE, BODY_NONE, 1},
+	{{"GET", "/console/*"}, console_get, AUTH_NONE, BODY_NONE, 1},
 	{{"POST", "/v1/environments"}, env_create, API, BODY_REQUIRED, 0},
 	{{"GET", "/v1/environments"}, env_list, API, BODY_NONE, 0},
 	{{"GET", "/v1/environments/*"}, env_get, API, BODY_NONE, 0},
@@ -45,9 +50,41 @@ static const struct api_route routes[] = {
 	{{"POST", "/v1/environments/*/work/*/ack"}, work_ack, ENV | SES, BODY_EMPTY, 0},
 	{{"POST", "/v1/environments/*/work/*/heartbeat"}, work_heartbeat, ENV | SES, BODY_EMPTY, 0},
 	{{"POST", "/v1/environments/*/work/*/stop"}, work_stop, API | ENV | SES, BODY_OPTIONAL, 0},
+	/* Agents and sessions (SPEC §6). */
+	{{"POST", "/v1/agents"}, agents_create, API, BODY_REQUIRED, 0},
+	{{"GET", "/v1/agents"}, agents_list, API, BODY_NONE, 0},
+	{{"GET", "/v1/agents/*"}, agents_get, API, BODY_NONE, 0},
+	{{"POST", "/v1/agents/*"}, agents_update, API, BODY_REQUIRED, 0},
+	{{"POST", "/v1/agents/*/archive"}, agents_archive, API, BODY_OPTIONAL, 0},
+	{{"GET", "/v1/agents/*/versions"}, agents_versions, API, BODY_NONE, 0},
+	{{"POST", "/v1/sessions"}, sessions_create, API, BODY_REQUIRED, 0},
+	{{"GET", "/v1/sessions"}, sessions_list, API, BODY_NONE, 0},
+	{{"GET", "/v1/sessions/*"}, sessions_get, API | ENV | SES | AGT, BODY_NONE, 0},
+	{{"POST", "/v1/sessions/*"}, sessions_update, API, BODY_REQUIRED, 0},
+	{{"DELETE", "/v1/sessions/*"}, sessions_delete, API, BODY_NONE, 0},
+	{{"POST", "/v1/sessions/*/archive"}, sessions_archive, API, BODY_OPTIONAL, 0},
+	{{"GET", "/v1/sessions/*/events"}, session_events_list, API | ENV | SES | AGT, BODY_NONE, 0},
+	{{"POST", "/v1/sessions/*/events"}, session_events_post, API | ENV | SES, BODY_REQUIRED, 0},
+	{{"GET", "/v1/sessions/*/events/stream"}, session_events_stream, API | ENV | SES, BODY_NONE, 0},
+	/* The agent extension (README: "The agent extension"). */
+	{{"GET", "/v1/environd/agent/turns/poll"}, agent_turns_poll, AGT, BODY_NONE, 0},
+	{{"POST", "/v1/environd/agent/turns/*/heartbeat"}, agent_turns_heartbeat, AGT, BODY_OPTIONAL, 0},
+	{{"POST", "/v1/environd/agent/turns/*/events"}, agent_turns_events, AGT, BODY_REQUIRED, 0},
 	/* Tests only: answers 404 unless the server runs with --test-clock. */
 	{{"POST", "/v1/environd/test/clock"}, test_clock_move, API, BODY_REQUIRED, 0},
 };
+
+/* GET routes that are not pure reads (a poll claims work). HEAD must never change state,
+ * so HEAD on these is refused with 405 instead of running the GET without its body. */
+static const char *const changes_state[] = {"/v1/environments/*/work/poll"};
+
+static int head_refused(const struct api_route *route)
+{
+	for (size_t i = 0; i < sizeof(changes_state) / sizeof(changes_state[0]); i++)
+		if (strcmp(route->route.pattern, changes_state[i]) == 0)
+			return 1;
+	return 0;
+}
 
 static void call_free(void *p)
 {
@@ -131,8 +168,8 @@ void app_dispatch(void *arg, struct http_request *r)
 	struct app *a = arg;
 	struct call *c = r->ctx;
 	if (c && c->polling) {
-		/* A held poll was resumed: try again. */
-		finish(c, work_poll(c));
+		/* A held poll (work or agent turn) was resumed: its handler tries again. */
+		finish(c, c->route->handler(c));
 		return;
 	}
 	atomic_fetch_add(&a->metrics.requests, 1);
@@ -145,17 +182,9 @@ void app_dispatch(void *arg, struct http_request *r)
 	c->req = r;
 	r->ctx = c;
 	r->ctx_free = call_free;
-	if (r->bad_framing) {
-		finish(c, errf(&c->eb, ERR_INVALID, "request framing: conflicting Content-Length / Transfer-Encoding headers"));
-		return;
-	}
-	if (r->body_too_large) {
-		finish(c, errf(&c->eb, ERR_TOO_LARGE, "body: larger than the 1 MiB limit"));
-		return;
-	}
-	/* HEAD is GET without the body (libmicrohttpd leaves the body out). */
-	const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
-	enum router_result m = router_match(routes, sizeof(routes) / sizeof(routes[0]), sizeof(routes[0]), method,
+	/* Framing errors and oversized bodies were answered by the server (server.c). HEAD runs
+	 * the GET route of a pure read (libmicrohttpd leaves the body out); router.h. */
+	enum router_result m = router_match(routes, sizeof(routes) / sizeof(routes[0]), sizeof(routes[0]), r->method,
 					    r->path, &c->match);
 	if (m == ROUTER_NOT_FOUND) {
 		finish(c, errf(&c->eb, ERR_NOT_FOUND, "no route for %.8s %.200s", r->method, r->path));
@@ -168,6 +197,12 @@ void app_dispatch(void *arg, struct http_request *r)
 		return;
 	}
 	c->route = &routes[c->match.index];
+	if (strcmp(r->method, "HEAD") == 0 && head_refused(c->route)) {
+		errf(&c->eb, ERR_METHOD, "method HEAD is not allowed on %.200s: it would claim work (allowed: GET)",
+		     r->path);
+		reply_error(r, ERR_METHOD, c->eb.message, NULL, "GET");
+		return;
+	}
 	enum err rc = ERR_OK;
 	if (!c->route->public) {
 		if (!has_beta(http_header(r, "anthropic-beta")))

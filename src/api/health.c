@@ -47,9 +47,11 @@ enum err health_metrics(struct call *c)
 	counter(&b, "environd_work_undelivered_total", "Deliveries undone because the poller was gone.",
 		atomic_load(&m->work_undelivered));
 	counter(&b, "environd_leases_expired_total", "Leases that ran out (T18/T19).", atomic_load(&m->leases_expired));
-	buf_printf(&b, "# HELP environd_polls_held Long polls currently held.\n# TYPE environd_polls_held gauge\n"
-		       "environd_polls_held %zu\n",
-		   waiters_count(c->app->waiters));
+	buf_printf(&b, "# HELP environd_polls_held Long polls (work and agent turns) currently held.\n"
+		       "# TYPE environd_polls_held gauge\nenvirond_polls_held %zu\n"
+		       "# HELP environd_streams_held Session event streams currently parked.\n"
+		       "# TYPE environd_streams_held gauge\nenvirond_streams_held %zu\n",
+		   waiters_count_kind(c->app->waiters, WAITER_POLL), waiters_count_kind(c->app->waiters, WAITER_STREAM));
 	reply_text(c->req, 200, "text/plain; version=0.0.4", &b);
 	return ERR_OK;
 }

@@ -1,5 +1,6 @@
-/* cmd_key.c - `environd key create|list|revoke`: API keys, directly on the store. Works
- * while a server runs on the same file (SQLite WAL lets both write). */
+/* cmd_key.c - `environd key create|list|revoke`: API keys, directly on the store, and
+ * `environd key create --agent`: agent keys of the agent extension. Works while a server
+ * runs on the same file (SQLite WAL lets both write). */
 #include "cli/commands.h"
 
 #include <stdio.h>
@@ -13,7 +14,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 
-enum { OPT_DB, OPT_ORG, OPT_ACCOUNT, OPT_WORKSPACE, OPT_NAME, OPT__COUNT };
+enum { OPT_DB, OPT_ORG, OPT_ACCOUNT, OPT_WORKSPACE, OPT_NAME, OPT_AGENT, OPT_MODELS, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_DB] = {"--db", "ENVIROND_DB", CFG_STRING, "./environd.db", 0, 0, "PATH", "SQLite database file"},
@@ -22,9 +23,13 @@ static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_WORKSPACE] = {"--workspace", NULL, CFG_STRING, NULL, 0, 0, "NAME",
 			   "bind the key to one workspace (default: any workspace of the organization)"},
 	[OPT_NAME] = {"--name", NULL, CFG_STRING, "cli", 0, 0, "NAME", "a label for the key"},
+	[OPT_AGENT] = {"--agent", NULL, CFG_BOOL, "0", 0, 0, NULL,
+		       "mint an agent key (envd_agt_…) for an agent runner instead of an API key"},
+	[OPT_MODELS] = {"--models", NULL, CFG_STRING, NULL, 0, 0, "M1,M2",
+			"agent keys: serve only agents whose model id is listed (default: any)"},
 };
 
-static const char usage[] = "usage: environd key create [OPTIONS]\n"
+static const char usage[] = "usage: environd key create [--agent [--models M1,M2]] [OPTIONS]\n"
 			    "       environd key list [--db PATH]\n"
 			    "       environd key revoke KEY_ID [--db PATH]";
 
@@ -48,6 +53,47 @@ int keys_cli_mint(struct store *s, const char *org, const char *account, const c
 	char hash[SECRET_HASH_HEX + 1];
 	secret_sha256_hex(out, strlen(out), hash);
 	if (s->ops->api_key_create(s, &k, hash)) {
+		snprintf(why, why_len, "the store refused the new key");
+		return -1;
+	}
+	return 0;
+}
+
+/* An agent key: like an API key, stored hashed, shown once; `models` "" = any. */
+static int mint_agent_key(struct store *s, const char *org, const char *account, const char *workspace,
+			  const char *name, const char *models, char out[TOKEN_MAX], char *why, size_t why_len)
+{
+	struct agent_key k;
+	memset(&k, 0, sizeof(k));
+	if (!auth_valid_name(org) || !auth_valid_name(account) || (*workspace && !auth_valid_name(workspace)) ||
+	    !auth_valid_name(name)) {
+		snprintf(why, why_len, "--org, --account, --workspace and --name must be 1-64 characters of A-Z a-z 0-9 _ . -");
+		return -1;
+	}
+	size_t len = strlen(models);
+	if (len > AGENT_MODELS_MAX) {
+		snprintf(why, why_len, "--models: longer than %d characters", AGENT_MODELS_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char ch = models[i];
+		int sep = ch == ',';
+		if ((sep && (i == 0 || i + 1 == len || models[i + 1] == ',')) || (unsigned char)ch <= ' ') {
+			snprintf(why, why_len, "--models: expected model ids separated by single commas, got \"%.200s\"", models);
+			return -1;
+		}
+	}
+	snprintf(k.tenant.org, sizeof(k.tenant.org), "%s", org);
+	snprintf(k.tenant.account, sizeof(k.tenant.account), "%s", account);
+	snprintf(k.tenant.workspace, sizeof(k.tenant.workspace), "%s", workspace);
+	snprintf(k.name, sizeof(k.name), "%s", name);
+	snprintf(k.models, sizeof(k.models), "%s", models);
+	k.created_at = clock_wall_us();
+	ids_new_at("agtkey_", k.created_at, k.id);
+	ids_token(AGENT_KEY_PREFIX, out);
+	char hash[SECRET_HASH_HEX + 1];
+	secret_sha256_hex(out, strlen(out), hash);
+	if (s->ops->agent_key_create(s, &k, hash)) {
 		snprintf(why, why_len, "the store refused the new key");
 		return -1;
 	}
@@ -86,7 +132,16 @@ int cmd_key(int argc, char **argv)
 	if (is_create) {
 		char key[TOKEN_MAX];
 		const char *ws = v.str[OPT_WORKSPACE] ? v.str[OPT_WORKSPACE] : "";
-		if (keys_cli_mint(s, v.str[OPT_ORG], v.str[OPT_ACCOUNT], ws, v.str[OPT_NAME], key, why, sizeof(why))) {
+		int minted = 0;
+		if (!v.num[OPT_AGENT] && v.str[OPT_MODELS])
+			snprintf(why, sizeof(why), "--models applies to agent keys only (add --agent)"), minted = -1;
+		else if (v.num[OPT_AGENT])
+			minted = mint_agent_key(s, v.str[OPT_ORG], v.str[OPT_ACCOUNT], ws, v.str[OPT_NAME],
+						v.str[OPT_MODELS] ? v.str[OPT_MODELS] : "", key, why, sizeof(why));
+		else
+			minted = keys_cli_mint(s, v.str[OPT_ORG], v.str[OPT_ACCOUNT], ws, v.str[OPT_NAME], key, why,
+					       sizeof(why));
+		if (minted) {
 			fprintf(stderr, "environd key create: %s\n", why);
 			status = 1;
 		} else {

@@ -16,8 +16,9 @@
 #include "common/log.h"
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
-       OPT_MAX_CONNECTIONS, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_MAX_WORKERS, OPT_TEST_FAULT, OPT_TEST_CLOCK,
-       OPT__COUNT };
+       OPT_MAX_CONNECTIONS, OPT_MAX_PER_IP, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_HEAD_TIMEOUT, OPT_BODY_MEMORY,
+       OPT_CONNECTION_MEMORY, OPT_MAX_WORKERS, OPT_TEST_FAULT, OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE, OPT_KEEPALIVE,
+       OPT_TEST_CLOCK, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -33,17 +34,31 @@ static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_THREADS] = {"--threads", "ENVIROND_THREADS", CFG_INT, "32", 1, 256, "N",
 			 "HTTP worker threads (a thread waits while its write is made durable)"},
 	[OPT_MAX_CONNECTIONS] = {"--max-connections", "ENVIROND_MAX_CONNECTIONS", CFG_INT, "10000", 16, 1000000, "N",
-				 "open connections at most"},
+				 "open connections at most (lowered to fit ulimit -n, with a reserve)"},
+	[OPT_MAX_PER_IP] = {"--max-connections-per-ip", "ENVIROND_MAX_CONNECTIONS_PER_IP", CFG_INT, "0", 0, 1000000, "N",
+			    "open connections from one client address at most; 0 = half of --max-connections"},
 	[OPT_MAX_HELD_POLLS] = {"--max-held-polls", "ENVIROND_MAX_HELD_POLLS", CFG_INT, "8192", 1, 1000000, "N",
 				"long polls held at once at most (more answer null at once)"},
 	[OPT_TIMEOUT] = {"--connection-timeout", "ENVIROND_CONNECTION_TIMEOUT", CFG_INT, "60", 1, 3600, "SECONDS",
 			 "close idle connections after this long"},
+	[OPT_HEAD_TIMEOUT] = {"--header-timeout", "ENVIROND_HEADER_TIMEOUT", CFG_INT, "10", 1, 3600, "SECONDS",
+			      "a request's headers must arrive within this long of its first byte"},
+	[OPT_BODY_MEMORY] = {"--max-body-memory", "ENVIROND_MAX_BODY_MEMORY", CFG_INT, "64", 1, 65536, "MIB",
+			     "request bodies buffered at once, all connections together (more get 503)"},
+	[OPT_CONNECTION_MEMORY] = {"--connection-memory", "ENVIROND_CONNECTION_MEMORY", CFG_INT, "12", 4, 1024, "KIB",
+				   "memory for one connection's request head and reply head"},
 	[OPT_MAX_WORKERS] = {"--max-workers-tracked", "ENVIROND_MAX_WORKERS_TRACKED", CFG_INT, "65536", 2, 10000000, "N",
 			     "worker ids remembered for workers_polling over all environments"},
 	/* A test seam, deliberately without an environment variable: a stray variable in a
 	 * production environment must never make a server fail on purpose. */
 	[OPT_TEST_FAULT] = {"--test-store-fault-every", NULL, CFG_INT, "0", 0, 1000000, "N",
 			    "testing only: make every Nth store call fail (0 = never)"},
+	[OPT_MAX_HELD_STREAMS] = {"--max-held-streams", "ENVIROND_MAX_HELD_STREAMS", CFG_INT, "4096", 1, 1000000, "N",
+				  "session event streams held at once at most (more are refused with 429)"},
+	[OPT_TURN_LEASE] = {"--agent-turn-lease-ms", "ENVIROND_AGENT_TURN_LEASE_MS", CFG_INT, "30000", 100, 600000, "MS",
+			    "lease of an agent turn (agent extension); a runner heartbeats within it"},
+	[OPT_KEEPALIVE] = {"--stream-keepalive-ms", "ENVIROND_STREAM_KEEPALIVE_MS", CFG_INT, "15000", 100, 15000, "MS",
+			   "keepalive comment interval of held event streams (a gone client is noticed then)"},
 	/* Also a flag only, for the same reason: a production server's clock is never movable. */
 	[OPT_TEST_CLOCK] = {"--test-clock", NULL, CFG_BOOL, "false", 0, 0, NULL,
 			    "testing only: serve POST /v1/environd/test/clock, which moves this server's time"},
@@ -96,6 +111,13 @@ int cmd_serve(int argc, char **argv)
 		return 2;
 	}
 	raise_fd_limit();
+	struct http_config probe = {.threads = (unsigned)v.num[OPT_THREADS],
+				    .connection_limit = (unsigned)v.num[OPT_MAX_CONNECTIONS]};
+	struct http_limits lim;
+	if (http_limits_for(&probe, &lim, why, sizeof(why))) {
+		fprintf(stderr, "environd serve: %s\n", why);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Block the stop signals in every thread (they inherit this mask); main waits for them. */
 	sigset_t stop_set;
@@ -134,12 +156,18 @@ int cmd_serve(int argc, char **argv)
 		.http = {.listen = v.str[OPT_LISTEN],
 			 .threads = (unsigned)v.num[OPT_THREADS],
 			 .connection_limit = (unsigned)v.num[OPT_MAX_CONNECTIONS],
+			 .per_ip_limit = (unsigned)v.num[OPT_MAX_PER_IP],
 			 .connection_timeout_s = (unsigned)v.num[OPT_TIMEOUT],
-			 .connection_memory = 64 * 1024},
+			 .head_timeout_s = (unsigned)v.num[OPT_HEAD_TIMEOUT],
+			 .connection_memory = (size_t)v.num[OPT_CONNECTION_MEMORY] * 1024,
+			 .body_memory = (size_t)v.num[OPT_BODY_MEMORY] * 1024 * 1024},
 		.public_url = v.str[OPT_PUBLIC_URL],
 		.max_held_polls = (size_t)v.num[OPT_MAX_HELD_POLLS],
 		.max_workers_tracked = (size_t)v.num[OPT_MAX_WORKERS],
 		.sweep_interval_us = 200 * 1000,
+		.max_held_streams = (size_t)v.num[OPT_MAX_HELD_STREAMS],
+		.agent_turn_lease_us = v.num[OPT_TURN_LEASE] * 1000,
+		.stream_keepalive_us = v.num[OPT_KEEPALIVE] * 1000,
 		.test_clock = v.num[OPT_TEST_CLOCK] != 0,
 	};
 	if (cfg.test_clock)

@@ -15,6 +15,8 @@
 #include "client/credential.h"
 #include "common/cfg.h"
 #include "common/log.h"
+#include "worker/run_as.h"
+#include "worker/ticks.h"
 #include "worker/worker.h"
 #include "worker/worker_int.h"
 
@@ -34,6 +36,8 @@ enum {
 	OPT_LOG_FORMAT,
 	OPT_LOG_LEVEL,
 	OPT_KEY_FLAG,
+	OPT_LEASE,
+	OPT_RUN_AS,
 	OPT__COUNT
 };
 
@@ -65,16 +69,23 @@ static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LOG_LEVEL] = {"--log-level", NULL, CFG_STRING, "info", 0, 0, "LEVEL", "error, warn, info or debug"},
 	[OPT_KEY_FLAG] = {"--environment-key", NULL, CFG_STRING, NULL, 0, 0, "KEY",
 			  "not accepted (flags show in ps): use the variable or --environment-key-file"},
+	[OPT_LEASE] = {"--lease", NULL, CFG_STRING, "worker", 0, 0, "worker|command",
+		       "who heartbeats and stops each item: the worker, or the command (as the official CLI's --on-work)"},
+	[OPT_RUN_AS] = {"--run-as", NULL, CFG_STRING, NULL, 0, 0, "USER",
+			"run the commands as USER (worker must be root), each in its own directory WORKDIR/WORK_ID"},
 };
 
 static const char usage[] =
 	"usage: environd worker --environment ENV_ID --on-work CMD [--concurrency N] [--workdir DIR]\n"
 	"                       [--grace SECONDS] [--worker-id ID] [--once] [--log-format text|json]\n"
-	"                       [--pass-environment-key] [--heartbeat-interval S] [--lease-ttl S]\n\n"
+	"                       [--pass-environment-key] [--heartbeat-interval S] [--lease-ttl S]\n"
+	"                       [--lease worker|command] [--run-as USER]\n\n"
 	"The environment key (envd_env_...) comes from ANTHROPIC_ENVIRONMENT_KEY or\n"
 	"--environment-key-file. Each command gets ANTHROPIC_WORK_ID, ANTHROPIC_ENVIRONMENT_ID,\n"
 	"ANTHROPIC_SESSION_ID, ANTHROPIC_WORK_SECRET and ANTHROPIC_BASE_URL, and never the\n"
-	"worker's ENVIROND_API_KEY, ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN. SIGTERM, SIGINT or\n"
+	"worker's ENVIROND_API_KEY, ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN; the work item's JSON\n"
+	"is on its stdin. With --lease command it also gets ANTHROPIC_ENVIRONMENT_KEY and must\n"
+	"heartbeat and stop the item itself. SIGTERM, SIGINT or\n"
 	"SIGHUP drains (running items finish); a second signal or SIGQUIT stops them now; a\n"
 	"third exits at once.";
 
@@ -109,14 +120,38 @@ static void default_worker_id(char *out, size_t len)
 	snprintf(out, len, "%s-%08llx", host, (unsigned long long)worker_random(1ULL << 32));
 }
 
+/* The worker's own credentials: read once, then gone from its environment (the commands
+ * get only what child_env_build() gives them). */
+static const char *const credential_vars[] = {
+	"ANTHROPIC_ENVIRONMENT_KEY", "ENVIROND_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", NULL,
+};
+
+/* A key given as a flag is refused, but it is wiped from argv (/proc/PID/cmdline) first. */
+static void wipe_flag_values(int argc, char **argv, const char *flag)
+{
+	size_t n = strlen(flag);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], flag) == 0 && i + 1 < argc)
+			memset(argv[i + 1], 0, strlen(argv[i + 1]));
+		else if (strncmp(argv[i], flag, n) == 0 && argv[i][n] == '=')
+			memset(argv[i] + n + 1, 0, strlen(argv[i] + n + 1));
+	}
+}
+
 int cmd_worker(int argc, char **argv)
 {
+	/* Before any credential is read: nothing of this process is for its commands. */
+	if (worker_protect_process()) {
+		fprintf(stderr, "environd worker: cannot make the process non-dumpable\n");
+		return 1;
+	}
 	struct cfg_values v;
 	char why[512];
 	int rc = cfg_parse(options, OPT__COUNT, argc, argv, usage, &v, why, sizeof(why));
 	if (rc)
 		return rc > 0 ? 0 : (fprintf(stderr, "environd worker: %s\n", why), 2);
 	if (v.str[OPT_KEY_FLAG]) {
+		wipe_flag_values(argc, argv, "--environment-key");
 		fprintf(stderr, "environd worker: the environment key is not taken from a flag (it would show "
 				"in ps); set ANTHROPIC_ENVIRONMENT_KEY or use --environment-key-file PATH\n");
 		return 2;
@@ -146,6 +181,21 @@ int cmd_worker(int argc, char **argv)
 	if (!cfg.on_work || !*cfg.on_work) {
 		fprintf(stderr, "environd worker: --on-work CMD is required\n");
 		return 2;
+	}
+	if (strcmp(v.str[OPT_LEASE], "command") == 0) {
+		cfg.lease = WORKER_LEASE_COMMAND;
+	} else if (strcmp(v.str[OPT_LEASE], "worker") != 0) {
+		fprintf(stderr, "environd worker: --lease is worker or command\n");
+		return 2;
+	}
+	static struct worker_run_as run_as;
+	if (v.str[OPT_RUN_AS]) {
+		char err[512];
+		if (run_as_resolve(v.str[OPT_RUN_AS], &run_as, err, sizeof(err))) {
+			fprintf(stderr, "environd worker: %s\n", err);
+			return 2;
+		}
+		cfg.run_as = &run_as;
 	}
 	enum log_format format = LOG_FORMAT_TEXT;
 	if (strcmp(v.str[OPT_LOG_FORMAT], "json") == 0) {
@@ -198,6 +248,7 @@ int cmd_worker(int argc, char **argv)
 		return 2;
 	}
 	cfg.environment_key = key;
+	worker_scrub_environment(credential_vars);
 	int status = worker_run(&cfg);
 	credential_free(key);
 	return status;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "worker/worker.h"
 
 struct command {
 	const char *name;
@@ -16,6 +17,8 @@ static const struct command commands[] = {
 	{"key", cmd_key, "create, list or revoke API keys (directly on the store)"},
 	{"env-key", cmd_env_key, "create, list or revoke an environment's keys (over HTTP)"},
 	{"enqueue", cmd_enqueue, "enqueue a work item for a session (over HTTP)"},
+	{"agent", cmd_agent, "create an agent, or serve echo-agent turns (over HTTP)"},
+	{"session", cmd_session, "create a session, send it a message, watch its events (over HTTP)"},
 };
 
 static void usage(FILE *out)
@@ -32,6 +35,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* Internal: the worker starts each command under a fresh keeper (worker/keeper.c). */
+	if (strcmp(argv[1], "__keeper") == 0)
+		return keeper_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return 0;

@@ -33,6 +33,8 @@ static const struct err_row rows[ERR__COUNT] = {
 	[ERR_WORK_STOPPED] = {409, "invalid_request_error", "work_stopped", 1, "work item is already stopped"},
 	[ERR_HEARTBEAT_PRECONDITION] = {412, "invalid_request_error", "heartbeat_precondition_failed", 0,
 					"expected_last_heartbeat does not match"},
+	[ERR_TURN_LOST] = {412, "invalid_request_error", "turn_lost", 0, "this agent turn is no longer held"},
+	[ERR_TOO_MANY] = {429, "rate_limit_error", NULL, 0, "too many requests"},
 	[ERR_TOO_LARGE] = {413, "request_too_large", NULL, 0, "request body is larger than 1 MiB"},
 	[ERR_NOMEM] = {503, "overloaded_error", NULL, 0, "out of memory"},
 	[ERR_UNAVAILABLE] = {503, "overloaded_error", NULL, 0, "service unavailable"},

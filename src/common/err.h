@@ -21,6 +21,8 @@ enum err {
 	ERR_HAS_LIVE_WORK,         /* 409 + environment_has_live_work */
 	ERR_WORK_STOPPED,          /* 409 + work_stopped (stop on a stopped item) */
 	ERR_HEARTBEAT_PRECONDITION,/* 412 + heartbeat_precondition_failed */
+	ERR_TURN_LOST,             /* 412 + turn_lost (agent extension) */
+	ERR_TOO_MANY,              /* 429 rate_limit_error (too many held streams) */
 	ERR_TOO_LARGE,             /* 413 request_too_large */
 	ERR_NOMEM,                 /* 503 overloaded_error (one request fails, the server lives) */
 	ERR_UNAVAILABLE,           /* 503 overloaded_error */

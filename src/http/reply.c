@@ -38,6 +38,9 @@ static void queue(struct http_request *r, int status, const char *content_type, 
 		MHD_add_response_header(resp, "retry-after", "1");
 	if (allow)
 		MHD_add_response_header(resp, "Allow", allow);
+	/* libmicrohttpd closes the connection after a reply that says so. */
+	if (r->close_after)
+		MHD_add_response_header(resp, "Connection", "close");
 	r->status = status;
 	r->replied = 1;
 	if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)

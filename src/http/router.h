@@ -3,7 +3,10 @@
  * Patterns are paths whose segments are literals or "*" (one segment). Literal segments
  * win over "*": of all patterns matching a path, the one with a literal at the first
  * position where they differ is chosen, so /work/poll is never taken for /work/{id}. Then
- * the method picks the route among those with that pattern; none → 405 with Allow. */
+ * the method picks the route among those with that pattern; none → 405 with Allow.
+ * The path is the raw one as sent: it is split at "/" first, then each segment is
+ * percent-decoded, so "%2F" never becomes a separator; a bad escape or "%00" is no route.
+ * HEAD picks the GET route; the caller refuses it where the GET is not a pure read. */
 #ifndef ENVIROND_HTTP_ROUTER_H
 #define ENVIROND_HTTP_ROUTER_H
 

@@ -5,6 +5,8 @@
 
 const char *fields_type_name(const json_t *v)
 {
+	if (!v)
+		return "nothing (the field is missing)";
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "object";
 	case JSON_ARRAY: return "array";

@@ -19,7 +19,7 @@
 
 #include "store/store.h"
 
-#define SQLITE_STMT_CACHE 96
+#define SQLITE_STMT_CACHE 192
 #define SQLITE_BATCH_MAX 256
 
 struct sqlite_job;
@@ -135,5 +135,61 @@ enum err sqlite_work_next_reclaim(struct store *s, const char *env_id, int64_t r
 enum err sqlite_leases_expire(struct store *s, int64_t now, size_t max, char (*env_ids)[ID_MAX],
 			      size_t *n_envs, size_t *n_expired);
 enum err sqlite_next_lease_expiry(struct store *s, int64_t *at);
+
+/* Inside a write job: make sure the session has a live work item (enqueue one when it has
+ * none; *created tells), or move its live item towards stopped (queued → stopped,
+ * starting/active → stopping) through model/work.c. */
+enum err sqlite_work_session_ensure(struct sqlite_store *s, const char *env_id, const char *session_id,
+				    int64_t now, int *created);
+enum err sqlite_work_session_stop(struct sqlite_store *s, const char *env_id, const char *session_id,
+				  int64_t now);
+/* Inside a write job, after a session's work item stopped: if the session still needs a
+ * worker, enqueue a fresh item (same transaction). *requeued tells. */
+enum err sqlite_session_item_stopped(struct sqlite_store *s, const char *env_id, const char *session_id,
+				     int64_t now, int *requeued);
+
+enum err sqlite_agent_key_create(struct store *s, const struct agent_key *k, const char *hash);
+enum err sqlite_agent_create(struct store *s, const struct tenant *t, const json_t *config, int64_t now,
+			     struct agent_rec *out);
+enum err sqlite_agent_get(struct store *s, const struct tenant *t, const char *id, int64_t version,
+			  struct agent_rec *out);
+enum err sqlite_agent_update(struct store *s, const struct tenant *t, const char *id, const json_t *body,
+			     int64_t now, struct agent_rec *out, struct errbuf *eb);
+enum err sqlite_agent_archive(struct store *s, const struct tenant *t, const char *id, int64_t now,
+			      struct agent_rec *out);
+enum err sqlite_agent_list(struct store *s, const struct tenant *t, int include_archived,
+			   const struct cursor *after, size_t limit, struct agent_page *out);
+enum err sqlite_agent_versions(struct store *s, const struct tenant *t, const char *id, const struct cursor *after,
+			       size_t limit, struct agent_page *out);
+/* Inside a job: load an agent version (0 = latest) of org/workspace. */
+enum err sqlite_agent_load(struct sqlite_store *s, const char *org, const char *workspace, const char *id,
+			   int64_t version, struct agent_rec *out);
+
+enum err sqlite_session_create(struct store *s, const struct tenant *t, const struct session_new *n, int64_t now,
+			       struct session_rec *out, struct session_wake *wake, struct errbuf *eb);
+enum err sqlite_session_get(struct store *s, const struct session_scope *sc, const char *id,
+			    struct session_rec *out);
+enum err sqlite_session_list(struct store *s, const struct session_scope *sc, int include_archived,
+			     const char *agent_id, const struct cursor *after, size_t limit, struct session_page *out);
+enum err sqlite_session_update(struct store *s, const struct session_scope *sc, const char *id, const json_t *body,
+			       int64_t now, struct session_rec *out, struct errbuf *eb);
+enum err sqlite_session_close(struct store *s, const struct session_scope *sc, const char *id, int deleting,
+			      int64_t now, struct session_rec *out, struct session_wake *wake);
+enum err sqlite_session_post(struct store *s, const struct session_scope *sc, const char *id, const json_t *events,
+			     int64_t now, json_t **stored, struct session_wake *wake, struct errbuf *eb);
+enum err sqlite_session_events(struct store *s, const struct session_scope *sc, const char *id,
+			       const struct event_query *q, struct event_page *out);
+enum err sqlite_session_last_seq(struct store *s, const struct session_scope *sc, const char *id,
+				 const char *after_event_id, int64_t *seq);
+enum err sqlite_session_events_since(struct store *s, const char *id, int64_t after_seq, size_t max,
+				     struct event_page *out, int *deleted);
+enum err sqlite_turn_claim(struct store *s, const struct session_scope *sc, const char *const *models, int64_t now,
+			   int64_t lease_us, struct agent_turn *out);
+enum err sqlite_turn_heartbeat(struct store *s, const struct session_scope *sc, const char *turn_id, int64_t now,
+			       int64_t lease_us, int64_t *expires_at);
+enum err sqlite_turn_post(struct store *s, const struct session_scope *sc, const char *turn_id, const json_t *events,
+			  int64_t now, json_t **stored, struct session_wake *wake, struct errbuf *eb);
+enum err sqlite_turns_expire(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
+			     size_t *n_orgs, size_t *n_expired);
 
 #endif

@@ -372,6 +372,13 @@ static enum err event_job(struct sqlite_store *s, void *arg)
 	struct work_outcome o;
 	if (!(err = expire_if_due(s, w, c->now, &c->res->requeued)))
 		err = apply(s, w, c->ev, c->in, c->now, &o, &c->refusal, NULL);
+	if (!err && !c->refusal && o.changed && w->lease.state == WORK_STOPPED && strcmp(w->data_type, "session") == 0) {
+		/* A session that still needs a worker gets a fresh item in this transaction. */
+		int again = 0;
+		err = sqlite_session_item_stopped(s, w->environment_id, w->data_id, c->now, &again);
+		if (again)
+			c->res->requeued = 1;
+	}
 	if (err) {
 		work_item_clear(w);
 		return err;
@@ -595,8 +602,15 @@ static enum err expire_job(struct sqlite_store *s, void *arg)
 		if (err || refusal)
 			continue;
 		c->n_expired++;
-		if (!o.requeue_at_head)
+		if (!o.requeue_at_head && batch[i].lease.state == WORK_STOPPED &&
+		    strcmp(batch[i].data_type, "session") == 0) {
+			int again = 0;
+			err = sqlite_session_item_stopped(s, batch[i].environment_id, batch[i].data_id, c->now, &again);
+			if (err || !again)
+				continue;
+		} else if (!o.requeue_at_head) {
 			continue;
+		}
 		size_t j = 0;
 		while (j < c->n_envs && strcmp(c->env_ids[j], batch[i].environment_id) != 0)
 			j++;
@@ -637,4 +651,49 @@ enum err sqlite_next_lease_expiry(struct store *base, int64_t *at)
 	if (rc)
 		*at = 0;
 	return rc;
+}
+
+enum err sqlite_work_session_ensure(struct sqlite_store *s, const char *env_id, const char *session_id,
+				    int64_t now, int *created)
+{
+	struct work_item w;
+	json_t *meta = json_object();
+	if (!meta)
+		return ERR_NOMEM;
+	struct work_ctx c = {.env_id = env_id, .data_type = "session", .data_id = session_id, .json = meta,
+			     .now = now, .out = &w};
+	enum err rc = enqueue_job(s, &c);
+	json_decref(meta);
+	*created = rc ? 0 : c.created;
+	if (!rc)
+		work_item_clear(&w);
+	return rc;
+}
+
+enum err sqlite_work_session_stop(struct sqlite_store *s, const char *env_id, const char *session_id, int64_t now)
+{
+	sqlite3_stmt *st = sqlite_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ? AND data_id = ?"
+					  " AND data_type = 'session' AND state != 4");
+	if (!st)
+		return ERR_INTERNAL;
+	sqlite_bind_text(st, 1, env_id);
+	sqlite_bind_text(st, 2, session_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return ERR_OK;
+	if (rc != SQLITE_ROW)
+		return sqlite_err(s, rc);
+	struct work_item w;
+	enum err err = read_work(st, &w);
+	sqlite3_reset(st);
+	if (err)
+		return err;
+	if (w.lease.state != WORK_STOPPING) {
+		struct work_input in = {.force = 0};
+		struct work_outcome o;
+		enum err refusal;
+		err = apply(s, &w, WORK_EV_STOP, &in, now, &o, &refusal, NULL);
+	}
+	work_item_clear(&w);
+	return err;
 }

@@ -12,6 +12,49 @@ enum err store_open(const char *url, struct store **out, struct errbuf *eb)
 	return store_sqlite_open(url, out, eb);
 }
 
+void agent_rec_clear(struct agent_rec *a)
+{
+	json_decref(a->config);
+	a->config = NULL;
+}
+
+void agent_page_clear(struct agent_page *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		agent_rec_clear(&p->items[i]);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+void session_rec_clear(struct session_rec *r)
+{
+	json_decref(r->agent);
+	json_decref(r->metadata);
+	json_decref(r->title);
+	r->agent = r->metadata = r->title = NULL;
+	session_state_clear(&r->state);
+}
+
+void session_page_clear(struct session_page *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		session_rec_clear(&p->items[i]);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+void event_page_clear(struct event_page *p)
+{
+	json_decref(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+void agent_turn_clear(struct agent_turn *t)
+{
+	json_decref(t->agent);
+	t->agent = NULL;
+}
+
 void work_item_clear(struct work_item *w)
 {
 	json_decref(w->metadata);

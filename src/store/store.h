@@ -23,9 +23,10 @@
 #include "common/secret.h"
 #include "model/cursor.h"
 #include "model/environment.h"
+#include "model/session.h"
 #include "model/work.h"
 
-#define STORE_OPS_VERSION 1
+#define STORE_OPS_VERSION 2
 #define TENANT_NAME_MAX 64
 
 /* Who is asking, for environment visibility (SPEC §4). */
@@ -35,7 +36,9 @@ struct tenant {
 	char workspace[TENANT_NAME_MAX + 1];
 };
 
-enum cred_kind { CRED_API_KEY, CRED_ENV_KEY, CRED_SESSION };
+enum cred_kind { CRED_API_KEY, CRED_ENV_KEY, CRED_SESSION, CRED_AGENT };
+
+#define AGENT_MODELS_MAX 1024 /* comma-separated model ids an agent key may serve */
 
 /* A resolved credential. For an API key, `workspace` is "" when the key spans every
  * workspace of its organization. Environment keys and session tokens carry the tenant of
@@ -47,6 +50,7 @@ struct credential {
 	char environment_id[ID_MAX];  /* env key, session */
 	char work_id[ID_MAX];         /* session */
 	char hash[SECRET_HASH_HEX + 1]; /* the presented credential's hash */
+	char agent_models[AGENT_MODELS_MAX + 1]; /* agent key: allowed model ids, comma-separated; "" = any */
 };
 
 struct api_key {
@@ -126,6 +130,98 @@ struct work_event_out {
 	enum work_state state; /* the item's state after the event, or when it was refused */
 };
 
+/* --- agents and sessions (SPEC §6) ------------------------------------------------------ */
+
+/* An agent at one version: `config` is model/agent.h's normalized configuration (owned). */
+struct agent_rec {
+	char id[ID_MAX];
+	int64_t version;
+	json_t *config;
+	int64_t archived_at, created_at, updated_at;
+};
+struct agent_page {
+	struct agent_rec *items;
+	size_t count;
+	int more;
+};
+
+/* An operator-issued agent key (the agent extension). `models` as in struct credential. */
+struct agent_key {
+	char id[ID_MAX];
+	char name[TENANT_NAME_MAX + 1];
+	struct tenant tenant; /* workspace "" = any workspace of the org */
+	char models[AGENT_MODELS_MAX + 1];
+	int64_t created_at;
+};
+
+/* Which sessions a caller reaches: those of `org`, of `workspace` unless it is "", of
+ * `environment_id` unless it is "". */
+struct session_scope {
+	const char *org;
+	const char *workspace;
+	const char *environment_id;
+};
+
+/* A session. Owned fields are released by session_rec_clear. */
+struct session_rec {
+	char id[ID_MAX];
+	char environment_id[ID_MAX];
+	json_t *agent;     /* the agent snapshot (owned) */
+	json_t *metadata;  /* owned */
+	json_t *title;     /* string or null (owned) */
+	struct session_state state;
+	int64_t archived_at, created_at, updated_at;
+};
+struct session_page {
+	struct session_rec *items;
+	size_t count;
+	int more;
+};
+
+/* What a session verb asks its caller to wake once it has committed. */
+struct session_wake {
+	int events;             /* events were appended to the session: wake its streams */
+	int work_enqueued;      /* a work item was enqueued in environment_id: wake its polls */
+	int turn_wanted;        /* the session now awaits an agent turn: wake org's turn polls */
+	char session_id[ID_MAX];
+	char environment_id[ID_MAX];
+	char org[TENANT_NAME_MAX + 1];
+};
+
+/* A page of events: `items` is a JSON array of stored event objects (owned); `last_seq`
+ * and `last_id` name the final row for the cursor. */
+struct event_page {
+	json_t *items;
+	int more;
+	int64_t last_seq;
+	char last_id[ID_MAX];
+};
+/* Which events a list returns: after seq `after_seq` (ascending) or before it
+ * (descending; 0 = from the newest); `types` ",a,b," or NULL for all. */
+struct event_query {
+	int64_t after_seq;
+	int descending;
+	const char *types;
+	size_t limit;
+};
+
+struct session_new {
+	const char *environment_id;
+	const char *agent_id;
+	int64_t agent_version;     /* 0 = latest */
+	const json_t *title;       /* string, null or NULL (absent) */
+	const json_t *metadata;    /* validated object or NULL */
+	const json_t *initial_events; /* array or NULL */
+};
+
+/* A claimed agent turn. `agent` is owned (agent_turn_clear). */
+struct agent_turn {
+	char id[ID_MAX];
+	char session_id[ID_MAX];
+	json_t *agent;
+	int64_t lease_expires_at;
+};
+
 struct store;
 
 struct store_ops {
@@ -194,6 +290,69 @@ struct store_ops {
 				  size_t *n_envs, size_t *n_expired);
 	/* Earliest lease expiry in the store (0 = none), so the sweeper can sleep until then. */
 	enum err (*next_lease_expiry)(struct store *s, int64_t *at);
+
+	/* Agent keys (operator side). */
+	enum err (*agent_key_create)(struct store *s, const struct agent_key *k, const char *hash);
+
+	/* Agents of tenant t (org + workspace). version 0 = the latest. */
+	enum err (*agent_create)(struct store *s, const struct tenant *t, const json_t *config, int64_t now,
+				 struct agent_rec *out);
+	enum err (*agent_get)(struct store *s, const struct tenant *t, const char *id, int64_t version,
+			      struct agent_rec *out);
+	/* Merge `body` (model/agent.c) into the latest version; a change makes a new version. */
+	enum err (*agent_update)(struct store *s, const struct tenant *t, const char *id, const json_t *body,
+				 int64_t now, struct agent_rec *out, struct errbuf *eb);
+	enum err (*agent_archive)(struct store *s, const struct tenant *t, const char *id, int64_t now,
+				  struct agent_rec *out);
+	enum err (*agent_list)(struct store *s, const struct tenant *t, int include_archived,
+			       const struct cursor *after, size_t limit, struct agent_page *out);
+	/* Versions newest first; the cursor's created_at holds the version. */
+	enum err (*agent_versions)(struct store *s, const struct tenant *t, const char *id,
+				   const struct cursor *after, size_t limit, struct agent_page *out);
+
+	/* Sessions. t is the creating tenant; reads and writes go through a scope. */
+	enum err (*session_create)(struct store *s, const struct tenant *t, const struct session_new *n, int64_t now,
+				   struct session_rec *out, struct session_wake *wake, struct errbuf *eb);
+	enum err (*session_get)(struct store *s, const struct session_scope *sc, const char *id,
+				struct session_rec *out);
+	enum err (*session_list)(struct store *s, const struct session_scope *sc, int include_archived,
+				 const char *agent_id, const struct cursor *after, size_t limit,
+				 struct session_page *out);
+	/* title and metadata (patch). */
+	enum err (*session_update)(struct store *s, const struct session_scope *sc, const char *id,
+				   const json_t *body, int64_t now, struct session_rec *out, struct errbuf *eb);
+	/* Archive (deleting = 0) or delete (1): the live work item goes to stopping; a
+	 * deletion appends session.deleted for the streams, then the session is gone. */
+	enum err (*session_close)(struct store *s, const struct session_scope *sc, const char *id, int deleting,
+				  int64_t now, struct session_rec *out, struct session_wake *wake);
+	/* Client events (model/session.c). *stored: the new events (owned array). */
+	enum err (*session_post)(struct store *s, const struct session_scope *sc, const char *id,
+				 const json_t *events, int64_t now, json_t **stored, struct session_wake *wake,
+				 struct errbuf *eb);
+	enum err (*session_events)(struct store *s, const struct session_scope *sc, const char *id,
+				   const struct event_query *q, struct event_page *out);
+	/* The seq of the session's newest event (0 when none), or with after_event_id, the seq
+	 * of that event of the session (ERR_INVALID when it is not one). ERR_NOT_FOUND once
+	 * the session is deleted. */
+	enum err (*session_last_seq)(struct store *s, const struct session_scope *sc, const char *id,
+				     const char *after_event_id, int64_t *seq);
+	/* Events after `after_seq` up to `max`, for a stream; *deleted when the session is gone
+	 * (its session.deleted event is still returned). */
+	enum err (*session_events_since)(struct store *s, const char *id, int64_t after_seq, size_t max,
+					 struct event_page *out, int *deleted);
+
+	/* Agent turns (the agent extension). `models` NULL-terminated; NULL = any model. */
+	enum err (*turn_claim)(struct store *s, const struct session_scope *sc, const char *const *models,
+			       int64_t now, int64_t lease_us, struct agent_turn *out);
+	enum err (*turn_heartbeat)(struct store *s, const struct session_scope *sc, const char *turn_id, int64_t now,
+				   int64_t lease_us, int64_t *expires_at);
+	enum err (*turn_post)(struct store *s, const struct session_scope *sc, const char *turn_id,
+			      const json_t *events, int64_t now, json_t **stored, struct session_wake *wake,
+			      struct errbuf *eb);
+	/* Return expired turns to awaiting; the orgs whose turn polls to wake are appended to
+	 * orgs (room for max). */
+	enum err (*turns_expire)(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
+				 size_t *n_orgs, size_t *n_expired);
 };
 
 struct store {
@@ -209,6 +368,12 @@ enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *
 enum err store_fault_wrap(struct store *inner, unsigned long every, struct store **out);
 
 void work_item_clear(struct work_item *w);
+void agent_rec_clear(struct agent_rec *a);
+void agent_page_clear(struct agent_page *p);
+void session_rec_clear(struct session_rec *r);
+void session_page_clear(struct session_page *p);
+void event_page_clear(struct event_page *p);
+void agent_turn_clear(struct agent_turn *t);
 void env_page_clear(struct env_page *p);
 void env_key_page_clear(struct env_key_page *p);
 void work_page_clear(struct work_page *p);

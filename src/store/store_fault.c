@@ -39,6 +39,11 @@ static enum err zeroed(void *out, size_t size)
 #define FORWARD_OUT(s, out, verb, ...) \
 	(trip(s) ? zeroed((out), sizeof(*(out))) : INNER(s)->ops->verb(INNER(s), __VA_ARGS__))
 
+/* FORWARD for a verb with two outputs. */
+#define FORWARD_OUT2(s, a, b, verb, ...) \
+	(trip(s) ? (memset((a), 0, sizeof(*(a))), zeroed((b), sizeof(*(b)))) \
+		 : INNER(s)->ops->verb(INNER(s), __VA_ARGS__))
+
 static void f_close(struct store *s)
 {
 	INNER(s)->ops->close(INNER(s));
@@ -150,6 +155,104 @@ static enum err f_leases_expire(struct store *s, int64_t now, size_t max, char (
 	return INNER(s)->ops->leases_expire(INNER(s), now, max, ids, ne, nx);
 }
 static enum err f_next_lease_expiry(struct store *s, int64_t *at) { return FORWARD_OUT(s, at, next_lease_expiry, at); }
+/* Agents, sessions and agent turns (SPEC §6). */
+static enum err f_agent_key_create(struct store *s, const struct agent_key *k, const char *h)
+{
+	return FORWARD(s, agent_key_create, k, h);
+}
+static enum err f_agent_create(struct store *s, const struct tenant *t, const json_t *cfg, int64_t now,
+			       struct agent_rec *o)
+{
+	return FORWARD_OUT(s, o, agent_create, t, cfg, now, o);
+}
+static enum err f_agent_get(struct store *s, const struct tenant *t, const char *id, int64_t v, struct agent_rec *o)
+{
+	return FORWARD_OUT(s, o, agent_get, t, id, v, o);
+}
+static enum err f_agent_update(struct store *s, const struct tenant *t, const char *id, const json_t *b, int64_t now,
+			       struct agent_rec *o, struct errbuf *eb)
+{
+	return FORWARD_OUT(s, o, agent_update, t, id, b, now, o, eb);
+}
+static enum err f_agent_archive(struct store *s, const struct tenant *t, const char *id, int64_t now,
+				struct agent_rec *o)
+{
+	return FORWARD_OUT(s, o, agent_archive, t, id, now, o);
+}
+static enum err f_agent_list(struct store *s, const struct tenant *t, int ia, const struct cursor *a, size_t l,
+			     struct agent_page *o)
+{
+	return FORWARD_OUT(s, o, agent_list, t, ia, a, l, o);
+}
+static enum err f_agent_versions(struct store *s, const struct tenant *t, const char *id, const struct cursor *a,
+				 size_t l, struct agent_page *o)
+{
+	return FORWARD_OUT(s, o, agent_versions, t, id, a, l, o);
+}
+static enum err f_session_create(struct store *s, const struct tenant *t, const struct session_new *n, int64_t now,
+				 struct session_rec *o, struct session_wake *w, struct errbuf *eb)
+{
+	return FORWARD_OUT2(s, o, w, session_create, t, n, now, o, w, eb);
+}
+static enum err f_session_get(struct store *s, const struct session_scope *sc, const char *id, struct session_rec *o)
+{
+	return FORWARD_OUT(s, o, session_get, sc, id, o);
+}
+static enum err f_session_list(struct store *s, const struct session_scope *sc, int ia, const char *ag,
+			       const struct cursor *a, size_t l, struct session_page *o)
+{
+	return FORWARD_OUT(s, o, session_list, sc, ia, ag, a, l, o);
+}
+static enum err f_session_update(struct store *s, const struct session_scope *sc, const char *id, const json_t *b,
+				 int64_t now, struct session_rec *o, struct errbuf *eb)
+{
+	return FORWARD_OUT(s, o, session_update, sc, id, b, now, o, eb);
+}
+static enum err f_session_close(struct store *s, const struct session_scope *sc, const char *id, int del, int64_t now,
+				struct session_rec *o, struct session_wake *w)
+{
+	return FORWARD_OUT2(s, o, w, session_close, sc, id, del, now, o, w);
+}
+static enum err f_session_post(struct store *s, const struct session_scope *sc, const char *id, const json_t *ev,
+			       int64_t now, json_t **st, struct session_wake *w, struct errbuf *eb)
+{
+	return FORWARD_OUT2(s, st, w, session_post, sc, id, ev, now, st, w, eb);
+}
+static enum err f_session_events(struct store *s, const struct session_scope *sc, const char *id,
+				 const struct event_query *q, struct event_page *o)
+{
+	return FORWARD_OUT(s, o, session_events, sc, id, q, o);
+}
+static enum err f_session_last_seq(struct store *s, const struct session_scope *sc, const char *id, const char *after,
+				   int64_t *seq)
+{
+	return FORWARD_OUT(s, seq, session_last_seq, sc, id, after, seq);
+}
+static enum err f_session_events_since(struct store *s, const char *id, int64_t after, size_t max,
+				       struct event_page *o, int *deleted)
+{
+	return FORWARD_OUT2(s, o, deleted, session_events_since, id, after, max, o, deleted);
+}
+static enum err f_turn_claim(struct store *s, const struct session_scope *sc, const char *const *m, int64_t now,
+			     int64_t lease, struct agent_turn *o)
+{
+	return FORWARD_OUT(s, o, turn_claim, sc, m, now, lease, o);
+}
+static enum err f_turn_heartbeat(struct store *s, const struct session_scope *sc, const char *id, int64_t now,
+				 int64_t lease, int64_t *exp)
+{
+	return FORWARD_OUT(s, exp, turn_heartbeat, sc, id, now, lease, exp);
+}
+static enum err f_turn_post(struct store *s, const struct session_scope *sc, const char *id, const json_t *ev,
+			    int64_t now, json_t **st, struct session_wake *w, struct errbuf *eb)
+{
+	return FORWARD_OUT2(s, st, w, turn_post, sc, id, ev, now, st, w, eb);
+}
+static enum err f_turns_expire(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
+			       size_t *n_orgs, size_t *n_expired)
+{
+	return FORWARD_OUT2(s, n_orgs, n_expired, turns_expire, now, max, orgs, n_orgs, n_expired);
+}
 
 static const struct store_ops fault_ops = {
 	.version = STORE_OPS_VERSION,
@@ -181,6 +284,26 @@ static const struct store_ops fault_ops = {
 	.work_next_reclaim = f_work_next_reclaim,
 	.leases_expire = f_leases_expire,
 	.next_lease_expiry = f_next_lease_expiry,
+	.agent_key_create = f_agent_key_create,
+	.agent_create = f_agent_create,
+	.agent_get = f_agent_get,
+	.agent_update = f_agent_update,
+	.agent_archive = f_agent_archive,
+	.agent_list = f_agent_list,
+	.agent_versions = f_agent_versions,
+	.session_create = f_session_create,
+	.session_get = f_session_get,
+	.session_list = f_session_list,
+	.session_update = f_session_update,
+	.session_close = f_session_close,
+	.session_post = f_session_post,
+	.session_events = f_session_events,
+	.session_last_seq = f_session_last_seq,
+	.session_events_since = f_session_events_since,
+	.turn_claim = f_turn_claim,
+	.turn_heartbeat = f_turn_heartbeat,
+	.turn_post = f_turn_post,
+	.turns_expire = f_turns_expire,
 };
 
 enum err store_fault_wrap(struct store *inner, unsigned long every, struct store **out)

@@ -37,7 +37,28 @@ static const char *const migrations[] = {
 	"CREATE INDEX work_lease ON work(lease_expires_at) WHERE lease_expires_at > 0;"
 	"CREATE UNIQUE INDEX work_live_session ON work(environment_id, data_id)"
 	" WHERE state != 4 AND data_type = 'session';",
-	/* Which delivery an ack belongs to (model/work.h): deliveries since the item last
+	/* 2: agents, sessions and their events, agent keys (SPEC §6). */
+	"CREATE TABLE agent_keys(id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+	" org TEXT NOT NULL, account TEXT NOT NULL, workspace TEXT NOT NULL, models TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE agents(id TEXT NOT NULL, version INTEGER NOT NULL, latest INTEGER NOT NULL,"
+	" org TEXT NOT NULL, workspace TEXT NOT NULL, config TEXT NOT NULL, archived_at INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY(id, version));"
+	"CREATE INDEX agents_list ON agents(org, workspace, created_at DESC, id DESC) WHERE latest = 1;"
+	"CREATE TABLE sessions(id TEXT PRIMARY KEY, org TEXT NOT NULL, workspace TEXT NOT NULL,"
+	" account TEXT NOT NULL, environment_id TEXT NOT NULL, agent_id TEXT NOT NULL, agent TEXT NOT NULL,"
+	" model_id TEXT NOT NULL, title TEXT NOT NULL, metadata TEXT NOT NULL, status INTEGER NOT NULL,"
+	" awaiting_turn INTEGER NOT NULL, awaiting_since INTEGER NOT NULL, turn_id TEXT NOT NULL,"
+	" turn_expires_at INTEGER NOT NULL, pending TEXT NOT NULL, required TEXT NOT NULL,"
+	" last_seq INTEGER NOT NULL, archived_at INTEGER NOT NULL, deleted_at INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE INDEX sessions_list ON sessions(org, workspace, created_at DESC, id DESC) WHERE deleted_at = 0;"
+	"CREATE INDEX sessions_awaiting ON sessions(org, awaiting_since) WHERE awaiting_turn = 1 AND turn_id = ''"
+	" AND deleted_at = 0 AND archived_at = 0;"
+	"CREATE INDEX sessions_turn ON sessions(turn_expires_at) WHERE turn_id != '';"
+	"CREATE TABLE session_events(session_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL UNIQUE,"
+	" type TEXT NOT NULL, tool_use_id TEXT, body TEXT NOT NULL, PRIMARY KEY(session_id, seq));",
+	/* 3: which delivery an ack belongs to (model/work.h): deliveries since the item last
 	 * entered the queue, and whether the ack carried its delivery's session token. Items
 	 * in flight at the upgrade count every delivery they had, so an ambiguous retry is
 	 * refused rather than accepted. */
@@ -333,6 +354,21 @@ static enum err cred_job(struct sqlite_store *s, void *arg)
 		sqlite_col_text(st, 3, o->tenant.account, sizeof(o->tenant.account));
 		sqlite_col_text(st, 4, o->tenant.workspace, sizeof(o->tenant.workspace));
 		return ERR_OK;
+	case CRED_AGENT:
+		st = sqlite_stmt(s, "SELECT id, org, account, workspace, hash, models FROM agent_keys WHERE hash = ?");
+		if (!st)
+			return ERR_INTERNAL;
+		sqlite_bind_text(st, 1, c->hash);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+			return rc == SQLITE_DONE ? ERR_UNAUTHENTICATED : sqlite_err(s, rc);
+		if (!hash_matches(st, 4, c->hash))
+			return ERR_UNAUTHENTICATED;
+		sqlite_col_text(st, 0, o->key_id, sizeof(o->key_id));
+		sqlite_col_text(st, 1, o->tenant.org, sizeof(o->tenant.org));
+		sqlite_col_text(st, 2, o->tenant.account, sizeof(o->tenant.account));
+		sqlite_col_text(st, 3, o->tenant.workspace, sizeof(o->tenant.workspace));
+		sqlite_col_text(st, 5, o->agent_models, sizeof(o->agent_models));
+		return ERR_OK;
 	}
 	return ERR_UNAUTHENTICATED;
 }
@@ -393,6 +429,26 @@ static const struct store_ops sqlite_ops = {
 	.work_next_reclaim = sqlite_work_next_reclaim,
 	.leases_expire = sqlite_leases_expire,
 	.next_lease_expiry = sqlite_next_lease_expiry,
+	.agent_key_create = sqlite_agent_key_create,
+	.agent_create = sqlite_agent_create,
+	.agent_get = sqlite_agent_get,
+	.agent_update = sqlite_agent_update,
+	.agent_archive = sqlite_agent_archive,
+	.agent_list = sqlite_agent_list,
+	.agent_versions = sqlite_agent_versions,
+	.session_create = sqlite_session_create,
+	.session_get = sqlite_session_get,
+	.session_list = sqlite_session_list,
+	.session_update = sqlite_session_update,
+	.session_close = sqlite_session_close,
+	.session_post = sqlite_session_post,
+	.session_events = sqlite_session_events,
+	.session_last_seq = sqlite_session_last_seq,
+	.session_events_since = sqlite_session_events_since,
+	.turn_claim = sqlite_turn_claim,
+	.turn_heartbeat = sqlite_turn_heartbeat,
+	.turn_post = sqlite_turn_post,
+	.turns_expire = sqlite_turns_expire,
 };
 
 enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *eb)

@@ -1,4 +1,4 @@
-/* waiters.c - parked long polls (see waiters.h). */
+/* waiters.c - parked long polls and streams (see waiters.h). */
 #include "wait/waiters.h"
 
 #include <pthread.h>
@@ -18,7 +18,7 @@
  * waiters that nobody touched for WAITERS_IDLE_US is dropped by waiters_collect(), so
  * deleted and idle environments do not accumulate. */
 struct waiter_env {
-	char env_id[ID_MAX];
+	char env_id[WAITER_KEY_MAX];
 	uint64_t seq;
 	int64_t touched_mono;
 	struct waiter *head, *tail;
@@ -31,6 +31,8 @@ struct waiters {
 	struct waiter_env *buckets[BUCKETS];
 	struct waiter **heap;
 	size_t count, max;
+	size_t kind_count[2], kind_max[2];
+	struct waiter_hooks hooks;
 	int interrupted;
 	int closed; /* after waiters_wake_all: nobody parks any more */
 };
@@ -65,11 +67,15 @@ static struct waiter_env *env_entry(struct waiters *w, const char *env_id, int c
 	return e;
 }
 
-struct waiters *waiters_new(size_t max_parked)
+struct waiters *waiters_new(size_t max_polls, size_t max_streams, const struct waiter_hooks *hooks)
 {
 	struct waiters *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
+	size_t max_parked = max_polls + max_streams;
+	w->kind_max[WAITER_POLL] = max_polls;
+	w->kind_max[WAITER_STREAM] = max_streams;
+	w->hooks = *hooks;
 	w->heap = calloc(max_parked ? max_parked : 1, sizeof(*w->heap));
 	if (!w->heap) {
 		free(w);
@@ -165,8 +171,9 @@ static void unpark(struct waiters *w, struct waiter *wt)
 		e->tail = wt->prev;
 	wt->prev = wt->next = NULL;
 	heap_remove(w, wt->heap_index);
+	w->kind_count[wt->kind]--;
 	wt->parked = 0;
-	http_resume(wt->req);
+	w->hooks.resume(wt->req);
 }
 
 uint64_t waiters_seq(struct waiters *w, const char *env_id)
@@ -183,7 +190,7 @@ int waiters_park(struct waiters *w, struct waiter *wt, uint64_t seen_seq)
 	pthread_mutex_lock(&w->lock);
 	struct waiter_env *e = env_entry(w, wt->env_id, 1);
 	int rc = 0;
-	if (!e || w->count >= w->max || w->closed) {
+	if (!e || w->count >= w->max || w->kind_count[wt->kind] >= w->kind_max[wt->kind] || w->closed) {
 		rc = -1;
 	} else if (e->seq != seen_seq) {
 		rc = 1;
@@ -200,7 +207,8 @@ int waiters_park(struct waiters *w, struct waiter *wt, uint64_t seen_seq)
 		w->heap[w->count++] = wt;
 		heap_up(w, wt->heap_index);
 		wt->parked = 1;
-		http_suspend(wt->req);
+		w->kind_count[wt->kind]++;
+		w->hooks.suspend(wt->req);
 		if (w->heap[0] == wt)
 			pthread_cond_signal(&w->timer); /* the timer may be sleeping past this deadline */
 	}
@@ -296,6 +304,14 @@ size_t waiters_count(struct waiters *w)
 {
 	pthread_mutex_lock(&w->lock);
 	size_t n = w->count;
+	pthread_mutex_unlock(&w->lock);
+	return n;
+}
+
+size_t waiters_count_kind(struct waiters *w, enum waiter_kind kind)
+{
+	pthread_mutex_lock(&w->lock);
+	size_t n = w->kind_count[kind];
 	pthread_mutex_unlock(&w->lock);
 	return n;
 }

@@ -1,4 +1,5 @@
-/* waiters.h - held long polls, per environment, with their deadlines.
+/* waiters.h - held long polls and streams, per key (an environment, a session, an
+ * organization's turn queue), with their deadlines.
  *
  * A poll that found nothing parks here: its request is suspended (no thread held) and
  * queued FIFO under its environment, and its wake time (deadline, or the moment an item
@@ -9,7 +10,8 @@
  * Lost wake-ups are impossible: every wake bumps the environment's sequence number, a
  * poll reads it before trying to claim, and waiters_park() refuses to park (returns 1)
  * when it moved in between, so the poll retries instead of sleeping through the enqueue.
- * All functions are thread-safe. */
+ * wait/ knows no HTTP library: parking suspends and waking resumes a request through the
+ * hooks given to waiters_new(). All functions are thread-safe. */
 #ifndef ENVIROND_WAIT_WAITERS_H
 #define ENVIROND_WAIT_WAITERS_H
 
@@ -17,15 +19,29 @@
 #include <stdint.h>
 
 #include "common/ids.h"
-#include "http/server.h"
+
+#define WAITER_KEY_MAX 96
 
 struct waiter_env;
 
-/* One parked poll. Owned by the request that parks it; it must be unparked (woken or
- * expired) before the request is freed, which holds because a suspended request cannot end. */
+/* How a parked request is suspended and resumed (the HTTP layer's, given by the app).
+ * suspend runs under the waiters' lock; resume too, and may run on any thread. */
+struct waiter_hooks {
+	void (*suspend)(void *req);
+	void (*resume)(void *req);
+};
+
+/* What a waiter holds: a poll (work or agent turn) or a stream. Each kind has its own
+ * limit of parked waiters. */
+enum waiter_kind { WAITER_POLL = 0, WAITER_STREAM = 1 };
+
+/* One parked poll or stream. Owned by the request that parks it; it must be unparked
+ * (woken or expired) before the request is freed, which holds because a suspended request
+ * cannot end. */
 struct waiter {
-	struct http_request *req;
-	char env_id[ID_MAX];
+	void *req;               /* what the hooks suspend and resume */
+	enum waiter_kind kind;
+	char env_id[WAITER_KEY_MAX]; /* the key it waits under */
 	int64_t wake_mono;       /* when the timer resumes it */
 	size_t heap_index;       /* position in the heap while parked */
 	int parked;
@@ -35,15 +51,16 @@ struct waiter {
 
 struct waiters;
 
-struct waiters *waiters_new(size_t max_parked);
+/* At most max_polls parked polls and max_streams parked streams. */
+struct waiters *waiters_new(size_t max_polls, size_t max_streams, const struct waiter_hooks *hooks);
 void waiters_free(struct waiters *w);
 
 /* The environment's wake sequence number, to be read before a claim attempt. */
 uint64_t waiters_seq(struct waiters *w, const char *env_id);
 
-/* Park `wt` (env_id, req and wake_mono filled in) and suspend its request. Returns 0 when
- * parked, 1 when a wake happened since `seen_seq` (retry the claim now), -1 when the
- * limit of parked polls is reached (answer now). */
+/* Park `wt` (env_id, req, kind and wake_mono filled in) and suspend its request. Returns 0
+ * when parked, 1 when a wake happened since `seen_seq` (retry the claim now), -1 when the
+ * limit of parked waiters of its kind is reached (answer now). */
 int waiters_park(struct waiters *w, struct waiter *wt, uint64_t seen_seq);
 
 /* Resume up to n of the oldest waiters of env_id (all when n is 0) and bump its sequence. */
@@ -61,6 +78,7 @@ int64_t waiters_sleep(struct waiters *w, int64_t until_mono);
 void waiters_interrupt(struct waiters *w);
 
 size_t waiters_count(struct waiters *w);
+size_t waiters_count_kind(struct waiters *w, enum waiter_kind kind);
 
 /* Drop the state of environments with no waiters that were not polled or woken for two
  * minutes (deleted or idle ones). Returns how many were dropped. */

@@ -2,7 +2,7 @@
  * copy its output to the log line by line, and make sure that when it ends nothing it
  * started is left running.
  *
- * Each command runs in a new process group led by a small keeper process (below), so
+ * Each command runs in a new process group led by a small keeper process (keeper.c), so
  * SIGTERM/SIGKILL reach everything it started (unless a process leaves the group on
  * purpose), and the keeper kills the whole group if the worker dies without cleaning up
  * (kill -9). The leader is not reaped until the group has been killed: while it is a
@@ -40,201 +40,144 @@ static void emit_line(const char *line, void *arg)
 
 /* ---- spawning ---- */
 
-static void close_fds_except(int keep)
+/* Each piece of text the keeper's argv needs, built before the fork (snprintf is not
+ * async-signal-safe, and the fork is of a threaded process). */
+struct keeper_args {
+	char worker[24], uid[24], gid[24];
+	char groups[WORKER_MAX_GROUPS * 11 + 1];
+	char *argv[KEEPER_ARGC + 2]; /* "environd", the words, NULL */
+};
+
+static void keeper_args_build(struct keeper_args *ka, const struct worker_config *cfg, const char *workdir)
 {
-	/* close_range is one syscall; the loop is for kernels without it. */
-	if (keep > 3 && close_range(3, (unsigned)keep - 1, 0) == 0 &&
-	    close_range((unsigned)keep + 1, ~0U, 0) == 0)
-		return;
-	if (keep == 3 && close_range(4, ~0U, 0) == 0)
-		return;
-	long max = sysconf(_SC_OPEN_MAX);
-	if (max < 0 || max > 65536)
-		max = 65536;
-	for (int fd = 3; fd < max; fd++)
-		if (fd != keep)
+	snprintf(ka->worker, sizeof(ka->worker), "%d", (int)getpid());
+	const struct worker_run_as *ra = cfg->run_as;
+	snprintf(ka->uid, sizeof(ka->uid), "-");
+	snprintf(ka->gid, sizeof(ka->gid), "-");
+	ka->groups[0] = '\0';
+	if (ra) {
+		snprintf(ka->uid, sizeof(ka->uid), "%lu", (unsigned long)ra->uid);
+		snprintf(ka->gid, sizeof(ka->gid), "%lu", (unsigned long)ra->gid);
+		size_t off = 0;
+		for (int i = 0; i < ra->ngroups && off < sizeof(ka->groups); i++)
+			off += (size_t)snprintf(ka->groups + off, sizeof(ka->groups) - off, "%s%lu", i ? "," : "",
+						(unsigned long)ra->groups[i]);
+	}
+	char **v = ka->argv;
+	*v++ = "environd";
+	*v++ = KEEPER_SUBCOMMAND;
+	*v++ = ka->worker;
+	*v++ = (char *)(workdir ? workdir : "");
+	*v++ = ka->uid;
+	*v++ = ka->gid;
+	*v++ = ka->groups;
+	*v++ = (char *)cfg->on_work;
+	*v = NULL;
+}
+
+/* In the forked child: descriptors in place (0 stdin, 1 stdout, 2 stderr, 3 the report
+ * pipe), everything else closed, then exec a fresh keeper. Async-signal-safe calls only. */
+static void __attribute__((noreturn)) exec_keeper(struct keeper_args *ka, char **envp, const int *fds)
+{
+	setpgid(0, 0);
+	/* From here until the keeper sets its handler, the signal's default action ends it,
+	 * which is right: nothing has started yet. */
+	prctl(PR_SET_PDEATHSIG, KEEPER_DEATH_SIGNAL);
+	int high[4], report_fd = fds[3];
+	/* Out of the way first, so no dup2 below overwrites a descriptor still to be moved. */
+	for (int i = 0; i < 4; i++)
+		if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
+			goto fail;
+	for (int i = 0; i < 4; i++)
+		if (dup2(high[i], i) < 0)
+			goto fail;
+	report_fd = KEEPER_REPORT_FD;
+	/* Nothing of the worker's (its sockets, other slots' pipes) goes past the exec. */
+	if (close_range(4, ~0U, 0) != 0) {
+		for (int fd = 4; fd < 65536; fd++)
 			close(fd);
-}
-
-/* ---- the keeper ----
- *
- * The process the worker forks is not the shell but a keeper: it leads the new process
- * group, starts /bin/sh -c CMD in it, waits, and exits the way the shell did. Its one job
- * is the backstop: it asks the kernel for KEEPER_DEATH_SIGNAL when the worker dies
- * (PR_SET_PDEATHSIG), and answers it by SIGKILLing its whole group. Setting that on the
- * shell alone would not do, as the shell's own children would live on.
- *
- * It is a fork of a threaded process, so it uses async-signal-safe calls only. */
-
-#define KEEPER_DEATH_SIGNAL SIGRTMAX
-
-static void keeper_on_worker_death(int sig)
-{
-	(void)sig;
-	kill(0, SIGKILL);
-}
-
-static void keeper_on_child(int sig) { (void)sig; }
-
-static void __attribute__((noreturn)) keeper_fail(int report_fd)
-{
-	int e = errno;
-	ssize_t n = write(report_fd, &e, sizeof(e));
+	}
+	execve("/proc/self/exe", ka->argv, envp);
+fail:;
+	struct keeper_report rep = {KEEPER_STAGE_EXEC, errno};
+	ssize_t n = write(report_fd, &rep, sizeof(rep));
 	(void)n;
 	_exit(127);
 }
 
-/* Exit as the shell did: the same code, or death by the same signal. */
-static void __attribute__((noreturn)) keeper_mirror(int status)
+static const char *stage_text(int stage)
 {
-	if (WIFEXITED(status))
-		_exit(WEXITSTATUS(status));
-	int sig = WTERMSIG(status);
-	/* No core file of the keeper for a shell that dumped one. */
-	struct rlimit no_core = {0, 0};
-	setrlimit(RLIMIT_CORE, &no_core);
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	sigaction(sig, &dfl, NULL);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	sigprocmask(SIG_UNBLOCK, &set, NULL);
-	kill(getpid(), sig);
-	_exit(128 + sig);
-}
-
-static void __attribute__((noreturn))
-keeper(const char *cmd, const char *workdir, char **envp, int devnull, int out_w, int err_w, int report_fd,
-       pid_t worker)
-{
-	setpgid(0, 0);
-	prctl(PR_SET_NAME, "environd-keeper");
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = keeper_on_worker_death;
-	sigaction(KEEPER_DEATH_SIGNAL, &sa, NULL);
-	sa.sa_handler = keeper_on_child;
-	sigaction(SIGCHLD, &sa, NULL);
-	/* The stop signals are for the command; the keeper stays to report how it ended. */
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGQUIT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
-	/* SIGCHLD is taken only inside sigsuspend below, so the shell's exit cannot slip in
-	 * between a waitpid that found nothing and the wait that follows it. */
-	sigset_t chld, waiting;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, &waiting);
-	sigdelset(&waiting, SIGCHLD);
-	sigdelset(&waiting, KEEPER_DEATH_SIGNAL);
-	prctl(PR_SET_PDEATHSIG, KEEPER_DEATH_SIGNAL);
-	/* The worker may have died before the prctl took hold. */
-	if (getppid() != worker)
-		_exit(127);
-	if (workdir && chdir(workdir) != 0)
-		keeper_fail(report_fd);
-	if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
-		keeper_fail(report_fd);
-	close_fds_except(report_fd);
-	pid_t shell = fork();
-	if (shell < 0)
-		keeper_fail(report_fd);
-	if (shell == 0) {
-		/* The command gets default signal handling and an empty mask. */
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		for (int sig = 1; sig < NSIG; sig++)
-			if (sig != SIGKILL && sig != SIGSTOP)
-				sigaction(sig, &dfl, NULL);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		char *argv[] = {"sh", "-c", (char *)cmd, NULL};
-		execve("/bin/sh", argv, envp);
-		keeper_fail(report_fd);
-	}
-	/* Only the shell holds the output pipes now, so they close when it is done. The
-	 * devnull descriptor went with close_fds_except, so open it again. */
-	close(report_fd);
-	int null_fd = open("/dev/null", O_RDWR);
-	if (null_fd >= 0) {
-		dup2(null_fd, 1);
-		dup2(null_fd, 2);
-		if (null_fd > 2)
-			close(null_fd);
-	} else {
-		close(1);
-		close(2);
-	}
-	for (;;) {
-		int status;
-		pid_t got = waitpid(shell, &status, WNOHANG);
-		if (got == shell)
-			keeper_mirror(status);
-		if (got < 0 && errno != EINTR)
-			_exit(127);
-		sigsuspend(&waiting);
+	switch (stage) {
+	case KEEPER_STAGE_EXEC: return "cannot start the keeper (/proc/self/exe)";
+	case KEEPER_STAGE_ARGS: return "the keeper was started wrongly";
+	case KEEPER_STAGE_WORKDIR: return "cannot enter the working directory";
+	case KEEPER_STAGE_USER: return "cannot become the --run-as user";
+	default: return "cannot start /bin/sh";
 	}
 }
 
-int child_spawn(struct child *ch, const struct worker_config *cfg, char **envp, const char *work_id,
-		char *err, size_t errlen)
+int child_spawn(struct child *ch, const struct worker_config *cfg, const char *workdir, char **envp,
+		const char *stdin_data, size_t stdin_len, const char *work_id, char *err, size_t errlen)
 {
 	memset(ch, 0, sizeof(*ch));
 	ch->pid = -1;
-	ch->pidfd = ch->out_fd = ch->err_fd = -1;
+	ch->pidfd = ch->out_fd = ch->err_fd = ch->in_fd = -1;
 	ch->work_id = work_id;
-	int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, rep_p[2] = {-1, -1};
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	struct keeper_args *ka = malloc(sizeof(*ka));
+	int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, rep_p[2] = {-1, -1};
 	/* Every descriptor is close-on-exec, so children of other slots never inherit them. */
-	if (devnull < 0 || pipe2(out_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC) || pipe2(rep_p, O_CLOEXEC)) {
+	if (!ka || pipe2(in_p, O_CLOEXEC) || pipe2(out_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC) ||
+	    pipe2(rep_p, O_CLOEXEC)) {
 		snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
 		goto fail;
 	}
-	pid_t parent = getpid();
+	keeper_args_build(ka, cfg, workdir);
+	int fds[4] = {in_p[0], out_p[1], err_p[1], rep_p[1]};
 	pid_t pid = fork();
 	if (pid < 0) {
 		snprintf(err, errlen, "fork failed: %s", strerror(errno));
 		goto fail;
 	}
 	if (pid == 0)
-		keeper(cfg->on_work, cfg->workdir, envp, devnull, out_p[1], err_p[1], rep_p[1], parent);
+		exec_keeper(ka, envp, fds);
 	/* Set the group from both sides, so a signal sent right after fork finds it. */
 	setpgid(pid, pid);
 	ch->pid = pid;
+	close(in_p[0]);
 	close(out_p[1]);
 	close(err_p[1]);
 	close(rep_p[1]);
-	out_p[1] = err_p[1] = rep_p[1] = -1;
-	int child_errno = 0;
+	in_p[0] = out_p[1] = err_p[1] = rep_p[1] = -1;
+	struct keeper_report rep = {0, 0};
 	ssize_t n;
 	do
-		n = read(rep_p[0], &child_errno, sizeof(child_errno));
+		n = read(rep_p[0], &rep, sizeof(rep));
 	while (n < 0 && errno == EINTR);
 	close(rep_p[0]);
 	rep_p[0] = -1;
-	if (n == (ssize_t)sizeof(child_errno)) {
-		snprintf(err, errlen, "cannot start /bin/sh%s%s: %s", cfg->workdir ? " in " : "",
-			 cfg->workdir ? cfg->workdir : "", strerror(child_errno));
+	if (n == (ssize_t)sizeof(rep)) {
+		snprintf(err, errlen, "%s%s%s: %s", stage_text(rep.stage),
+			 rep.stage == KEEPER_STAGE_WORKDIR ? " " : "",
+			 rep.stage == KEEPER_STAGE_WORKDIR && workdir ? workdir : "", strerror(rep.err));
 		waitpid(pid, NULL, 0);
 		ch->pid = -1;
 		goto fail;
 	}
 	ch->out_fd = out_p[0];
 	ch->err_fd = err_p[0];
+	ch->in_fd = in_p[1];
+	ch->in_data = stdin_data;
+	ch->in_len = stdin_data ? stdin_len : 0;
 	fcntl(ch->out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(ch->err_fd, F_SETFL, O_NONBLOCK);
+	fcntl(ch->in_fd, F_SETFL, O_NONBLOCK);
 	ch->pidfd = pidfd_open(pid, 0);
-	close(devnull);
+	free(ka);
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
+		if (in_p[i] >= 0)
+			close(in_p[i]);
 		if (out_p[i] >= 0)
 			close(out_p[i]);
 		if (err_p[i] >= 0)
@@ -242,9 +185,30 @@ fail:
 		if (rep_p[i] >= 0)
 			close(rep_p[i]);
 	}
-	if (devnull >= 0)
-		close(devnull);
+	free(ka);
 	return -1;
+}
+
+/* Feed the command's stdin as far as the pipe takes it; close it once all is written, or
+ * when the command will read no more. */
+static void write_stdin(struct child *ch)
+{
+	while (ch->in_fd >= 0 && ch->in_off < ch->in_len) {
+		ssize_t n = write(ch->in_fd, ch->in_data + ch->in_off, ch->in_len - ch->in_off);
+		if (n > 0) {
+			ch->in_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		break; /* EPIPE: the command closed its stdin */
+	}
+	if (ch->in_fd >= 0) {
+		close(ch->in_fd);
+		ch->in_fd = -1;
+	}
 }
 
 /* ---- supervising ---- */
@@ -346,8 +310,11 @@ void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_chec
 		if (ch->leader_exited && ((ch->out_fd < 0 && ch->err_fd < 0) || kill_at))
 			break;
 
-		struct pollfd fds[4];
+		write_stdin(ch);
+		struct pollfd fds[5];
 		int nfds = 0;
+		if (ch->in_fd >= 0)
+			fds[nfds++] = (struct pollfd){.fd = ch->in_fd, .events = POLLOUT};
 		if (ch->out_fd >= 0)
 			fds[nfds++] = (struct pollfd){.fd = ch->out_fd, .events = POLLIN};
 		if (ch->err_fd >= 0)
@@ -395,5 +362,7 @@ void child_supervise(struct child *ch, int grace_s, int wake_fd, child_stop_chec
 		close(ch->err_fd);
 	if (ch->pidfd >= 0)
 		close(ch->pidfd);
-	ch->out_fd = ch->err_fd = ch->pidfd = -1;
+	if (ch->in_fd >= 0)
+		close(ch->in_fd);
+	ch->out_fd = ch->err_fd = ch->pidfd = ch->in_fd = -1;
 }

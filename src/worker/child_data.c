@@ -91,10 +91,14 @@ static int named(const char *entry, const char *const *names, size_t count)
 	return 0;
 }
 
-static int is_item_var(const char *entry)
+/* Who the command is, set to the --run-as user's when there is one (as su and sudo do). */
+static const char *const user_vars[] = {"HOME", "USER", "LOGNAME"};
+
+static int is_item_var(const char *entry, int run_as)
 {
 	return named(entry, item_vars, sizeof(item_vars) / sizeof(item_vars[0])) ||
-	       named(entry, credential_vars, sizeof(credential_vars) / sizeof(credential_vars[0]));
+	       named(entry, credential_vars, sizeof(credential_vars) / sizeof(credential_vars[0])) ||
+	       (run_as && named(entry, user_vars, sizeof(user_vars) / sizeof(user_vars[0])));
 }
 
 static char *make_var(const char *name, const char *value)
@@ -125,13 +129,13 @@ char **child_env_build(char *const *env, const struct worker_config *cfg, const 
 	size_t n = 0;
 	for (char *const *e = env; e && *e; e++)
 		n++;
-	size_t cap = n + sizeof(item_vars) / sizeof(item_vars[0]) + 1;
+	size_t cap = n + sizeof(item_vars) / sizeof(item_vars[0]) + sizeof(user_vars) / sizeof(user_vars[0]) + 1;
 	char **out = calloc(cap, sizeof(char *));
 	if (!out)
 		return NULL;
 	size_t k = 0;
 	for (char *const *e = env; e && *e; e++) {
-		if (is_item_var(*e))
+		if (is_item_var(*e, cfg->run_as != NULL))
 			continue;
 		if (!(out[k++] = strdup(*e)))
 			goto oom;
@@ -143,6 +147,9 @@ char **child_env_build(char *const *env, const struct worker_config *cfg, const 
 		{"ANTHROPIC_WORK_SECRET", it->secret},
 		{"ANTHROPIC_BASE_URL", cfg->base_url},
 		{"ANTHROPIC_ENVIRONMENT_KEY", environment_key},
+		{"HOME", cfg->run_as ? cfg->run_as->home : NULL},
+		{"USER", cfg->run_as ? cfg->run_as->name : NULL},
+		{"LOGNAME", cfg->run_as ? cfg->run_as->name : NULL},
 	};
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
 		/* The key is passed only when asked for; a secret-less item gets no secret. */

@@ -8,6 +8,7 @@
  * worker that lost the item cannot touch it in the hands of the next one. */
 #include "worker/worker_int.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "worker/run_as.h"
+#include "worker/ticks.h"
 #include "common/secret.h"
 
 extern char **environ;
@@ -32,6 +35,10 @@ void item_free(struct item *it)
 	if (it->token) {
 		memset(it->token, 0, strlen(it->token));
 		free(it->token);
+	}
+	if (it->json) {
+		memset(it->json, 0, strlen(it->json));
+		free(it->json);
 	}
 	memset(it, 0, sizeof(*it));
 }
@@ -95,7 +102,8 @@ int item_parse(const json_t *body, struct item *it, char *err, size_t errlen)
 	it->session_id = strdup(session_id);
 	it->secret = json_is_string(secret) ? strdup(json_string_value(secret)) : NULL;
 	it->token = it->secret ? secret_token(it->secret) : NULL;
-	if (!it->id || !it->type || !it->session_id || (json_is_string(secret) && !it->secret)) {
+	it->json = json_dumps(body, JSON_COMPACT);
+	if (!it->id || !it->type || !it->session_id || (json_is_string(secret) && !it->secret) || !it->json) {
 		item_free(it);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -230,6 +238,65 @@ static void stop_reason(void *arg, struct child_order *o)
 	o->check_by_us = now < deadline_us ? deadline_us : 0;
 }
 
+/* Start the item's command: its environment (with environment_key when not NULL), its
+ * directory, the item's JSON on its stdin. Returns 0, or -1 after logging why. */
+static int start_command(struct slot *s, const char *environment_key, struct child *ch)
+{
+	struct worker *w = s->w;
+	const struct item *it = &s->item;
+	char err[512], dir[PATH_MAX];
+	const char *workdir = w->cfg->workdir;
+	if (w->cfg->run_as) {
+		if (run_as_item_dir(w->cfg->run_as, w->cfg->workdir, it->id, dir, sizeof(dir), err, sizeof(err))) {
+			log_event(LOG_ERROR, "child_failed", "work_id", it->id, "error", err, NULL);
+			return -1;
+		}
+		workdir = dir;
+	}
+	char **envp = child_env_build(environ, w->cfg, it, environment_key);
+	if (!envp || child_spawn(ch, w->cfg, workdir, envp, it->json, strlen(it->json), it->id, err, sizeof(err))) {
+		log_event(LOG_ERROR, "child_failed", "work_id", it->id, "error", envp ? err : "out of memory", NULL);
+		child_env_free(envp);
+		return -1;
+	}
+	child_env_free(envp);
+	char pid[24];
+	snprintf(pid, sizeof(pid), "%d", (int)ch->pid);
+	log_event(LOG_INFO, "child_start", "work_id", it->id, "session_id", it->session_id, "pid", pid, "lease",
+		  w->cfg->lease == WORKER_LEASE_COMMAND ? "command" : "worker", NULL);
+	return 0;
+}
+
+/* With --lease command nothing but the worker's own stop ends the command. */
+static void stop_reason_command(void *arg, struct child_order *o)
+{
+	struct run_ctx *ctx = arg;
+	o->why = atomic_load(&ctx->w->aborting) ? "worker_stopping" : NULL;
+	o->kill_now = 0;
+	o->check_by_us = 0;
+}
+
+/* --lease command: the command heartbeats and stops the item itself (it has the
+ * environment key and the item); the worker sends nothing about the item while it runs
+ * or after. Returns 0 once the command ran, -1 when it could not start (the item is then
+ * still under the ack's lease, which is the worker's to stop). */
+static int run_command_owned(struct slot *s)
+{
+	struct worker *w = s->w;
+	const struct item *it = &s->item;
+	if (atomic_load(&w->aborting)) {
+		log_event(LOG_INFO, "not_started", "work_id", it->id, "reason", "worker_stopping", NULL);
+		return -1;
+	}
+	struct child ch;
+	if (start_command(s, w->cfg->environment_key, &ch))
+		return -1;
+	struct run_ctx ctx = {w, NULL};
+	child_supervise(&ch, w->cfg->grace_s, s->wake[0], stop_reason_command, &ctx);
+	log_event(LOG_INFO, "item_left", "work_id", it->id, "reason", "the command owns the lease", NULL);
+	return 0;
+}
+
 /* Run a session item's command while the lease is held; returns the final verdict. */
 static enum lease_verdict run_session(struct slot *s, struct lease *lease)
 {
@@ -241,19 +308,9 @@ static enum lease_verdict run_session(struct slot *s, struct lease *lease)
 			  v != LEASE_HELD ? lease_verdict_name(v) : "worker_stopping", NULL);
 		return v;
 	}
-	char **envp = child_env_build(environ, w->cfg, it,
-				      w->cfg->pass_environment_key ? w->cfg->environment_key : NULL);
 	struct child ch;
-	char err[512];
-	if (!envp || child_spawn(&ch, w->cfg, envp, it->id, err, sizeof(err))) {
-		log_event(LOG_ERROR, "child_failed", "work_id", it->id, "error", envp ? err : "out of memory", NULL);
-		child_env_free(envp);
+	if (start_command(s, w->cfg->pass_environment_key ? w->cfg->environment_key : NULL, &ch))
 		return lease_current(lease, NULL);
-	}
-	child_env_free(envp);
-	char pid[24];
-	snprintf(pid, sizeof(pid), "%d", (int)ch.pid);
-	log_event(LOG_INFO, "child_start", "work_id", it->id, "session_id", it->session_id, "pid", pid, NULL);
 	struct run_ctx ctx = {w, lease};
 	child_supervise(&ch, w->cfg->grace_s, s->wake[0], stop_reason, &ctx);
 	return lease_current(lease, NULL);
@@ -283,7 +340,11 @@ static void run_item(struct slot *s)
 
 	struct lease_state st;
 	lease_state_init(&st, acked_us);
-	if (it->kind == ITEM_HEALTHCHECK) {
+	if (w->cfg->lease == WORKER_LEASE_COMMAND && it->kind != ITEM_OTHER) {
+		if (run_command_owned(s) == 0)
+			return;
+		/* Not started: the ack's lease is still ours, and nobody else will end it. */
+	} else if (it->kind == ITEM_HEALTHCHECK) {
 		/* A healthcheck proves the worker can claim, ack and beat; there is no command. */
 		lease_beat_once(w, &s->beat, it, &st);
 	} else if (it->kind == ITEM_OTHER) {

@@ -23,6 +23,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "worker/ticks.h"
 
 static const char *const verdict_names[] = {
 	[LEASE_HELD] = "held",

@@ -7,13 +7,25 @@
  *
  * Credentials: the poller uses the environment key; everything about one item (ack,
  * heartbeat, stop) uses that delivery's session token from the poll's secret (SPEC §4).
- * The server revokes it when the item is stopped or handed to someone else, so a request
- * from a worker that lost the item is refused (401) instead of touching its new holder. A slot's thread has reaped its child before it says it is free,
- * so there are never more children than slots. */
+ * A session token outlives its item's stop; only a redelivery replaces it, and from then
+ * on the server refuses the old one (401), so a worker that lost the item cannot touch it
+ * in the hands of its new holder. A slot's thread has reaped its child before it says it
+ * is free, so there are never more children than slots.
+ *
+ * Lease modes: with WORKER_LEASE_WORKER a lease thread heartbeats the item while its
+ * command runs and the slot's thread stops it afterwards; with WORKER_LEASE_COMMAND the
+ * command owns the lease (it heartbeats and stops the item itself) and the worker sends
+ * nothing about the item after the ack.
+ *
+ * What a command can reach: each runs under a keeper that is a fresh exec of this binary
+ * (keeper.c), with the command's environment only; the worker and the keeper are
+ * non-dumpable, and the worker's credentials are wiped from its own environment once
+ * read (cmd_worker.c). */
 #ifndef ENVIROND_WORKER_INT_H
 #define ENVIROND_WORKER_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,15 +44,6 @@
 #define ABORT_STOP_TIMEOUT_MS 2500L
 #define NO_HEARTBEAT "NO_HEARTBEAT"
 
-/* ---- time (worker_time in worker.c) ---- */
-
-/* An absolute CLOCK_MONOTONIC time delay_us from now, for pthread_cond_timedwait on a
- * condition variable set up with worker_cond_init(). */
-void worker_deadline(int64_t delay_us, struct timespec *ts);
-int worker_cond_init(pthread_cond_t *cond);
-/* A uniformly random number in [0, bound). */
-uint64_t worker_random(uint64_t bound);
-
 /* ---- one claimed work item ---- */
 
 enum item_kind { ITEM_SESSION, ITEM_HEALTHCHECK, ITEM_OTHER };
@@ -54,6 +57,7 @@ struct item {
 	char *type;         /* data.type */
 	char *secret;       /* may be NULL */
 	char *token;        /* envd_req_...; NULL when the secret holds none */
+	char *json;         /* the poll reply as the command's stdin gets it (holds the secret) */
 	enum item_kind kind;
 };
 
@@ -176,27 +180,53 @@ void line_buf_flush(struct line_buf *lb, void (*emit)(const char *line, void *ar
 /* Build the child's environment from env (NULL-terminated "K=V" list): drop the worker's
  * credentials (ANTHROPIC_ENVIRONMENT_KEY, set again only when environment_key is given;
  * ENVIROND_API_KEY, ANTHROPIC_API_KEY and ANTHROPIC_AUTH_TOKEN always) and anything named
- * like the variables set here, then add the item's variables. Returns a new
+ * like the variables set here, then add the item's variables (and, with cfg->run_as,
+ * that user's HOME, USER and LOGNAME). Returns a new
  * NULL-terminated array of new strings (child_env_free), or NULL on out of memory. */
 char **child_env_build(char *const *env, const struct worker_config *cfg, const struct item *it,
 		       const char *environment_key);
 void child_env_free(char **envp);
 
+/* ---- the keeper (keeper.c) ---- */
+
+#define KEEPER_DEATH_SIGNAL SIGRTMAX
+#define KEEPER_REPORT_FD 3
+/* environd __keeper WORKER_PID WORKDIR UID GID GROUPS CMD: 7 words from "__keeper" on. */
+#define KEEPER_ARGC 7
+#define KEEPER_SUBCOMMAND "__keeper"
+
+/* What went wrong before /bin/sh ran; written on the report pipe. */
+enum keeper_stage {
+	KEEPER_STAGE_EXEC = 1,  /* the keeper itself could not be started */
+	KEEPER_STAGE_ARGS,
+	KEEPER_STAGE_WORKDIR,
+	KEEPER_STAGE_USER,
+	KEEPER_STAGE_SHELL,
+};
+struct keeper_report {
+	int stage;
+	int err;
+};
+
 struct child {
 	pid_t pid;            /* the keeper's, which is also the process group id */
 	int pidfd;            /* -1 when the kernel has no pidfd_open */
 	int out_fd, err_fd;   /* read ends; -1 after EOF */
+	int in_fd;            /* write end of the command's stdin; -1 once all is written */
+	const char *in_data;  /* borrowed: what stdin gets, then EOF */
+	size_t in_len, in_off;
 	struct line_buf out, err;
 	const char *work_id;  /* borrowed, for the log */
 	int leader_exited;    /* the keeper has exited (still a zombie, so its pgid stays ours) */
 	int status;           /* its wait status (the shell's, mirrored), once leader_exited */
 };
 
-/* Start /bin/sh -c cfg->on_work in cfg->workdir, in a new process group led by a keeper
- * that exits as the shell does and kills the group if the worker dies. Returns 0, or -1
- * with a reason in err (nothing is left running then). */
-int child_spawn(struct child *ch, const struct worker_config *cfg, char **envp, const char *work_id,
-		char *err, size_t errlen);
+/* Start /bin/sh -c cfg->on_work in workdir (NULL: ours) under a keeper, in a new process
+ * group, as cfg->run_as when set, with envp as its environment and stdin (stdin_len bytes,
+ * borrowed until child_supervise returns) on its standard input. Returns 0, or -1 with a
+ * reason in err (nothing is left running then). */
+int child_spawn(struct child *ch, const struct worker_config *cfg, const char *workdir, char **envp,
+		const char *stdin_data, size_t stdin_len, const char *work_id, char *err, size_t errlen);
 
 /* What the runner wants of the child right now. */
 struct child_order {
@@ -266,9 +296,5 @@ void item_path(struct buf *b, const struct worker *w, const char *work_id, const
  * them into w->draining / w->aborting (a third signal ends the process). Returns 0 or -1. */
 int signals_start(struct worker *w);
 void signals_stop(void);
-
-/* Jittered exponential backoff for attempt (0-based): 1 s doubling up to 60 s, minus up
- * to a quarter at random, and never less than retry_after_s when the server gave one. */
-int64_t worker_backoff_us(int attempt, int retry_after_s);
 
 #endif

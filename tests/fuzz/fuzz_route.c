@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (m.index >= sizeof(routes) / sizeof(routes[0]) || m.nparams > ROUTER_MAX_PARAMS)
 			__builtin_trap();
 		for (size_t i = 0; i < m.nparams; i++)
-			if (!m.params[i][0] || strchr(m.params[i], '/'))
+			if (!m.params[i][0])
 				__builtin_trap();
 	}
 	free(text);

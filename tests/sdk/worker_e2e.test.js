@@ -6,13 +6,14 @@
 'use strict';
 const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, execFile } = require('node:child_process');
+const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { Server, BIN, sleep } = require('./lib/server');
 const { selfHosted, enqueueOk, waitFor, decodeSecret } = require('./lib/work');
+const { Worker, workerSuite } = require('./lib/worker_proc');
 
 // The command every test worker runs. What it does depends on the session id's prefix, so
 // one worker can be handed items that behave differently. A command that traps SIGTERM
@@ -41,71 +42,17 @@ esac
 exit 0
 `;
 
+const suite = workerSuite();
+const { tmpDirs, getWork } = suite;
 let server;
 let apiKey;
 let envSeq = 0;
-const tmpDirs = [];
-const workers = new Set();
 
 function tmpDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'environd-worker-'));
   fs.writeFileSync(path.join(dir, 'item.sh'), ITEM_SH, { mode: 0o755 });
   tmpDirs.push(dir);
   return dir;
-}
-
-// A running `environd worker` with its JSON log parsed as it arrives.
-class Worker {
-  constructor(srv, { envId, envKey, dir, args = [], env = {}, baseUrl }) {
-    this.events = [];
-    this.stderr = '';
-    this.dir = dir;
-    const argv = ['worker', '--log-format', 'json', '--base-url', baseUrl || srv.url, '--workdir', dir];
-    if (envId) argv.push('--environment', envId);
-    if (!args.includes('--on-work')) argv.push('--on-work', './item.sh');
-    const childEnv = { ...process.env, ...env };
-    if (!('ENVIROND_API_KEY' in env)) delete childEnv.ENVIROND_API_KEY;
-    if (envKey) childEnv.ANTHROPIC_ENVIRONMENT_KEY = envKey;
-    else delete childEnv.ANTHROPIC_ENVIRONMENT_KEY;
-    this.proc = spawn(BIN, [...argv, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout.on('data', (d) => (this.stderr += d));
-    let partial = '';
-    this.proc.stderr.on('data', (d) => {
-      this.stderr += d;
-      const lines = (partial + d).split('\n');
-      partial = lines.pop();
-      for (const line of lines) {
-        try {
-          this.events.push(JSON.parse(line));
-        } catch {
-          // Messages printed before the log is set up are plain text.
-        }
-      }
-    });
-    // 'close', not 'exit': the last log lines may still be in the pipe at 'exit'.
-    this.exited = new Promise((resolve) => this.proc.once('close', (code, signal) => resolve({ code, signal })));
-    workers.add(this);
-    this.exited.then(() => workers.delete(this));
-  }
-
-  named(event, workId) {
-    return this.events.filter((e) => e.event === event && (!workId || e.work_id === workId));
-  }
-
-  waitEvent(event, workId, timeoutMs = 10000) {
-    return waitFor(() => this.named(event, workId)[0], { timeoutMs, what: `${event} ${workId || ''} in\n${this.stderr}` });
-  }
-
-  kill(signal) {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
-  }
-
-  async exitCode(timeoutMs = 20000) {
-    const t = setTimeout(() => this.kill('SIGKILL'), timeoutMs);
-    const r = await this.exited;
-    clearTimeout(t);
-    return r.code;
-  }
 }
 
 // Runs an environd subcommand; resolves { code, stdout, stderr }.
@@ -118,12 +65,6 @@ function run(args, env = {}) {
 }
 
 const newEnv = (tag) => selfHosted(server, apiKey, `worker-${tag}-${++envSeq}`);
-
-async function getWork(envId, workId, srv = server, key = apiKey) {
-  const r = await srv.raw('GET', `/v1/environments/${envId}/work/${workId}`, { key });
-  assert.equal(r.status, 200, `get ${workId}: ${r.text}`);
-  return r.json;
-}
 
 function readEnvFile(dir, workId) {
   const text = fs.readFileSync(path.join(dir, `${workId}.env`), 'utf8');
@@ -152,19 +93,8 @@ function alive(pid) {
   }
 }
 
-before(async () => {
-  server = new Server();
-  apiKey = server.createKey(); // before start: the store is created by the first open
-  await server.start();
-});
-
-after(async () => {
-  for (const w of workers) w.kill('SIGKILL');
-  if (server) {
-    await server.stop();
-    server.cleanup();
-  }
-  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+before(() => {
+  ({ server, apiKey } = suite);
 });
 
 describe('environd worker', { concurrency: 4 }, () => {

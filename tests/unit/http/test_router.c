@@ -124,8 +124,12 @@ static void found_cases(void)
 	/* The most segments a path may have; all literal beats all wildcards. */
 	assert_found("GET", "/a/b/c/d/e/f/g/h", 13, 0, NULL, NULL);
 	assert_found("GET", "/a/b/c/d/e/f/g/i", 14, ROUTER_MAX_PARAMS, "b", "c");
-	/* Parameters are taken verbatim. */
-	assert_found("GET", "/v1/environments/env%2F1", 2, 1, "env%2F1", NULL);
+	/* The raw path is split first, then each segment decoded: "%2F" stays inside its
+	 * parameter (SPEC §1), and a decoded literal still matches. */
+	assert_found("GET", "/v1/environments/env%2F1", 2, 1, "env/1", NULL);
+	assert_found("GET", "/v1/environments/env%2F1%2Fwork%2Fpoll", 2, 1, "env/1/work/poll", NULL);
+	assert_found("GET", "/v1/environments/e%2fx/work/poll", 7, 1, "e/x", NULL);
+	assert_found("GET", "/v1/%65nvironments/e", 2, 1, "e", NULL);
 	assert_found("GET", "/v1/environments/a.b-c_d~", 2, 1, "a.b-c_d~", NULL);
 }
 
@@ -170,6 +174,11 @@ static void test_long_segment(void **state)
 static void not_found_cases(void)
 {
 	assert_not_found("GET", "/v2/environments");
+	/* A NUL would cut an id short; a broken escape means nothing. */
+	assert_not_found("GET", "/v1/environments/env_a%00x");
+	assert_not_found("GET", "/v1/environments/env%2");
+	assert_not_found("GET", "/v1/environments/env%zz");
+	assert_not_found("GET", "/v1/environments/%");
 	assert_not_found("GET", "/v1/env");
 	assert_not_found("GET", "/v1/Environments");
 	assert_not_found("GET", "/v1");

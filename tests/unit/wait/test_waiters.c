@@ -1,10 +1,12 @@
-/* test_waiters.c - the per-environment wake sequence and the collection of idle entries
- * (src/wait/waiters.c), on the fake clock. Parking needs a live connection and is covered
- * by the SDK suites (held_polls.test.js, work_queue.test.js). */
+/* test_waiters.c - src/wait/waiters.c on the fake clock, with fake suspend/resume hooks:
+ * the per-key wake sequence, parking (FIFO wake order, deadlines, the lost-wake-up rule,
+ * the limits per kind: polls and streams) and the collection of idle entries. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -14,12 +16,32 @@
 
 static int64_t wall, mono;
 
+/* A fake request: the hooks record what happened to it. */
+struct fake_req {
+	int suspended;
+	int resumes;
+	int order; /* resume order, 1-based */
+};
+static int resume_counter;
+
+static void fake_suspend(void *req) { ((struct fake_req *)req)->suspended = 1; }
+static void fake_resume(void *req)
+{
+	struct fake_req *r = req;
+	assert_true(r->suspended); /* never resumed twice, never resumed unsuspended */
+	r->suspended = 0;
+	r->resumes++;
+	r->order = ++resume_counter;
+}
+static const struct waiter_hooks hooks = {fake_suspend, fake_resume};
+
 static int setup(void **state)
 {
 	wall = 1700000000LL * 1000000;
 	mono = 1000000;
+	resume_counter = 0;
 	clock_set_fake(&wall, &mono);
-	*state = waiters_new(16);
+	*state = waiters_new(4, 2, &hooks);
 	return *state ? 0 : -1;
 }
 
@@ -88,12 +110,102 @@ static void test_sleep_returns_at_once_when_due(void **state)
 	assert_true(real_us() - t0 < 10000000);
 }
 
+static void park(struct waiters *w, struct waiter *wt, struct fake_req *r, const char *key, enum waiter_kind kind,
+		 int64_t wake, int expect)
+{
+	memset(wt, 0, sizeof(*wt));
+	wt->req = r;
+	wt->kind = kind;
+	wt->wake_mono = wake;
+	snprintf(wt->env_id, sizeof(wt->env_id), "%s", key);
+	assert_int_equal(expect, waiters_park(w, wt, waiters_seq(w, key)));
+}
+
+static void test_wake_resumes_oldest_first(void **state)
+{
+	struct waiters *w = *state;
+	struct fake_req r[3] = {{0}};
+	struct waiter wt[3];
+	for (int i = 0; i < 3; i++)
+		park(w, &wt[i], &r[i], "env_a", WAITER_POLL, mono + 1000000, 0);
+	assert_true(r[0].suspended && r[1].suspended && r[2].suspended);
+	assert_int_equal(3, waiters_count(w));
+	waiters_wake(w, "env_a", 1);
+	assert_int_equal(1, r[0].resumes);
+	assert_int_equal(0, r[1].resumes);
+	waiters_wake(w, "env_b", 0); /* another key wakes nobody here */
+	assert_int_equal(0, r[1].resumes);
+	waiters_wake(w, "env_a", 0);
+	assert_int_equal(2, r[1].order);
+	assert_int_equal(3, r[2].order);
+	assert_int_equal(0, waiters_count(w));
+}
+
+static void test_park_refuses_after_a_wake(void **state)
+{
+	struct waiters *w = *state;
+	struct fake_req r = {0};
+	struct waiter wt = {0};
+	wt.req = &r;
+	wt.wake_mono = mono + 1000;
+	snprintf(wt.env_id, sizeof(wt.env_id), "stream:sesn_x");
+	uint64_t seen = waiters_seq(w, wt.env_id);
+	waiters_wake(w, wt.env_id, 0); /* an append between the read and the park */
+	assert_int_equal(1, waiters_park(w, &wt, seen));
+	assert_false(r.suspended);
+	assert_int_equal(0, waiters_count(w));
+}
+
+static void test_expire_resumes_due_waiters_in_deadline_order(void **state)
+{
+	struct waiters *w = *state;
+	struct fake_req r[3] = {{0}};
+	struct waiter wt[3];
+	park(w, &wt[0], &r[0], "env_a", WAITER_POLL, mono + 3000, 0);
+	park(w, &wt[1], &r[1], "env_b", WAITER_POLL, mono + 1000, 0);
+	park(w, &wt[2], &r[2], "stream:s", WAITER_STREAM, mono + 2000, 0);
+	assert_int_equal(0, waiters_expire(w, mono + 999));
+	assert_int_equal(2, waiters_expire(w, mono + 2000));
+	assert_int_equal(1, r[1].order);
+	assert_int_equal(2, r[2].order);
+	assert_true(r[0].suspended);
+	assert_int_equal(1, waiters_expire(w, mono + 5000));
+	assert_int_equal(0, waiters_count(w));
+}
+
+static void test_limits_are_per_kind(void **state)
+{
+	struct waiters *w = *state; /* 4 polls, 2 streams */
+	struct fake_req r[7] = {{0}};
+	struct waiter wt[7];
+	park(w, &wt[0], &r[0], "stream:a", WAITER_STREAM, mono + 1000, 0);
+	park(w, &wt[1], &r[1], "stream:b", WAITER_STREAM, mono + 1000, 0);
+	park(w, &wt[2], &r[2], "stream:c", WAITER_STREAM, mono + 1000, -1);
+	assert_false(r[2].suspended);
+	assert_int_equal(2, waiters_count_kind(w, WAITER_STREAM));
+	for (int i = 3; i < 7; i++)
+		park(w, &wt[i], &r[i], "env_a", WAITER_POLL, mono + 1000, 0);
+	assert_int_equal(4, waiters_count_kind(w, WAITER_POLL));
+	/* A stream that leaves frees its place for another. */
+	waiters_wake(w, "stream:a", 0);
+	park(w, &wt[2], &r[2], "stream:c", WAITER_STREAM, mono + 1000, 0);
+	waiters_wake_all(w);
+	for (int i = 1; i < 7; i++)
+		assert_false(r[i].suspended);
+	/* Closed: nobody parks any more. */
+	park(w, &wt[0], &r[0], "env_a", WAITER_POLL, mono + 1000, -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_wake_bumps_sequence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_collect_drops_only_idle_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sleep_returns_at_once_when_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wake_resumes_oldest_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_park_refuses_after_a_wake, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_resumes_due_waiters_in_deadline_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits_are_per_kind, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "worker/ticks.h"
 #include "worker/worker_int.h"
 
 static struct client_reply reply(int status, const char *json)
