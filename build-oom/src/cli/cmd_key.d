@@ -2,9 +2,9 @@ build-oom/src/cli/cmd_key.o: src/cli/cmd_key.c src/cli/commands.h \
  src/api/auth.h src/api/call.h src/api/app.h src/api/seen.h \
  src/http/server.h src/common/buf.h src/common/ids.h src/model/cursor.h \
  src/common/err.h src/store/store.h src/common/secret.h \
- src/model/environment.h src/model/work.h src/wait/waiters.h \
- src/common/jsonw.h src/http/router.h src/cli/keys_cli.h src/common/cfg.h \
- src/common/clock.h src/common/log.h
+ src/model/environment.h src/model/session.h src/model/work.h \
+ src/wait/waiters.h src/common/jsonw.h src/http/router.h \
+ src/cli/keys_cli.h src/common/cfg.h src/common/clock.h src/common/log.h
 src/cli/commands.h:
 src/api/auth.h:
 src/api/call.h:
@@ -18,6 +18,7 @@ src/common/err.h:
 src/store/store.h:
 src/common/secret.h:
 src/model/environment.h:
+src/model/session.h:
 src/model/work.h:
 src/wait/waiters.h:
 src/common/jsonw.h:
