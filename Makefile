@@ -50,7 +50,7 @@ CONSOLE_GEN   := $(BUILD)/gen/console_files.c
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all dev test unit sdk asan clean deps fuzz fuzz-smoke install uninstall install-check
+.PHONY: all dev test unit unit-build oom sdk asan clean deps fuzz fuzz-smoke install uninstall install-check
 all: $(BUILD)/environd
 
 $(BUILD)/%.o: %.c
@@ -70,12 +70,28 @@ $(BUILD)/libenvirond.a: $(OBJS) $(CONSOLE_GEN:.c=.o)
 $(BUILD)/environd: $(BUILD)/src/cli/main.o $(BUILD)/libenvirond.a
 	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/repeat.h $(BUILD)/libenvirond.a
+# UNIT_EXTRA: objects and link options added to every unit test (the out-of-memory sweep).
+UNIT_EXTRA ?=
+UNIT_EXTRA_OBJS = $(filter %.o,$(UNIT_EXTRA))
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/repeat.h $(BUILD)/libenvirond.a $(UNIT_EXTRA_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $< $(BUILD)/libenvirond.a $(LDLIBS) -lcmocka -o $@
+	$(CC) $(ALL_CFLAGS) -Itests/unit $< $(UNIT_EXTRA) $(BUILD)/libenvirond.a $(LDLIBS) -lcmocka -o $@
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+unit-build: $(UNIT_BINS)
+
+# The out-of-memory sweep: the unit tests, under ASan+UBSan, linked so that every
+# allocation of environd's code and of jansson goes through tests/oom/failalloc.c; each
+# test binary is run once per allocation with that allocation failing (scripts/oom-sweep).
+# No crash, sanitizer report or hang is allowed. Separate from `make test` (it takes longer).
+OOM_BUILD := build-oom
+OOM_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
+oom:
+	$(MAKE) WERROR=-Werror BUILD=$(OOM_BUILD) CFLAGS="$(SANITIZE)" \
+		UNIT_EXTRA="$(OOM_BUILD)/tests/oom/failalloc.o $(OOM_WRAP)" unit-build
+	scripts/oom-sweep $(OOM_BUILD)
 
 sdk: $(BUILD)/environd
 	cd tests/sdk && ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
@@ -160,6 +176,6 @@ deps:
 	scripts/install-deps
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-oom
 
 -include $(OBJS:.o=.d)

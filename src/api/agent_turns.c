@@ -161,7 +161,7 @@ enum err agent_turns_poll(struct call *c)
 	for (int attempt = 0; attempt < 100; attempt++) {
 		uint64_t seq = waiters_seq(c->app->waiters, c->waiter.env_id);
 		struct agent_turn t;
-		rc = c->app->store->ops->turn_claim(c->app->store, &sc, any ? NULL : m.items, clock_wall_us(),
+		rc = c->app->store->ops->turn_claim(c->app->store, &sc, any ? NULL : m.items, clock_lease_us(),
 						    c->app->agent_turn_lease_us, &t);
 		if (rc == ERR_OK) {
 			poll_end(c);
@@ -224,7 +224,7 @@ enum err agent_turns_heartbeat(struct call *c)
 	if (rc)
 		return rc;
 	int64_t expires = 0;
-	rc = c->app->store->ops->turn_heartbeat(c->app->store, &sc, c->match.params[0], clock_wall_us(),
+	rc = c->app->store->ops->turn_heartbeat(c->app->store, &sc, c->match.params[0], clock_lease_us(),
 						 c->app->agent_turn_lease_us, &expires);
 	if (rc)
 		return turn_lost(c, rc);
@@ -258,7 +258,7 @@ enum err agent_turns_events(struct call *c)
 		return rc;
 	json_t *stored = NULL;
 	struct session_wake wake;
-	rc = c->app->store->ops->turn_post(c->app->store, &sc, c->match.params[0], events, clock_wall_us(), &stored,
+	rc = c->app->store->ops->turn_post(c->app->store, &sc, c->match.params[0], events, clock_lease_us(), &stored,
 					   &wake, &c->eb);
 	if (rc)
 		return turn_lost(c, rc);

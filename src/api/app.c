@@ -17,12 +17,12 @@
 
 #define EXPIRE_BATCH 128
 
-static void sweep_leases(struct app *a)
+void app_sweep_leases(struct app *a)
 {
 	char env_ids[EXPIRE_BATCH][ID_MAX];
 	for (int round = 0; round < 64; round++) {
 		size_t n_envs = 0, n_expired = 0;
-		if (a->store->ops->leases_expire(a->store, clock_wall_us(), EXPIRE_BATCH, env_ids, &n_envs, &n_expired))
+		if (a->store->ops->leases_expire(a->store, clock_lease_us(), EXPIRE_BATCH, env_ids, &n_envs, &n_expired))
 			return;
 		atomic_fetch_add(&a->metrics.leases_expired, n_expired);
 		for (size_t i = 0; i < n_envs; i++) {
@@ -44,7 +44,7 @@ static void sweep_turns(struct app *a)
 	char orgs[EXPIRE_BATCH][TENANT_NAME_MAX + 1];
 	for (int round = 0; round < 64; round++) {
 		size_t n_orgs = 0, n_expired = 0;
-		if (a->store->ops->turns_expire(a->store, clock_wall_us(), EXPIRE_BATCH, orgs, &n_orgs, &n_expired))
+		if (a->store->ops->turns_expire(a->store, clock_lease_us(), EXPIRE_BATCH, orgs, &n_orgs, &n_expired))
 			return;
 		for (size_t i = 0; i < n_orgs; i++) {
 			log_event(LOG_INFO, "agent_turns_expired", "org", orgs[i], NULL);
@@ -63,7 +63,7 @@ static void *sweeper(void *arg)
 		int64_t now = clock_mono_us();
 		waiters_expire(a->waiters, now);
 		if (now >= next_sweep) {
-			sweep_leases(a);
+			app_sweep_leases(a);
 			sweep_turns(a);
 			next_sweep = now + a->sweep_interval_us;
 		}
@@ -84,6 +84,8 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	a->max_held_streams = cfg->max_held_streams ? cfg->max_held_streams : 4096;
 	a->agent_turn_lease_us = cfg->agent_turn_lease_us ? cfg->agent_turn_lease_us : 30 * 1000000LL;
 	a->stream_keepalive_us = cfg->stream_keepalive_us ? cfg->stream_keepalive_us : 15 * 1000000LL;
+	a->test_clock = cfg->test_clock;
+	clock_lease_anchor();
 	store->ops->cursor_key(store, a->cursor_key);
 	static const struct waiter_hooks hooks = {app_suspend, app_resume};
 	a->waiters = waiters_new(cfg->max_held_polls, a->max_held_streams, &hooks);

@@ -27,6 +27,7 @@ struct app_config {
 	int64_t stream_keepalive_us;   /* a held stream's keepalive comment interval */
 	int64_t sweep_interval_us;
 	int test_mode;                 /* serve the test-mode routes and inject faults (tests only) */
+	int test_clock;           /* serve the test clock route (environd serve --test-clock) */
 };
 
 struct app_metrics {
@@ -47,6 +48,7 @@ struct app {
 	atomic_int stopping;
 	atomic_int polls_active; /* poll requests started and not yet ended (held ones included) */
 	int64_t sweep_interval_us;
+	int test_clock;          /* the test clock route is served (tests only) */
 	struct app_metrics metrics;
 	int64_t agent_turn_lease_us;
 	int64_t stream_keepalive_us;
@@ -57,5 +59,10 @@ struct app {
 /* Start serving. Returns 0, or -1 with a message in why. */
 int app_start(struct app *a, struct store *store, const struct app_config *cfg, char *why, size_t why_len);
 void app_stop(struct app *a);
+
+/* Expire every lease that ran out by lease time now (T18/T19) and wake the polls of the
+ * environments that got items back. The sweeper calls it every sweep interval; the test
+ * clock calls it at once after moving time. */
+void app_sweep_leases(struct app *a);
 
 #endif

@@ -10,6 +10,7 @@
 #include "api/auth.h"
 #include "api/console.h"
 #include "api/call.h"
+#include "api/test_clock.h"
 #include "api/sessions.h"
 #include "api/test_mode.h"
 #include "common/clock.h"
@@ -75,6 +76,8 @@ static const struct api_route routes[] = {
 	{{"GET", "/v1/environd/test/faults"}, test_faults_get, API, BODY_NONE, 0},
 	{{"DELETE", "/v1/environd/test/faults"}, test_faults_delete, API, BODY_NONE, 0},
 	{{"POST", "/v1/environd/test/reset"}, test_reset, API, BODY_EMPTY, 0},
+	/* Tests only: answers 404 unless the server runs with --test-clock. */
+	{{"POST", "/v1/environd/test/clock"}, test_clock_move, API, BODY_REQUIRED, 0},
 };
 
 /* GET routes that are not pure reads (a poll claims work). HEAD must never change state,

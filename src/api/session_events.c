@@ -126,7 +126,7 @@ enum err session_events_post(struct call *c)
 		return rc;
 	json_t *stored = NULL;
 	struct session_wake wake;
-	rc = c->app->store->ops->session_post(c->app->store, &sc, c->match.params[0], events, clock_wall_us(), &stored,
+	rc = c->app->store->ops->session_post(c->app->store, &sc, c->match.params[0], events, clock_lease_us(), &stored,
 					      &wake, &c->eb);
 	if (rc)
 		return not_found(c, rc);

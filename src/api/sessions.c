@@ -138,7 +138,7 @@ static void reply_session(struct call *c, const struct session_rec *r)
 	buf_init(&body, REPLY_MAX);
 	struct jsonw jw;
 	jsonw_init(&jw, &body);
-	encode_session(&jw, r, clock_wall_us());
+	encode_session(&jw, r, clock_lease_us());
 	call_reply(c, 200, &body);
 }
 
@@ -273,7 +273,7 @@ enum err sessions_create(struct call *c)
 		return errf(&c->eb, ERR_INVALID, "environment_id: environment %.64s is archived", n.environment_id);
 	struct session_rec r;
 	struct session_wake wake;
-	rc = c->app->store->ops->session_create(c->app->store, &c->tenant, &n, clock_wall_us(), &r, &wake, &c->eb);
+	rc = c->app->store->ops->session_create(c->app->store, &c->tenant, &n, clock_lease_us(), &r, &wake, &c->eb);
 	if (rc)
 		return not_found(c, rc);
 	sessions_wake(c->app, &wake);
@@ -328,7 +328,7 @@ enum err sessions_list(struct call *c)
 	jsonw_obj_open(&jw);
 	jsonw_key(&jw, "data");
 	jsonw_arr_open(&jw);
-	int64_t now = clock_wall_us();
+	int64_t now = clock_lease_us();
 	for (size_t i = 0; i < p.count; i++)
 		encode_session(&jw, &p.items[i], now);
 	jsonw_arr_close(&jw);
@@ -360,7 +360,7 @@ enum err sessions_update(struct call *c)
 	if ((rc = sessions_scope(c, c->match.params[0], &sc)))
 		return rc;
 	struct session_rec r;
-	if ((rc = c->app->store->ops->session_update(c->app->store, &sc, c->match.params[0], c->body, clock_wall_us(),
+	if ((rc = c->app->store->ops->session_update(c->app->store, &sc, c->match.params[0], c->body, clock_lease_us(),
 						     &r, &c->eb)))
 		return not_found(c, rc);
 	reply_session(c, &r);
@@ -376,7 +376,7 @@ static enum err close_session(struct call *c, int deleting)
 		return rc;
 	struct session_rec r;
 	struct session_wake wake;
-	if ((rc = c->app->store->ops->session_close(c->app->store, &sc, c->match.params[0], deleting, clock_wall_us(), &r,
+	if ((rc = c->app->store->ops->session_close(c->app->store, &sc, c->match.params[0], deleting, clock_lease_us(), &r,
 						    &wake)))
 		return not_found(c, rc);
 	sessions_wake(c->app, &wake);

@@ -110,7 +110,7 @@ enum err work_enqueue(struct call *c)
 	struct work_item w;
 	int created = 0;
 	rc = c->app->store->ops->work_enqueue(c->app->store, c->match.params[0], json_string_value(type),
-					      json_string_value(id), metadata, clock_wall_us(), &w, &created);
+					      json_string_value(id), metadata, clock_lease_us(), &w, &created);
 	if (rc) {
 		errf(&c->eb, rc, "could not enqueue the work item");
 		goto out;
@@ -172,7 +172,7 @@ static enum err try_claim(struct call *c)
 	 * not be handed an item through the revoked key. */
 	snprintf(claim.key_hash, sizeof(claim.key_hash), "%s", c->cred.kind == CRED_ENV_KEY ? c->cred.hash : "");
 	struct work_item w;
-	enum err rc = c->app->store->ops->work_claim(c->app->store, c->waiter.env_id, &claim, clock_wall_us(), &w);
+	enum err rc = c->app->store->ops->work_claim(c->app->store, c->waiter.env_id, &claim, clock_lease_us(), &w);
 	if (rc)
 		return rc;
 	char *secret = make_secret(c, token);
@@ -251,7 +251,7 @@ enum err work_poll(struct call *c)
 		/* Wake at the deadline, or when the oldest unacked delivery becomes reclaimable. */
 		int64_t wake = c->poll_deadline_mono, reclaim_at = 0;
 		if (s->ops->work_next_reclaim(s, c->waiter.env_id, c->poll_reclaim_us, &reclaim_at) == ERR_OK && reclaim_at) {
-			int64_t in_us = reclaim_at - clock_wall_us();
+			int64_t in_us = reclaim_at - clock_lease_us();
 			if (now + in_us < wake)
 				wake = now + (in_us > 0 ? in_us : 0) + 1000;
 		}
@@ -272,7 +272,7 @@ enum err work_poll(struct call *c)
 /* Apply an event. If the item's lease had run out, it went back to the queue on the way
  * (T18): wake a held poll for it now rather than at the sweeper's next pass. */
 static enum err item_event(struct call *c, enum work_event ev, const struct work_input *in, struct work_item *w,
-			   struct work_beat *beat)
+			   struct work_event_out *res_out)
 {
 	enum err rc = work_env(c, NULL);
 	if (!rc)
@@ -282,11 +282,11 @@ static enum err item_event(struct call *c, enum work_event ev, const struct work
 	struct work_event_out res = {0};
 	const char *session_hash = c->cred.kind == CRED_SESSION ? c->cred.hash : NULL;
 	rc = c->app->store->ops->work_event(c->app->store, c->match.params[0], c->match.params[1], ev, in,
-					     session_hash, clock_wall_us(), w, &res);
+					     session_hash, clock_lease_us(), w, &res);
 	if (res.requeued)
 		waiters_wake(c->app->waiters, c->match.params[0], 1);
-	if (beat)
-		*beat = res.beat;
+	if (res_out)
+		*res_out = res;
 	if (rc == ERR_UNAUTHENTICATED)
 		errf(&c->eb, rc, "invalid credentials: this session token was replaced (the item was delivered again)");
 	return rc;
@@ -295,7 +295,15 @@ static enum err item_event(struct call *c, enum work_event ev, const struct work
 enum err work_ack(struct call *c)
 {
 	struct work_item w;
-	enum err rc = item_event(c, WORK_EV_ACK, NULL, &w, NULL);
+	/* Only a session token says which delivery the ack is for (see model/work.h, T5). */
+	struct work_input in = {.delivery_proven = c->cred.kind == CRED_SESSION};
+	struct work_event_out res = {0};
+	enum err rc = item_event(c, WORK_EV_ACK, &in, &w, &res);
+	if (rc == ERR_CONFLICT && (res.state == WORK_STARTING || res.state == WORK_ACTIVE))
+		return errf(&c->eb, rc,
+			    "work %.64s was delivered more than once and is acknowledged already: this acknowledgement "
+			    "may belong to a replaced delivery, so it is refused (only the first acknowledgement holds the item)",
+			    c->match.params[1]);
 	if (rc == ERR_CONFLICT)
 		return errf(&c->eb, rc, "work %.64s is stopping or stopped and cannot be acknowledged", c->match.params[1]);
 	if (rc)
@@ -349,8 +357,9 @@ enum err work_heartbeat(struct call *c)
 			    "expected_last_heartbeat: must be NO_HEARTBEAT or an RFC 3339 timestamp, got \"%.64s\"", expected);
 	}
 	struct work_item w;
-	struct work_beat beat = {0};
-	enum err rc = item_event(c, WORK_EV_HEARTBEAT, &in, &w, &beat);
+	struct work_event_out res = {0};
+	enum err rc = item_event(c, WORK_EV_HEARTBEAT, &in, &w, &res);
+	const struct work_beat beat = res.beat;
 	if (rc == ERR_HEARTBEAT_PRECONDITION) {
 		struct buf details;
 		buf_init(&details, 1024);

@@ -19,7 +19,8 @@
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
        OPT_MAX_CONNECTIONS, OPT_MAX_PER_IP, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_HEAD_TIMEOUT, OPT_BODY_MEMORY,
        OPT_CONNECTION_MEMORY, OPT_MAX_WORKERS, OPT_TEST_FAULT, OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE, OPT_KEEPALIVE,
-       OPT_TEST_MODE, OPT_TLS_CERT, OPT_TLS_KEY, OPT__COUNT };
+       OPT_TEST_MODE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TEST_CLOCK,
+       OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -69,6 +70,9 @@ static const struct cfg_option options[OPT__COUNT] = {
 			  "serve HTTPS with this PEM certificate (a chain: the server's first); needs --tls-key"},
 	[OPT_TLS_KEY] = {"--tls-key", "ENVIROND_TLS_KEY", CFG_STRING, NULL, 0, 0, "PATH",
 			 "the certificate's PEM private key, unencrypted, mode 0600 (0640 warns); needs --tls-cert"},
+	/* Also a flag only, for the same reason: a production server's clock is never movable. */
+	[OPT_TEST_CLOCK] = {"--test-clock", NULL, CFG_BOOL, "false", 0, 0, NULL,
+			    "testing only: serve POST /v1/environd/test/clock, which moves this server's time"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -192,7 +196,11 @@ int cmd_serve(int argc, char **argv)
 		.agent_turn_lease_us = v.num[OPT_TURN_LEASE] * 1000,
 		.stream_keepalive_us = v.num[OPT_KEEPALIVE] * 1000,
 		.test_mode = v.num[OPT_TEST_MODE] != 0,
+		/* Test mode includes the test clock: a worker under test needs time to move too. */
+		.test_clock = v.num[OPT_TEST_CLOCK] != 0 || v.num[OPT_TEST_MODE] != 0,
 	};
+	if (cfg.test_clock)
+		log_event(LOG_WARN, "test_clock_enabled", "route", "POST /v1/environd/test/clock", NULL);
 	static struct app app;
 	if (app_start(&app, store, &cfg, why, sizeof(why))) {
 		fprintf(stderr, "environd serve: %s\n", why);

@@ -1,16 +1,28 @@
 /* clock.c - the one time seam (see clock.h). */
 #include "common/clock.h"
 
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
 static const int64_t *fake_wall;
 static const int64_t *fake_mono;
 
+/* Offsets of the test clock (zero unless a test server moves them). Relaxed atomics: a
+ * reading taken while a test moves the clock may see either side of the move, never a
+ * torn value. */
+static _Atomic int64_t advanced_us;
+static _Atomic int64_t wall_step_us;
+
+/* Lease time = monotonic + lease_delta, where lease_delta = wall - monotonic at the anchor. */
+static _Atomic int64_t lease_delta;
+static atomic_int lease_anchored;
+
 void clock_set_fake(const int64_t *wall_us, const int64_t *mono_us)
 {
 	fake_wall = wall_us;
 	fake_mono = mono_us;
+	atomic_store(&lease_anchored, 0);
 }
 
 static int64_t read_clock(clockid_t id)
@@ -20,9 +32,52 @@ static int64_t read_clock(clockid_t id)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t clock_wall_us(void) { return fake_wall ? *fake_wall : read_clock(CLOCK_REALTIME); }
+int64_t clock_wall_us(void)
+{
+	if (fake_wall)
+		return *fake_wall;
+	return read_clock(CLOCK_REALTIME) + atomic_load_explicit(&advanced_us, memory_order_relaxed) +
+	       atomic_load_explicit(&wall_step_us, memory_order_relaxed);
+}
 
-int64_t clock_mono_us(void) { return fake_mono ? *fake_mono : read_clock(CLOCK_MONOTONIC); }
+int64_t clock_mono_us(void)
+{
+	if (fake_mono)
+		return *fake_mono;
+	return read_clock(CLOCK_MONOTONIC) + atomic_load_explicit(&advanced_us, memory_order_relaxed);
+}
+
+void clock_lease_anchor(void)
+{
+	atomic_store(&lease_delta, clock_wall_us() - clock_mono_us());
+	atomic_store(&lease_anchored, 1);
+}
+
+int64_t clock_lease_us(void)
+{
+	if (!atomic_load(&lease_anchored)) {
+		/* First use: whichever thread comes first sets the anchor; the others keep it. */
+		int64_t delta = clock_wall_us() - clock_mono_us();
+		int expected = 0;
+		if (atomic_compare_exchange_strong(&lease_anchored, &expected, 2)) {
+			atomic_store(&lease_delta, delta);
+			atomic_store(&lease_anchored, 1);
+		}
+		while (atomic_load(&lease_anchored) != 1)
+			; /* another thread is between its two stores */
+	}
+	return clock_mono_us() + atomic_load(&lease_delta);
+}
+
+void clock_test_advance(int64_t us) { atomic_fetch_add(&advanced_us, us); }
+
+void clock_test_step_wall(int64_t us) { atomic_fetch_add(&wall_step_us, us); }
+
+void clock_test_offsets(int64_t *advanced, int64_t *wall_step)
+{
+	*advanced = atomic_load(&advanced_us);
+	*wall_step = atomic_load(&wall_step_us);
+}
 
 void clock_format(int64_t wall_us, char out[CLOCK_TS_LEN + 1])
 {

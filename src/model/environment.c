@@ -422,6 +422,10 @@ enum err env_apply_update(struct env_fields *cur, const json_t *body, int *chang
 			goto out;
 		free(next.description);
 		next.description = json_is_null(v) ? NULL : strdup(json_string_value(v));
+		if (!json_is_null(v) && !next.description) {
+			rc = ERR_NOMEM; /* not a cleared description */
+			goto out;
+		}
 	}
 	if ((v = json_object_get(body, "scope")) && !json_is_null(v) &&
 	    (rc = parse_scope(v, &next.scope_account, eb)))

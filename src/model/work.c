@@ -104,6 +104,7 @@ static enum err poll_queued(struct work_lease *w, const struct work_input *in, i
 		return ERR_INVALID;
 	w->delivered_at = now;
 	w->delivery_count++;
+	w->cycle_deliveries++;
 	out->changed = 1;
 	out->new_delivery = 1;
 	return ERR_OK;
@@ -115,6 +116,7 @@ static enum err ack_queued(struct work_lease *w, const struct work_input *in, in
 {
 	w->state = WORK_STARTING;
 	w->acknowledged_at = now;
+	w->ack_proven = in->delivery_proven != 0;
 	grant_lease(w, WORK_TTL_DEFAULT_S, now);
 	out->changed = 1;
 	out->left_queue = 1;
@@ -126,6 +128,19 @@ static enum err accept_unchanged(struct work_lease *w, const struct work_input *
 				 struct work_outcome *out)
 {
 	return ERR_OK;
+}
+
+/* T5: a retry of the ack that made the item starting, unless it may be another holder's.
+ * After a reclaim two pollers can each hold a delivery of the item; the first ack wins, and
+ * a later one is refused unless it proves it is the winner's own retry. */
+static enum err ack_held(struct work_lease *w, const struct work_input *in, int64_t now,
+			 struct work_outcome *out)
+{
+	if (w->cycle_deliveries <= 1)
+		return ERR_OK; /* one delivery, one possible holder */
+	if (in->delivery_proven && w->ack_proven)
+		return ERR_OK; /* the token is current, and it is the one that acked */
+	return ERR_CONFLICT;
 }
 
 /* Does the heartbeat's expectation hold against the stored heartbeat (0 = none)? */
@@ -248,6 +263,8 @@ static enum err expire_held(struct work_lease *w, const struct work_input *in, i
 	w->acknowledged_at = 0;
 	w->started_at = 0;
 	w->latest_heartbeat_at = 0;
+	w->cycle_deliveries = 0;
+	w->ack_proven = 0;
 	clear_lease(w);
 	out->changed = 1;
 	out->requeue_at_head = 1;
@@ -275,7 +292,7 @@ static const work_handler transitions[WORK_STATE__COUNT][WORK_EVENT__COUNT] = {
 	},
 	[WORK_STARTING] = {
 		[WORK_EV_POLL] = refuse_invalid,
-		[WORK_EV_ACK] = accept_unchanged,
+		[WORK_EV_ACK] = ack_held,
 		[WORK_EV_HEARTBEAT] = heartbeat_held,
 		[WORK_EV_STOP] = stop_held,
 		[WORK_EV_LEASE_EXPIRE] = expire_held,
@@ -283,7 +300,7 @@ static const work_handler transitions[WORK_STATE__COUNT][WORK_EVENT__COUNT] = {
 	},
 	[WORK_ACTIVE] = {
 		[WORK_EV_POLL] = refuse_invalid,
-		[WORK_EV_ACK] = accept_unchanged,
+		[WORK_EV_ACK] = ack_held,
 		[WORK_EV_HEARTBEAT] = heartbeat_held,
 		[WORK_EV_STOP] = stop_held,
 		[WORK_EV_LEASE_EXPIRE] = expire_held,

@@ -44,7 +44,8 @@ enum work_expect {
 #define WORK_RECLAIM_DEFAULT_MS 5000
 
 /* The fields of an item the state machine reads and writes. Times are wall µs since the
- * epoch; 0 means null / none. */
+ * epoch, as lease time (clock_lease_us(): a running server's wall clock that cannot jump);
+ * 0 means null / none. */
 struct work_lease {
 	enum work_state state;
 	int64_t delivered_at;        /* last delivery by poll while queued; 0 = not delivered */
@@ -56,6 +57,10 @@ struct work_lease {
 	int64_t stopped_at;
 	int64_t lease_expires_at;    /* 0 = no lease */
 	int32_t ttl_seconds;         /* TTL of the current lease, 0 without one */
+	/* Deliveries since the item last entered the queue (enqueue, T18). More than one means
+	 * a replaced delivery's holder may still act on the item. */
+	int32_t cycle_deliveries;
+	int ack_proven;              /* the ack (T4) came with the acked delivery's session token */
 };
 
 /* Parameters of the event; only the ones of the event at hand are read. */
@@ -65,6 +70,9 @@ struct work_input {
 	int64_t expected_us;           /* HEARTBEAT, when expect == WORK_EXPECT_TIMESTAMP */
 	int32_t desired_ttl_seconds;   /* HEARTBEAT: 0 = default; else clamped to 10–600 */
 	int force;                     /* STOP */
+	/* ACK: the request carries the current delivery's session token (the store checked
+	 * it). An ack with the environment key says nothing about which delivery it is for. */
+	int delivery_proven;
 };
 
 /* What the caller must do after a transition, and what the reply says. */
@@ -94,6 +102,11 @@ struct work_outcome {
  * - POLL (T2/T3) keeps the item queued; it only stamps delivered_at and counts.
  * - ACK (T4) keeps delivered_at (when the acknowledged delivery happened); T18 clears it.
  *   The first lease is WORK_TTL_DEFAULT_S whatever a later heartbeat asks for.
+ * - ACK of a starting/active item (T5) is an idempotent retry only when it cannot come from
+ *   another delivery's holder: the item was delivered once in this queue cycle, or the
+ *   retry and the ack both carry the (current) delivery's session token. Otherwise it is
+ *   ERR_CONFLICT: after a reclaim (T3) two pollers may each hold a delivery, and an ack
+ *   with the environment key cannot say whose it is, so only the first ack wins.
  * - HEARTBEAT compares `expect` against latest_heartbeat_at (0 = none): OMITTED always
  *   matches, NONE matches only 0, TIMESTAMP only a stored value equal to expected_us (so a
  *   TIMESTAMP never matches an item without a heartbeat, e.g. one in `starting`). A
@@ -108,8 +121,9 @@ struct work_outcome {
  *   worker still heartbeats while it winds down.
  * - Every entry into `stopped` (T13, T15, T16, T19) sets stopped_at and clears the lease and
  *   ttl_seconds. The session token is not revoked: only a new delivery replaces it.
- * - LEASE_EXPIRE (T18) also clears delivered_at, so the item counts as fresh in stats and
- *   the next POLL is a T2 (delivery_count and stop_requested_at are kept). It does not
+ * - LEASE_EXPIRE (T18) also clears delivered_at, cycle_deliveries and ack_proven, so the
+ *   item counts as fresh in stats and the next POLL is a T2 (delivery_count and
+ *   stop_requested_at are kept). It does not
  *   revoke the secret: SPEC §3.1 lets it live until the next delivery.
  * - METADATA (T20) always succeeds with `changed` 0: the store patches the metadata.
  */

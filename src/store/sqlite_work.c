@@ -9,16 +9,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "model/metadata.h"
 
 #define WORK_COLUMNS                                                                                  \
 	"id, environment_id, data_type, data_id, state, metadata, created_at, acknowledged_at, started_at," \
 	" latest_heartbeat_at, stop_requested_at, stopped_at, delivered_at, delivery_count,"               \
-	" lease_expires_at, ttl_seconds"
+	" lease_expires_at, ttl_seconds, cycle_deliveries, ack_proven"
 #define HEAD_OFFSET (1LL << 62)
 
 enum token_update { TOKEN_KEEP, TOKEN_SET };
 
+/* A row this build cannot read (a state it does not know, metadata that is not a JSON
+ * object) is reported, never guessed at: the request fails with a 500 and the row stays
+ * as it is for an operator to look at. */
+static enum err corrupt_row(struct work_item *w, const char *why)
+{
+	log_event(LOG_ERROR, "work_row_invalid", "work_id", w->id, "reason", why, NULL);
+	work_item_clear(w);
+	return ERR_INTERNAL;
+}
+
+/* Decode one row of WORK_COLUMNS. On an error *w owns nothing. */
 static enum err read_work(sqlite3_stmt *st, struct work_item *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -27,9 +39,21 @@ static enum err read_work(sqlite3_stmt *st, struct work_item *w)
 	sqlite_col_text(st, 2, w->data_type, sizeof(w->data_type));
 	sqlite_col_text(st, 3, w->data_id, sizeof(w->data_id));
 	struct work_lease *l = &w->lease;
-	l->state = (enum work_state)sqlite3_column_int(st, 4);
+	int state = sqlite3_column_int(st, 4);
+	if (!work_state_name((enum work_state)state))
+		return corrupt_row(w, "unknown state");
+	l->state = (enum work_state)state;
+	if (strcmp(w->data_type, "session") != 0 && strcmp(w->data_type, "healthcheck") != 0)
+		return corrupt_row(w, "unknown data type");
 	const char *meta = (const char *)sqlite3_column_text(st, 5);
-	w->metadata = meta ? json_loads(meta, 0, NULL) : NULL;
+	if (!meta)
+		return sqlite3_column_type(st, 5) == SQLITE_NULL ? corrupt_row(w, "metadata is null") : ERR_NOMEM;
+	json_error_t jerr;
+	w->metadata = json_loads(meta, 0, &jerr);
+	if (!w->metadata)
+		return json_error_code(&jerr) == json_error_out_of_memory ? ERR_NOMEM : corrupt_row(w, "metadata is not JSON");
+	if (!json_is_object(w->metadata))
+		return corrupt_row(w, "metadata is not an object");
 	w->created_at = sqlite3_column_int64(st, 6);
 	l->acknowledged_at = sqlite3_column_int64(st, 7);
 	l->started_at = sqlite3_column_int64(st, 8);
@@ -40,7 +64,9 @@ static enum err read_work(sqlite3_stmt *st, struct work_item *w)
 	l->delivery_count = sqlite3_column_int(st, 13);
 	l->lease_expires_at = sqlite3_column_int64(st, 14);
 	l->ttl_seconds = sqlite3_column_int(st, 15);
-	return w->metadata ? ERR_OK : ERR_NOMEM;
+	l->cycle_deliveries = sqlite3_column_int(st, 16);
+	l->ack_proven = sqlite3_column_int(st, 17) != 0;
+	return ERR_OK;
 }
 
 /* Load one item of env inside a job; ERR_NOT_FOUND when absent or under another env. */
@@ -66,7 +92,7 @@ static enum err write_lease(struct sqlite_store *s, const struct work_item *w, i
 	sqlite3_stmt *st = sqlite_stmt(
 		s, "UPDATE work SET state = ?, acknowledged_at = ?, started_at = ?, latest_heartbeat_at = ?,"
 		   " stop_requested_at = ?, stopped_at = ?, delivered_at = ?, delivery_count = ?,"
-		   " lease_expires_at = ?, ttl_seconds = ?,"
+		   " lease_expires_at = ?, ttl_seconds = ?, cycle_deliveries = ?, ack_proven = ?,"
 		   " queue_seq = CASE WHEN ? THEN created_at - ? ELSE queue_seq END,"
 		   " token_hash = CASE ? WHEN 0 THEN token_hash ELSE ? END"
 		   " WHERE id = ?");
@@ -83,11 +109,13 @@ static enum err write_lease(struct sqlite_store *s, const struct work_item *w, i
 	sqlite_bind_i64(st, 8, l->delivery_count);
 	sqlite_bind_i64(st, 9, l->lease_expires_at);
 	sqlite_bind_i64(st, 10, l->ttl_seconds);
-	sqlite_bind_i64(st, 11, requeue_at_head);
-	sqlite_bind_i64(st, 12, HEAD_OFFSET);
-	sqlite_bind_i64(st, 13, token);
-	sqlite_bind_text(st, 14, token_hash);
-	sqlite_bind_text(st, 15, w->id);
+	sqlite_bind_i64(st, 11, l->cycle_deliveries);
+	sqlite_bind_i64(st, 12, l->ack_proven);
+	sqlite_bind_i64(st, 13, requeue_at_head);
+	sqlite_bind_i64(st, 14, HEAD_OFFSET);
+	sqlite_bind_i64(st, 15, token);
+	sqlite_bind_text(st, 16, token_hash);
+	sqlite_bind_text(st, 17, w->id);
 	int rc = sqlite3_step(st);
 	return rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
 }
@@ -355,6 +383,7 @@ static enum err event_job(struct sqlite_store *s, void *arg)
 		work_item_clear(w);
 		return err;
 	}
+	c->res->state = w->lease.state;
 	if (c->ev == WORK_EV_HEARTBEAT) {
 		c->res->beat.state = w->lease.state;
 		c->res->beat.last_heartbeat = w->lease.latest_heartbeat_at;
@@ -453,8 +482,9 @@ static enum err list_job(struct sqlite_store *s, void *arg)
 				return ERR_NOMEM;
 			page->items = n;
 		}
-		if (read_work(st, &page->items[page->count]))
-			return ERR_NOMEM;
+		enum err err = read_work(st, &page->items[page->count]);
+		if (err)
+			return err;
 		page->count++;
 	}
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
@@ -553,9 +583,17 @@ static enum err expire_job(struct sqlite_store *s, void *arg)
 	size_t n = 0;
 	int rc;
 	enum err err = ERR_OK;
-	while (n < c->max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((err = read_work(st, &batch[n++])))
+	while (n < c->max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		err = read_work(st, &batch[n]);
+		if (err == ERR_INTERNAL) {
+			/* A corrupt row (logged) must not keep every other lease from expiring. */
+			err = ERR_OK;
+			continue;
+		}
+		if (err)
 			break;
+		n++;
+	}
 	sqlite3_reset(st);
 	for (size_t i = 0; i < n && !err; i++) {
 		struct work_outcome o;

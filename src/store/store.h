@@ -127,6 +127,7 @@ struct work_event_out {
 	struct work_beat beat; /* HEARTBEAT: the reply (also on ERR_HEARTBEAT_PRECONDITION) */
 	int requeued;          /* the lease had run out: the item went back to the queue first
 				* (T18), whatever became of the event itself */
+	enum work_state state; /* the item's state after the event, or when it was refused */
 };
 
 /* --- agents and sessions (SPEC §6) ------------------------------------------------------ */
@@ -284,7 +285,7 @@ struct store_ops {
 	enum err (*work_list)(struct store *s, const char *env_id, const struct cursor *after, size_t limit,
 			      struct work_page *out);
 	enum err (*work_stats)(struct store *s, const char *env_id, struct work_stats *out);
-	/* The wall time at which the oldest delivered-but-unacked item of env becomes
+	/* The (lease) time at which the oldest delivered-but-unacked item of env becomes
 	 * reclaimable under `reclaim_us`; 0 when there is none. */
 	enum err (*work_next_reclaim)(struct store *s, const char *env_id, int64_t reclaim_us, int64_t *at);
 	/* Expire up to `max` leases with lease_expires_at <= now (T18/T19). The ids of the

@@ -58,6 +58,13 @@ static const char *const migrations[] = {
 	"CREATE INDEX sessions_turn ON sessions(turn_expires_at) WHERE turn_id != '';"
 	"CREATE TABLE session_events(session_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL UNIQUE,"
 	" type TEXT NOT NULL, tool_use_id TEXT, body TEXT NOT NULL, PRIMARY KEY(session_id, seq));",
+	/* 3: which delivery an ack belongs to (model/work.h): deliveries since the item last
+	 * entered the queue, and whether the ack carried its delivery's session token. Items
+	 * in flight at the upgrade count every delivery they had, so an ambiguous retry is
+	 * refused rather than accepted. */
+	"ALTER TABLE work ADD COLUMN cycle_deliveries INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE work ADD COLUMN ack_proven INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE work SET cycle_deliveries = delivery_count WHERE state != 4 AND (state != 0 OR delivered_at > 0);",
 };
 
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))

@@ -122,6 +122,7 @@ static void test_default_bounds(void **state)
 	list[strlen(list) - 1] = '\0';
 	size_t len = strlen(list) + 64;
 	char *body = malloc(len);
+	assert_non_null(body);
 	snprintf(body, len, "{\"config\":{\"packages\":[%s]}}", list);
 	assert_int_equal(ERR_OK, json_bound_check(body, strlen(body), &json_bounds_body, &eb));
 	free(list);

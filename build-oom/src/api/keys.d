@@ -1,0 +1,28 @@
+build-oom/src/api/keys.o: src/api/keys.c src/api/call.h src/api/app.h \
+ src/api/seen.h src/http/server.h src/common/buf.h src/common/ids.h \
+ src/model/cursor.h src/common/err.h src/store/store.h \
+ src/common/secret.h src/model/environment.h src/model/session.h \
+ src/model/work.h src/wait/waiters.h src/common/jsonw.h src/http/router.h \
+ src/api/auth.h src/api/encode.h src/common/clock.h src/model/fields.h \
+ src/model/metadata.h
+src/api/call.h:
+src/api/app.h:
+src/api/seen.h:
+src/http/server.h:
+src/common/buf.h:
+src/common/ids.h:
+src/model/cursor.h:
+src/common/err.h:
+src/store/store.h:
+src/common/secret.h:
+src/model/environment.h:
+src/model/session.h:
+src/model/work.h:
+src/wait/waiters.h:
+src/common/jsonw.h:
+src/http/router.h:
+src/api/auth.h:
+src/api/encode.h:
+src/common/clock.h:
+src/model/fields.h:
+src/model/metadata.h:

@@ -1,0 +1,28 @@
+build-oom/src/cli/cmd_serve.o: src/cli/cmd_serve.c src/cli/commands.h \
+ src/api/app.h src/api/seen.h src/http/server.h src/common/buf.h \
+ src/common/ids.h src/model/cursor.h src/common/err.h src/store/store.h \
+ src/common/secret.h src/model/environment.h src/model/session.h \
+ src/model/work.h src/wait/waiters.h src/api/auth.h src/api/call.h \
+ src/common/jsonw.h src/http/router.h src/cli/keys_cli.h src/common/cfg.h \
+ src/common/log.h
+src/cli/commands.h:
+src/api/app.h:
+src/api/seen.h:
+src/http/server.h:
+src/common/buf.h:
+src/common/ids.h:
+src/model/cursor.h:
+src/common/err.h:
+src/store/store.h:
+src/common/secret.h:
+src/model/environment.h:
+src/model/session.h:
+src/model/work.h:
+src/wait/waiters.h:
+src/api/auth.h:
+src/api/call.h:
+src/common/jsonw.h:
+src/http/router.h:
+src/cli/keys_cli.h:
+src/common/cfg.h:
+src/common/log.h:

@@ -1,0 +1,13 @@
+build-oom/src/store/sqlite_env.o: src/store/sqlite_env.c \
+ src/store/sqlite_int.h src/store/store.h src/common/err.h \
+ src/common/ids.h src/common/secret.h src/model/cursor.h \
+ src/model/environment.h src/model/session.h src/model/work.h
+src/store/sqlite_int.h:
+src/store/store.h:
+src/common/err.h:
+src/common/ids.h:
+src/common/secret.h:
+src/model/cursor.h:
+src/model/environment.h:
+src/model/session.h:
+src/model/work.h:

@@ -1,0 +1,14 @@
+build-oom/src/store/sqlite_turn.o: src/store/sqlite_turn.c \
+ src/store/sqlite_session_int.h src/store/sqlite_int.h src/store/store.h \
+ src/common/err.h src/common/ids.h src/common/secret.h src/model/cursor.h \
+ src/model/environment.h src/model/session.h src/model/work.h
+src/store/sqlite_session_int.h:
+src/store/sqlite_int.h:
+src/store/store.h:
+src/common/err.h:
+src/common/ids.h:
+src/common/secret.h:
+src/model/cursor.h:
+src/model/environment.h:
+src/model/session.h:
+src/model/work.h:

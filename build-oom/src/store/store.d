@@ -1,0 +1,11 @@
+build-oom/src/store/store.o: src/store/store.c src/store/store.h \
+ src/common/err.h src/common/ids.h src/common/secret.h src/model/cursor.h \
+ src/model/environment.h src/model/session.h src/model/work.h
+src/store/store.h:
+src/common/err.h:
+src/common/ids.h:
+src/common/secret.h:
+src/model/cursor.h:
+src/model/environment.h:
+src/model/session.h:
+src/model/work.h:

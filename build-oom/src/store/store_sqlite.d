@@ -1,0 +1,15 @@
+build-oom/src/store/store_sqlite.o: src/store/store_sqlite.c \
+ src/store/sqlite_int.h src/store/store.h src/common/err.h \
+ src/common/ids.h src/common/secret.h src/model/cursor.h \
+ src/model/environment.h src/model/session.h src/model/work.h \
+ src/common/log.h
+src/store/sqlite_int.h:
+src/store/store.h:
+src/common/err.h:
+src/common/ids.h:
+src/common/secret.h:
+src/model/cursor.h:
+src/model/environment.h:
+src/model/session.h:
+src/model/work.h:
+src/common/log.h:

@@ -1,0 +1,10 @@
+build-oom/src/worker/lease.o: src/worker/lease.c src/worker/worker_int.h \
+ src/client/client.h src/common/buf.h src/worker/worker.h \
+ src/common/clock.h src/common/log.h src/worker/ticks.h
+src/worker/worker_int.h:
+src/client/client.h:
+src/common/buf.h:
+src/worker/worker.h:
+src/common/clock.h:
+src/common/log.h:
+src/worker/ticks.h:

@@ -1,0 +1,1 @@
+build-oom/tests/oom/failalloc.o: tests/oom/failalloc.c
