@@ -49,6 +49,8 @@ struct rule {
 	int kind;        /* KIND_DB or KIND_WAL; writer_only narrows KIND_DB */
 	int writer_only;
 	int full;        /* SQLITE_FULL instead of SQLITE_IOERR_* */
+	int fails;       /* 0: a delay-only rule, the call then goes through */
+	long delay_ms;   /* sleep this long before the call (or its failure) */
 	long remaining;  /* -1: every time */
 };
 
@@ -78,11 +80,11 @@ static void parse_rules(FILE *f)
 	char line[256];
 	n_rules = 0;
 	while (fgets(line, sizeof(line), f) && n_rules < RULES_MAX) {
-		char op[16], kind[16], a[24] = "", b[24] = "";
-		int n = sscanf(line, "%15s %15s %23s %23s", op, kind, a, b);
+		char op[16], kind[16], a[24] = "", b[24] = "", d[24] = "";
+		int n = sscanf(line, "%15s %15s %23s %23s %23s", op, kind, a, b, d);
 		if (n < 2)
 			continue;
-		struct rule r = {.remaining = -1};
+		struct rule r = {.remaining = -1, .fails = 1};
 		int i;
 		for (i = 0; i < OP__COUNT && strcmp(op, op_names[i]); i++)
 			;
@@ -102,13 +104,20 @@ static void parse_rules(FILE *f)
 			fprintf(stderr, "test_vfs: ignoring a rule with unknown kind \"%s\"\n", kind);
 			continue;
 		}
-		const char *args[2] = {a, b};
-		for (int k = 0; k < 2; k++) {
+		const char *args[3] = {a, b, d};
+		int explicit_error = 0;
+		for (int k = 0; k < 3; k++) {
 			if (!strcmp(args[k], "full"))
-				r.full = 1;
+				r.full = explicit_error = 1;
+			else if (!strcmp(args[k], "ioerr"))
+				explicit_error = 1;
 			else if (!strncmp(args[k], "count=", 6))
 				r.remaining = strtol(args[k] + 6, NULL, 10);
+			else if (!strncmp(args[k], "delay=", 6))
+				r.delay_ms = strtol(args[k] + 6, NULL, 10);
 		}
+		if (r.delay_ms > 0 && !explicit_error)
+			r.fails = 0;
 		rules[n_rules++] = r;
 	}
 }
@@ -148,6 +157,7 @@ static int fault(struct tfile *t, enum op op)
 	static const int ioerr[OP__COUNT] = {SQLITE_IOERR_READ, SQLITE_IOERR_WRITE, SQLITE_IOERR_FSYNC,
 					     SQLITE_IOERR_TRUNCATE};
 	int rc = SQLITE_OK;
+	long delay_ms = 0;
 	pthread_mutex_lock(&lock);
 	refresh_rules();
 	for (size_t i = 0; i < n_rules; i++) {
@@ -156,12 +166,16 @@ static int fault(struct tfile *t, enum op op)
 			continue;
 		if (r->remaining > 0)
 			r->remaining--;
-		rc = r->full ? SQLITE_FULL : ioerr[op];
-		fprintf(stderr, "test_vfs: injected %s fault on %s\n", op_names[op],
-			t->kind == KIND_WAL ? "wal" : r->writer_only ? "writer-db" : "db");
+		delay_ms = r->delay_ms;
+		if (r->fails)
+			rc = r->full ? SQLITE_FULL : ioerr[op];
+		fprintf(stderr, "test_vfs: %s %s %s on %s\n", r->fails ? "injected" : "delayed", op_names[op],
+			r->fails ? "fault" : "call", t->kind == KIND_WAL ? "wal" : r->writer_only ? "writer-db" : "db");
 		break;
 	}
 	pthread_mutex_unlock(&lock);
+	if (delay_ms > 0)
+		usleep((useconds_t)delay_ms * 1000); /* outside the lock: only this call waits */
 	return rc;
 }
 

@@ -12,13 +12,15 @@
  *
  * - Storage faults. ENVIROND_TEST_VFS_CONTROL names a file of rules, re-read whenever it
  *   changes (replace it with rename() to change it atomically), one per line:
- *       OP KIND [ioerr|full] [count=N]
+ *       OP KIND [ioerr|full] [delay=MS] [count=N]
  *   OP is read, write, sync or truncate; KIND is db (the database file), wal (its
  *   write-ahead log) or writer-db (the database file as the writer connection, the one
  *   that opened it with SQLITE_OPEN_CREATE, reads it). A matching call fails with
  *   SQLITE_IOERR_* (or SQLITE_FULL) before it reaches the file, at most N times (default:
- *   every time). An empty or absent file injects nothing. Each injected fault is logged
- *   on stderr as "test_vfs: injected OP fault on KIND". */
+ *   every time). With delay=MS it first sleeps that long; delay=MS alone only delays the
+ *   call (to hold a group commit open while a test queues more writes behind it). An
+ *   empty or absent file injects nothing. Each injection is logged on stderr as
+ *   "test_vfs: injected OP fault on KIND" (or "test_vfs: delayed OP call on KIND"). */
 #ifndef ENVIROND_SQLITE_TEST_VFS_H
 #define ENVIROND_SQLITE_TEST_VFS_H
 
