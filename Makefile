@@ -14,7 +14,7 @@ OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit sdk asan clean deps fuzz fuzz-smoke
+.PHONY: all test unit sdk asan clean deps fuzz fuzz-smoke mutants
 all: $(BUILD)/environd
 
 $(BUILD)/%.o: %.c
@@ -38,10 +38,17 @@ sdk: $(BUILD)/environd
 	cd tests/sdk && ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
 
 # The whole suite: unit tests and SDK tests on a normal build, then the unit tests
-# and SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# and SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then the
+# mutation check.
 test:
 	$(MAKE) unit sdk fuzz-smoke
 	$(MAKE) BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
+	$(MAKE) mutants
+
+# The mutation check: each guarantee in tests/mutants/list is switched off in a private
+# copy of the tree and its tests must fail (scripts/mutants).
+mutants:
+	scripts/mutants
 
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="$(SANITIZE)" all

@@ -27,6 +27,8 @@ function firstKey(server) {
 async function cut(server) {
   server.proc.kill('SIGUSR2');
   const { code, sig } = await server.exited;
+  // 'exit' may come before the last of stderr: wait for the stream to end.
+  if (!server.proc.stderr.readableEnded) await new Promise((r) => server.proc.stderr.once('end', r));
   assert.equal(sig, null, `the server died of ${sig} instead of the simulated power cut: ${server.stderr}`);
   assert.equal(code, CUT_STATUS, `the server exited ${code}, not at the simulated power cut: ${server.stderr}`);
   const m = /test_vfs: power cut: (\d+) files rolled back to their last fsync \((\d+) writes lost\)/.exec(server.stderr);
