@@ -10,26 +10,16 @@
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
 const net = require('node:net');
-const os = require('node:os');
-const path = require('node:path');
-const { Server, BETA } = require('./lib/server');
+const { BETA } = require('./lib/server');
+const { storageServer } = require('./lib/storage');
 const { selfHosted, enqueueOk, waitFor, sleep } = require('./lib/work');
 
-let server, key, control;
-
-// The second test holds a commit open through the test storage layer's fault rules.
-function setFaults(...rules) {
-  fs.writeFileSync(`${control}.tmp`, rules.map((r) => r + '\n').join(''));
-  fs.renameSync(`${control}.tmp`, control);
-}
+let server, key;
 
 before(async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'environd-gone-'));
-  control = path.join(dir, 'faults');
-  setFaults();
-  server = new Server({ dir, env: { ENVIROND_TEST_VFS: 'powercut', ENVIROND_TEST_VFS_CONTROL: control } });
+  // The second test holds a commit open through the test storage layer's fault rules.
+  server = storageServer();
   await server.start();
   key = server.createKey();
 });
@@ -110,7 +100,7 @@ test('a delivery whose answer never reached the client is undone at once', async
   const before = await metrics();
   // The claim's commit is held in its fsync; meanwhile the client resets the connection,
   // so the answer, written after the commit, cannot reach it.
-  setFaults('sync wal delay=700 count=1');
+  server.setFaults('sync wal delay=700 count=1');
   const sock = net.connect(server.port, '127.0.0.1');
   sock.on('error', () => {});
   let answer = '';
@@ -122,7 +112,7 @@ test('a delivery whose answer never reached the client is undone at once', async
   );
   await waitFor(() => server.stderr.includes('test_vfs: delayed sync call on wal'), { timeoutMs: 5000, what: 'the held claim' });
   sock.resetAndDestroy();
-  setFaults();
+  server.setFaults();
   await waitFor(async () => (await metrics()).delivered > before.delivered, { timeoutMs: 5000, what: 'the claim' });
   assert.equal(answer, '', 'the answer reached the client after all');
   await waitFor(async () => (await metrics()).undelivered > before.undelivered, {

@@ -9,8 +9,8 @@ const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Server } = require('./lib/server');
 const { selfHosted, waitFor } = require('./lib/work');
+const { storageServer, firstKey, powerCut } = require('./lib/storage');
 
-const CUT_STATUS = 86; // TEST_VFS_CUT_STATUS in src/store/sqlite_test_vfs.h
 const servers = [];
 
 after(async () => {
@@ -18,26 +18,8 @@ after(async () => {
   for (const s of servers) s.cleanup();
 });
 
-function firstKey(server) {
-  const m = /API key \(shown once, keep it\): (envd_api_\S+)/.exec(server.stdout);
-  assert.ok(m, `no first-start key in: ${server.stdout}`);
-  return m[1];
-}
-
-async function cut(server) {
-  server.proc.kill('SIGUSR2');
-  const { code, sig } = await server.exited;
-  // 'exit' may come before the last of stderr: wait for the stream to end.
-  if (!server.proc.stderr.readableEnded) await new Promise((r) => server.proc.stderr.once('end', r));
-  assert.equal(sig, null, `the server died of ${sig} instead of the simulated power cut: ${server.stderr}`);
-  assert.equal(code, CUT_STATUS, `the server exited ${code}, not at the simulated power cut: ${server.stderr}`);
-  const m = /test_vfs: power cut: (\d+) files rolled back to their last fsync \((\d+) writes lost\)/.exec(server.stderr);
-  assert.ok(m, server.stderr);
-  return { files: Number(m[1]), lost: Number(m[2]) };
-}
-
 test('every write acknowledged before a power cut is there after it', async (t) => {
-  const server = new Server({ env: { ENVIROND_TEST_VFS: 'powercut' } });
+  const server = storageServer();
   servers.push(server);
   await server.start();
   assert.match(server.stderr, /test_vfs: powercut storage layer installed/);
@@ -98,7 +80,7 @@ test('every write acknowledged before a power cut is there after it', async (t) 
     what: 'writes under load',
   });
   cutSent = true;
-  const lost = await cut(server);
+  const lost = await powerCut(server);
   stop = true;
   await Promise.all(lanes);
   t.diagnostic(
@@ -133,21 +115,21 @@ test('every write acknowledged before a power cut is there after it', async (t) 
 });
 
 test('a power cut with nothing in flight loses nothing acknowledged, twice over', async () => {
-  const server = new Server({ env: { ENVIROND_TEST_VFS: 'powercut' } });
+  const server = storageServer();
   servers.push(server);
   await server.start();
   const key = firstKey(server);
   const created = [];
   for (let i = 0; i < 20; i++) created.push(await server.client(key).beta.environments.create({ name: `quiet-${i}` }));
-  await cut(server);
+  await powerCut(server);
 
   // Restart on the test layer again, write more, cut again.
-  const second = new Server({ dir: server.dir, db: server.db, env: { ENVIROND_TEST_VFS: 'powercut' } });
+  const second = storageServer({ dir: server.dir, db: server.db });
   servers.push(second);
   await second.start();
   for (const e of created) assert.deepEqual(await second.client(key).beta.environments.retrieve(e.id), e);
   const updated = await second.client(key).beta.environments.update(created[0].id, { metadata: { after: 'cut' } });
-  await cut(second);
+  await powerCut(second);
 
   const third = new Server({ dir: server.dir, db: server.db });
   servers.push(third);

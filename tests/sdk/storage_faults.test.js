@@ -9,17 +9,13 @@
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
-const { Server } = require('./lib/server');
 const { waitFor } = require('./lib/work');
+const { storageServer, firstKey } = require('./lib/storage');
 
-let server, key, control;
+let server, key;
 
 function setFaults(...rules) {
-  const tmp = `${control}.tmp`;
-  fs.writeFileSync(tmp, rules.map((r) => r + '\n').join(''));
-  fs.renameSync(tmp, control); // the layer sees a new file, never a half-written one
+  server.setFaults(...rules);
 }
 
 function injected(what, line = `test_vfs: injected ${what}`) {
@@ -27,14 +23,9 @@ function injected(what, line = `test_vfs: injected ${what}`) {
 }
 
 before(async () => {
-  const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'environd-faults-'));
-  control = path.join(dir, 'faults');
-  setFaults();
-  server = new Server({ dir, env: { ENVIROND_TEST_VFS: 'powercut', ENVIROND_TEST_VFS_CONTROL: control } });
+  server = storageServer();
   await server.start();
-  const m = /API key \(shown once, keep it\): (envd_api_\S+)/.exec(server.stdout);
-  assert.ok(m, server.stdout);
-  key = m[1];
+  key = firstKey(server);
 });
 
 after(async () => {
