@@ -322,8 +322,9 @@ static int t_truncate(sqlite3_file *f, sqlite3_int64 size)
 	pthread_mutex_lock(&lock);
 	sqlite3_int64 now_size = 0;
 	rc = t->node ? t->real->pMethods->xFileSize(t->real, &now_size) : SQLITE_OK;
-	if (rc == SQLITE_OK && t->node && size < now_size)
-		rc = undo_save(t, size, now_size - size);
+	/* Shrinking saves the bytes cut off; growing saves only the size to go back to. */
+	if (rc == SQLITE_OK && t->node && size != now_size)
+		rc = undo_save(t, size, size < now_size ? now_size - size : 0);
 	if (rc == SQLITE_OK)
 		rc = t->real->pMethods->xTruncate(t->real, size);
 	pthread_mutex_unlock(&lock);
