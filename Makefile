@@ -50,7 +50,7 @@ CONSOLE_GEN   := $(BUILD)/gen/console_files.c
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all dev test unit unit-build oom sdk asan clean deps fuzz fuzz-smoke install uninstall install-check
+.PHONY: all dev test unit unit-build oom sdk asan clean deps fuzz fuzz-smoke install uninstall install-check mutants
 all: $(BUILD)/environd
 
 $(BUILD)/%.o: %.c
@@ -103,11 +103,17 @@ dev:
 # The whole suite: unit tests and SDK tests on a normal build, the fuzzers' short runs
 # (after the SDK tests: the in-process server fuzzer would load the machine under their
 # timing), the install check, then the unit tests and SDK tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer. Warnings are errors.
+# AddressSanitizer + UndefinedBehaviorSanitizer, then the mutation check. Warnings are errors.
 test:
 	$(MAKE) WERROR=-Werror unit sdk
 	$(MAKE) WERROR=-Werror fuzz-smoke install-check
 	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
+	scripts/mutants --no-baseline   # the suites above just passed unmutated
+
+# The mutation check: each guarantee in tests/mutants/list is switched off in a private
+# copy of the tree and its tests must fail (scripts/mutants).
+mutants:
+	scripts/mutants
 
 asan:
 	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" all

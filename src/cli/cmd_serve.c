@@ -15,6 +15,7 @@
 #include "common/cfg.h"
 #include "common/log.h"
 #include "http/tls_files.h"
+#include "store/sqlite_test_vfs.h"
 
 enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_THREADS,
        OPT_MAX_CONNECTIONS, OPT_MAX_PER_IP, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_HEAD_TIMEOUT, OPT_BODY_MEMORY,
@@ -151,6 +152,13 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&stop_set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
 
+	/* Test seam: a storage layer that loses unsynced writes at a power cut and fails I/O on
+	 * command (see sqlite_test_vfs.h). Never enabled by default. */
+	const char *test_vfs = getenv("ENVIROND_TEST_VFS");
+	if (test_vfs && *test_vfs && test_vfs_install(test_vfs, getenv("ENVIROND_TEST_VFS_CONTROL"), why, sizeof(why))) {
+		fprintf(stderr, "environd serve: %s\n", why);
+		return 2;
+	}
 	struct store *store;
 	struct errbuf eb = {{0}};
 	if (store_open(v.str[OPT_DB], &store, &eb)) {
