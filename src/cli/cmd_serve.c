@@ -21,7 +21,7 @@ enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG
        OPT_MAX_CONNECTIONS, OPT_MAX_PER_IP, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_HEAD_TIMEOUT, OPT_BODY_MEMORY,
        OPT_CONNECTION_MEMORY, OPT_MAX_WORKERS, OPT_TEST_FAULT, OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE, OPT_KEEPALIVE,
        OPT_TEST_MODE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TEST_CLOCK,
-       OPT__COUNT };
+       OPT_TEST_VFS, OPT_TEST_VFS_CONTROL, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
@@ -74,6 +74,12 @@ static const struct cfg_option options[OPT__COUNT] = {
 	/* Also a flag only, for the same reason: a production server's clock is never movable. */
 	[OPT_TEST_CLOCK] = {"--test-clock", NULL, CFG_BOOL, "false", 0, 0, NULL,
 			    "testing only: serve POST /v1/environd/test/clock, which moves this server's time"},
+	/* Flags only too: a storage layer that throws writes away must never be switched on by
+	 * a stray variable. */
+	[OPT_TEST_VFS] = {"--test-vfs", NULL, CFG_STRING, NULL, 0, 0, "powercut",
+			  "testing only: run the store on a storage layer that loses unsynced writes at a power cut (SIGUSR2)"},
+	[OPT_TEST_VFS_CONTROL] = {"--test-vfs-control", NULL, CFG_STRING, NULL, 0, 0, "PATH",
+				  "testing only: the --test-vfs layer's fault rules, re-read when the file changes"},
 };
 
 /* Long polls and many workers need file descriptors: take all the hard limit allows. */
@@ -154,8 +160,12 @@ int cmd_serve(int argc, char **argv)
 
 	/* Test seam: a storage layer that loses unsynced writes at a power cut and fails I/O on
 	 * command (see sqlite_test_vfs.h). Never enabled by default. */
-	const char *test_vfs = getenv("ENVIROND_TEST_VFS");
-	if (test_vfs && *test_vfs && test_vfs_install(test_vfs, getenv("ENVIROND_TEST_VFS_CONTROL"), why, sizeof(why))) {
+	const char *test_vfs = v.str[OPT_TEST_VFS];
+	if (!test_vfs && v.str[OPT_TEST_VFS_CONTROL]) {
+		fprintf(stderr, "environd serve: --test-vfs-control needs --test-vfs powercut\n");
+		return 2;
+	}
+	if (test_vfs && test_vfs_install(test_vfs, v.str[OPT_TEST_VFS_CONTROL], why, sizeof(why))) {
 		fprintf(stderr, "environd serve: %s\n", why);
 		return 2;
 	}

@@ -440,16 +440,16 @@ static int v_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 int test_vfs_install(const char *name, const char *control, char *why, size_t why_len)
 {
 	if (strcmp(name, "powercut") != 0) {
-		snprintf(why, why_len, "ENVIROND_TEST_VFS: unknown test storage layer \"%s\" (only \"powercut\")", name);
+		snprintf(why, why_len, "--test-vfs: unknown test storage layer \"%s\" (only \"powercut\")", name);
 		return -1;
 	}
 	if (real_vfs) {
-		snprintf(why, why_len, "ENVIROND_TEST_VFS: already installed");
+		snprintf(why, why_len, "--test-vfs: already installed");
 		return -1;
 	}
 	real_vfs = sqlite3_vfs_find(NULL);
 	if (!real_vfs || real_vfs->iVersion < 2) {
-		snprintf(why, why_len, "ENVIROND_TEST_VFS: no usable default SQLite VFS");
+		snprintf(why, why_len, "--test-vfs: no usable default SQLite VFS");
 		return -1;
 	}
 	control_path = control && *control ? control : NULL;
@@ -473,12 +473,12 @@ int test_vfs_install(const char *name, const char *control, char *why, size_t wh
 		.xCurrentTimeInt64 = v_current_time64,
 	};
 	if (pipe2(cut_pipe, O_CLOEXEC) != 0) {
-		snprintf(why, why_len, "ENVIROND_TEST_VFS: pipe: %s", strerror(errno));
+		snprintf(why, why_len, "--test-vfs: pipe: %s", strerror(errno));
 		return -1;
 	}
 	pthread_t th;
 	if (pthread_create(&th, NULL, cut_thread, NULL) != 0) {
-		snprintf(why, why_len, "ENVIROND_TEST_VFS: cannot start the power-cut thread");
+		snprintf(why, why_len, "--test-vfs: cannot start the power-cut thread");
 		return -1;
 	}
 	pthread_detach(th);
@@ -488,7 +488,7 @@ int test_vfs_install(const char *name, const char *control, char *why, size_t wh
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR2, &sa, NULL) != 0 || sqlite3_vfs_register(&test_vfs, 1) != SQLITE_OK) {
-		snprintf(why, why_len, "ENVIROND_TEST_VFS: cannot register the test storage layer");
+		snprintf(why, why_len, "--test-vfs: cannot register the test storage layer");
 		return -1;
 	}
 	fprintf(stderr, "test_vfs: %s storage layer installed (SIGUSR2 cuts the power)%s%s\n", name,

@@ -1,6 +1,6 @@
 /* sqlite_test_vfs.h - a test-only SQLite storage layer: power cuts and storage faults.
  *
- * `environd serve` installs it only when ENVIROND_TEST_VFS=powercut is set (never by
+ * `environd serve` installs it only with the flag `--test-vfs powercut` (never by
  * default). It wraps the platform VFS and becomes the default for this process:
  *
  * - Power cut. Every write, truncate and fsync goes through it. What a file received
@@ -10,7 +10,7 @@
  *   exactly what a machine that lost power would find. (Directory entries are not
  *   modelled: a created file survives, a deleted one stays deleted.)
  *
- * - Storage faults. ENVIROND_TEST_VFS_CONTROL names a file of rules, re-read whenever it
+ * - Storage faults. `--test-vfs-control PATH` names a file of rules, re-read whenever it
  *   changes (replace it with rename() to change it atomically), one per line:
  *       OP KIND [ioerr|full] [delay=MS] [count=N]
  *   OP is read, write, sync or truncate; KIND is db (the database file), wal (its

@@ -1,4 +1,4 @@
-// Power cut: the server runs on the test storage layer (ENVIROND_TEST_VFS=powercut), which
+// Power cut: the server runs on the test storage layer (`environd serve --test-vfs powercut`), which
 // keeps every write that was not followed by an fsync apart and throws it away at a
 // simulated power cut (SIGUSR2): the files are left exactly as a machine that lost power
 // would find them. kill -9 cannot show a missing fsync (the page cache survives it); this

@@ -1,5 +1,5 @@
 // Storage faults inside SQLite: the server runs on the test storage layer
-// (ENVIROND_TEST_VFS=powercut) with a control file of fault rules, so writes, fsyncs and
+// (`environd serve --test-vfs powercut`) with a control file of fault rules, so writes, fsyncs and
 // reads fail, or the disk is full, at the level SQLite itself sees. Unlike the store fault
 // seam (faults.test.js), which fails calls before they reach SQLite, this runs SQLite's own
 // error paths: a commit that cannot be written or synced, a group that SQLite rolls back

@@ -1,4 +1,4 @@
-// The test storage layer of `environd serve` (ENVIROND_TEST_VFS=powercut, see
+// The test storage layer of `environd serve` (`environd serve --test-vfs powercut`, see
 // src/store/sqlite_test_vfs.h): a server on it, its fault rules, and its power cut.
 'use strict';
 const assert = require('node:assert/strict');
@@ -17,7 +17,7 @@ function storageServer(opts = {}) {
   const server = new Server({
     ...opts,
     dir,
-    env: { ...opts.env, ENVIROND_TEST_VFS: 'powercut', ENVIROND_TEST_VFS_CONTROL: control },
+    args: [...(opts.args || []), '--test-vfs', 'powercut', '--test-vfs-control', control],
   });
   // Replaces the rules at once: the layer sees the old file or the new one, never half.
   server.setFaults = (...rules) => {
