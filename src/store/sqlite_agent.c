@@ -221,13 +221,8 @@ static enum err collect(struct sqlite_store *s, sqlite3_stmt *st, struct agent_c
 			page->more = 1;
 			break;
 		}
-		if (page->count == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct agent_rec *n = realloc(page->items, cap * sizeof(*n));
-			if (!n)
-				return ERR_NOMEM;
-			page->items = n;
-		}
+		if (page->count == cap && sqlite_grow((void **)&page->items, &cap, sizeof(*page->items)))
+			return ERR_NOMEM;
 		enum err err = read_agent(st, &page->items[page->count]);
 		page->count++;
 		if (err)

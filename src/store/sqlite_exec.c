@@ -328,3 +328,14 @@ void sqlite_exec_stop(struct sqlite_store *s)
 	pthread_cond_destroy(&s->idle);
 	s->started = 0;
 }
+
+enum err sqlite_grow(void **items, size_t *cap, size_t size)
+{
+	size_t want = *cap ? *cap * 2 : 16;
+	void *n = realloc(*items, want * size);
+	if (!n)
+		return ERR_NOMEM;
+	*items = n;
+	*cap = want;
+	return ERR_OK;
+}

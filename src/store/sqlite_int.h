@@ -82,6 +82,9 @@ void sqlite_bind_i64(sqlite3_stmt *st, int i, int64_t v);
 /* Bind the keyset condition "(? OR created_at < ? OR (created_at = ? AND id < ?))" at
  * `first`..first+3: everything when after is NULL, else the rows after the cursor. */
 void sqlite_bind_after(sqlite3_stmt *st, int first, const struct cursor *after);
+/* Room for more items in a page's array: *cap doubles (from 16) and *items moves with it.
+ * ERR_NOMEM leaves both as they were (the caller still owns and frees *items). */
+enum err sqlite_grow(void **items, size_t *cap, size_t size);
 /* Column text copied into out (cap bytes, truncated, NUL-terminated). */
 void sqlite_col_text(sqlite3_stmt *st, int i, char *out, size_t cap);
 

@@ -359,13 +359,8 @@ static enum err list_job(struct sqlite_store *s, void *arg)
 			page->more = 1;
 			break;
 		}
-		if (page->count == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct session_rec *nw = realloc(page->items, cap * sizeof(*nw));
-			if (!nw)
-				return ERR_NOMEM;
-			page->items = nw;
-		}
+		if (page->count == cap && sqlite_grow((void **)&page->items, &cap, sizeof(*page->items)))
+			return ERR_NOMEM;
 		enum err err = read_session(st, &page->items[page->count], NULL);
 		if (err)
 			return err;

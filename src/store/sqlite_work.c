@@ -475,13 +475,8 @@ static enum err list_job(struct sqlite_store *s, void *arg)
 			page->more = 1;
 			break;
 		}
-		if (page->count == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct work_item *n = realloc(page->items, cap * sizeof(*n));
-			if (!n)
-				return ERR_NOMEM;
-			page->items = n;
-		}
+		if (page->count == cap && sqlite_grow((void **)&page->items, &cap, sizeof(*page->items)))
+			return ERR_NOMEM;
 		enum err err = read_work(st, &page->items[page->count]);
 		if (err)
 			return err;

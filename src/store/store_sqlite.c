@@ -226,13 +226,8 @@ static enum err key_list_job(struct sqlite_store *s, void *arg)
 	size_t cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (c->count == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct api_key *n = realloc(c->items, cap * sizeof(*n));
-			if (!n)
-				return ERR_NOMEM;
-			c->items = n;
-		}
+		if (c->count == cap && sqlite_grow((void **)&c->items, &cap, sizeof(*c->items)))
+			return ERR_NOMEM;
 		struct api_key *k = &c->items[c->count++];
 		sqlite_col_text(st, 0, k->id, sizeof(k->id));
 		sqlite_col_text(st, 1, k->name, sizeof(k->name));
