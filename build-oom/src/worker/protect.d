@@ -1,2 +1,0 @@
-build-oom/src/worker/protect.o: src/worker/protect.c src/worker/worker.h
-src/worker/worker.h:

@@ -1,1 +1,0 @@
-build-oom/tests/oom/failalloc.o: tests/oom/failalloc.c
