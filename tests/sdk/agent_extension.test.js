@@ -265,10 +265,22 @@ test('held streams are bounded; a client that leaves releases its stream', async
   assert.equal(ra.status, 200);
   assert.match(ra.headers.get('content-type'), /^text\/event-stream/);
   // Both parked (the first keepalive may briefly resume them).
+  // A keepalive resumes a parked stream for a moment, so a third stream can slip in then:
+  // such a stream never ends, so it is aborted (its slot frees at its next keepalive) and
+  // the attempt repeated, never read to its end.
   await waitFor(async () => {
-    const r = await server.raw('GET', `/v1/sessions/${s.id}/events/stream`, { key });
-    if (r.status === 429) return r;
-    return null;
+    const x = open();
+    const r = await x.p;
+    if (r.status !== 429) {
+      x.ctrl.abort();
+      return null;
+    }
+    const text = await r.text();
+    let json;
+    try {
+      json = JSON.parse(text);
+    } catch {}
+    return { status: r.status, headers: r.headers, text, json };
   }, { what: 'a third stream to be refused' }).then((r) => expectRawError(r, 429, { fields: ['stream'] }));
   const held = async () => Number(/^environd_streams_held (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())[1]);
   await waitFor(async () => (await held()) === 2, { what: 'both streams parked' });
