@@ -205,6 +205,24 @@ static CURLcode run_stream(struct watch *w, enum follow *rc)
 	return res;
 }
 
+/* Free a header list, wiping it first: it may hold the credential. */
+static void free_headers(struct curl_slist *list)
+{
+	for (struct curl_slist *h = list; h; h = h->next)
+		memset(h->data, 0, strlen(h->data));
+	curl_slist_free_all(list);
+}
+
+/* Append `line` to `list`. A NULL line (its buffer ran out of memory) or a failed append
+ * frees the list and returns NULL, which the caller reports as out of memory. */
+static struct curl_slist *add_header(struct curl_slist *list, const char *line)
+{
+	struct curl_slist *next = list && line ? curl_slist_append(list, line) : NULL;
+	if (!next)
+		free_headers(list);
+	return next;
+}
+
 /* One connection: read the stream until it ends, breaks, or the watch is over. */
 static enum follow follow_once(struct watch *w)
 {
@@ -216,18 +234,17 @@ static enum follow follow_once(struct watch *w)
 	buf_puts(&url, "/v1/sessions/");
 	client_put_escaped(&url, w->session_id);
 	buf_puts(&url, "/events/stream");
-	struct curl_slist *headers = NULL;
-	headers = curl_slist_append(headers, "anthropic-beta: " CLIENT_BETA);
-	headers = headers ? curl_slist_append(headers, "Accept: text/event-stream") : NULL;
+	struct curl_slist *headers = curl_slist_append(NULL, "anthropic-beta: " CLIENT_BETA);
+	headers = add_header(headers, "Accept: text/event-stream");
 	if (w->c->credential) {
 		buf_puts(&auth, "Authorization: Bearer ");
 		buf_puts(&auth, w->c->credential);
-		headers = headers ? curl_slist_append(headers, auth.data) : NULL;
+		headers = add_header(headers, auth.failed ? NULL : auth.data);
 	}
 	if (w->last_id[0]) {
 		buf_puts(&last, "Last-Event-ID: ");
 		buf_puts(&last, w->last_id);
-		headers = headers ? curl_slist_append(headers, last.data) : NULL;
+		headers = add_header(headers, last.failed ? NULL : last.data);
 	}
 	enum follow rc = FOLLOW_RECONNECT;
 	w->status = 0;
@@ -284,9 +301,7 @@ out:
 	sse_free(&w->parser);
 	buf_free(&w->error_body);
 	buf_free(&w->pending);
-	for (struct curl_slist *h = headers; h; h = h->next)
-		memset(h->data, 0, strlen(h->data));
-	curl_slist_free_all(headers);
+	free_headers(headers);
 	if (auth.data)
 		memset(auth.data, 0, auth.cap);
 	buf_free(&auth);

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+#include "model/env_stored.h"
+
 #define ENV_COLUMNS                                                                               \
 	"id, org, workspace, account, name, description, config, metadata, scope_account, archived_at," \
 	" created_at, updated_at"
@@ -18,12 +21,37 @@ static void bind_tenant(sqlite3_stmt *st, int first, const struct tenant *t)
 	sqlite_bind_text(st, first + 2, t->account);
 }
 
-static json_t *col_json(sqlite3_stmt *st, int i)
+/* A row this build cannot serve (config or metadata that is not the shape the server
+ * writes, a scope it does not know) is reported, never guessed at: the request fails with
+ * a 500 and the row stays as it is for an operator to look at. *e owns nothing after. */
+static enum err corrupt_env(struct environment *e, const char *why)
 {
-	const char *text = (const char *)sqlite3_column_text(st, i);
-	return text ? json_loads(text, 0, NULL) : NULL;
+	log_event(LOG_ERROR, "environment_row_invalid", "environment_id", e->id, "reason", why, NULL);
+	environment_clear(e);
+	memset(e, 0, sizeof(*e));
+	return ERR_INTERNAL;
 }
 
+/* Parse column i as JSON into *out; ERR_NOMEM only when jansson ran out of memory, else
+ * a damaged value names `what` in the log. */
+static enum err col_json(sqlite3_stmt *st, int i, struct environment *e, const char *what, json_t **out)
+{
+	const char *text = (const char *)sqlite3_column_text(st, i);
+	if (!text) {
+		if (sqlite3_column_type(st, i) != SQLITE_NULL)
+			return ERR_NOMEM;
+		return corrupt_env(e, strcmp(what, "config") == 0 ? "config is null" : "metadata is null");
+	}
+	json_error_t jerr;
+	*out = json_loads(text, 0, &jerr);
+	if (*out)
+		return ERR_OK;
+	if (json_error_code(&jerr) == json_error_out_of_memory)
+		return ERR_NOMEM;
+	return corrupt_env(e, strcmp(what, "config") == 0 ? "config is not JSON" : "metadata is not JSON");
+}
+
+/* Decode one row of ENV_COLUMNS. On an error *e is zeroed and owns nothing. */
 static enum err read_env(sqlite3_stmt *st, struct environment *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -31,18 +59,39 @@ static enum err read_env(sqlite3_stmt *st, struct environment *e)
 	sqlite_col_text(st, 1, e->org, sizeof(e->org));
 	sqlite_col_text(st, 2, e->workspace, sizeof(e->workspace));
 	sqlite_col_text(st, 3, e->account, sizeof(e->account));
+	if (sqlite3_column_type(st, 4) != SQLITE_TEXT)
+		return corrupt_env(e, "name is not text");
+	if (sqlite3_column_type(st, 5) != SQLITE_TEXT && sqlite3_column_type(st, 5) != SQLITE_NULL)
+		return corrupt_env(e, "description is not text or null");
+	if (sqlite3_column_type(st, 8) != SQLITE_INTEGER)
+		return corrupt_env(e, "scope_account is not an integer");
+	int64_t scope = sqlite3_column_int64(st, 8);
+	if (scope != 0 && scope != 1)
+		return corrupt_env(e, "scope_account is neither 0 nor 1");
+	e->f.scope_account = (int)scope;
+	enum err rc = col_json(st, 6, e, "config", &e->f.config);
+	if (rc == ERR_OK)
+		rc = col_json(st, 7, e, "metadata", &e->f.metadata);
+	if (rc) {
+		environment_clear(e);
+		memset(e, 0, sizeof(*e));
+		return rc;
+	}
+	const char *why = env_stored_config_problem(e->f.config);
+	if (!why)
+		why = env_stored_metadata_problem(e->f.metadata);
+	if (why)
+		return corrupt_env(e, why);
 	const char *name = (const char *)sqlite3_column_text(st, 4);
 	const char *description = (const char *)sqlite3_column_text(st, 5);
-	e->f.name = strdup(name ? name : "");
+	e->f.name = name ? strdup(name) : NULL;
 	e->f.description = description ? strdup(description) : NULL;
-	e->f.config = col_json(st, 6);
-	e->f.metadata = col_json(st, 7);
-	e->f.scope_account = sqlite3_column_int(st, 8);
 	e->archived_at = sqlite3_column_int64(st, 9);
 	e->created_at = sqlite3_column_int64(st, 10);
 	e->updated_at = sqlite3_column_int64(st, 11);
-	if (!e->f.name || (description && !e->f.description) || !e->f.config || !e->f.metadata) {
+	if (!e->f.name || (sqlite3_column_type(st, 5) == SQLITE_TEXT && !e->f.description)) {
 		environment_clear(e);
+		memset(e, 0, sizeof(*e));
 		return ERR_NOMEM;
 	}
 	return ERR_OK;
@@ -312,8 +361,11 @@ static enum err list_job(struct sqlite_store *s, void *arg)
 		}
 		bytes += row;
 		struct environment *e = grow((void **)&page->items, page->count, &cap, sizeof(*e));
-		if (!e || read_env(st, e))
+		if (!e)
 			return ERR_NOMEM;
+		enum err err = read_env(st, e);
+		if (err)
+			return err;
 		page->count++;
 	}
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);

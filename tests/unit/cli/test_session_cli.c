@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -131,38 +132,61 @@ static void test_watch_next(void **state)
 /* ---- watch against a scripted server ---- */
 
 #define MAX_CONNS 6
+/* Every wait of the scripted server is bounded: a client that connects and then says
+ * nothing, or stops reading, is given up on after this long. */
+#define SCRIPT_IO_TIMEOUT_S 10
 
-/* Answers connection k with replies[k] and keeps its request head. */
+/* What a connection past the script is answered: a refusal that ends the watch (a 4xx
+ * other than 408/429 is final), so a client that reconnects more often than the script
+ * foresaw (a failed allocation makes it retry) stops instead of waiting for a reply. */
+#define SCRIPT_EXHAUSTED                                                                        \
+	"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" \
+	"{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"the script has no more replies\"}}"
+
+/* Answers connection k with replies[k] and keeps its request head; connections past the
+ * script are answered SCRIPT_EXHAUSTED and counted in `extra`, until script_stop. */
 struct script {
-	int listen_fd, port, nreplies, served;
+	int listen_fd, port, nreplies, served, extra;
 	const char *replies[MAX_CONNS];
 	char requests[MAX_CONNS][4096];
+	char spare[4096]; /* the request head of a connection past the script */
 	pthread_t thread;
 };
 
 static void *serve(void *arg)
 {
 	struct script *s = arg;
-	for (int k = 0; k < s->nreplies; k++) {
+	for (int k = 0;; k++) {
 		int fd = accept(s->listen_fd, NULL, NULL);
 		if (fd < 0)
-			return NULL;
+			return NULL; /* script_stop shut the listening socket */
+		struct timeval bound = {.tv_sec = SCRIPT_IO_TIMEOUT_S};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
+		int scripted = k < s->nreplies;
+		char *req = scripted ? s->requests[k] : s->spare;
+		size_t cap = scripted ? sizeof(s->requests[k]) : sizeof(s->spare);
 		size_t len = 0;
-		while (len < sizeof(s->requests[k]) - 1) {
-			ssize_t n = read(fd, s->requests[k] + len, sizeof(s->requests[k]) - 1 - len);
+		req[0] = '\0';
+		while (len < cap - 1) {
+			ssize_t n = read(fd, req + len, cap - 1 - len);
 			if (n <= 0)
 				break;
 			len += (size_t)n;
-			s->requests[k][len] = '\0';
-			if (strstr(s->requests[k], "\r\n\r\n"))
+			req[len] = '\0';
+			if (strstr(req, "\r\n\r\n"))
 				break;
 		}
-		ssize_t w = write(fd, s->replies[k], strlen(s->replies[k]));
+		const char *reply = scripted ? s->replies[k] : SCRIPT_EXHAUSTED;
+		/* MSG_NOSIGNAL: a client that already hung up must not end the test with SIGPIPE. */
+		ssize_t w = send(fd, reply, strlen(reply), MSG_NOSIGNAL);
 		(void)w;
-		s->served = k + 1;
+		if (scripted)
+			s->served = k + 1;
+		else
+			s->extra++;
 		close(fd); /* a stream reply without a terminal event is a dropped connection */
 	}
-	return NULL;
 }
 
 static void script_start(struct script *s)
@@ -182,6 +206,8 @@ static void script_stop(struct script *s)
 	shutdown(s->listen_fd, SHUT_RDWR);
 	pthread_join(s->thread, NULL);
 	close(s->listen_fd);
+	/* The watch made exactly the connections the script foresaw. */
+	assert_int_equal(s->extra, 0);
 }
 
 #define JSON_REPLY(body) "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" body
