@@ -23,7 +23,6 @@
 #include "common/log.h"
 #include "http/reply.h"
 #include "model/agent.h"
-#include "model/fields.h"
 
 #define REPLY_MAX (8 * 1024 * 1024)
 #define TURN_BLOCK_MAX_MS 30000
@@ -246,13 +245,10 @@ enum err agent_turns_heartbeat(struct call *c)
 
 enum err agent_turns_events(struct call *c)
 {
-	static const char *const f[] = {"events", NULL};
-	enum err rc = fields_only(c->body, "", f, &c->eb);
+	const json_t *events;
+	enum err rc = call_events_body(c, &events);
 	if (rc)
 		return rc;
-	const json_t *events = json_object_get(c->body, "events");
-	if (!events)
-		return errf(&c->eb, ERR_INVALID, "events: required, an array of events");
 	struct session_scope sc;
 	if ((rc = turn_scope(c, &sc)))
 		return rc;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "http/reply.h"
+#include "model/fields.h"
 
 int call_query_uint(struct call *c, const char *name, int empty_is_absent, long long *out)
 {
@@ -119,5 +120,18 @@ enum err call_environment(struct call *c, struct environment *out)
 		return errf(&c->eb, rc, "environment %.64s not found", env_id);
 	if (rc)
 		return errf(&c->eb, rc, "environment lookup failed");
+	return ERR_OK;
+}
+
+enum err call_events_body(struct call *c, const json_t **events)
+{
+	static const char *const f[] = {"events", NULL};
+	*events = NULL;
+	enum err rc = fields_only(c->body, "", f, &c->eb);
+	if (rc)
+		return rc;
+	*events = json_object_get(c->body, "events");
+	if (!*events)
+		return errf(&c->eb, ERR_INVALID, "events: required, an array of events");
 	return ERR_OK;
 }

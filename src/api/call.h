@@ -95,6 +95,10 @@ enum err health_metrics(struct call *c);
  * empty, with empty_is_absent), 0 with *out set, -1 when the value is not such an integer. */
 int call_query_uint(struct call *c, const char *name, int empty_is_absent, long long *out);
 /* Parse ?limit= (default 20, 1–100) and ?page= into *limit and *after (has_after set). */
+/* The body of the routes that post events: {"events": [...]} and nothing else. The array's
+ * elements are checked by the model; *events is borrowed from c->body. */
+enum err call_events_body(struct call *c, const json_t **events);
+
 enum err call_page_params(struct call *c, const char *kind, const char *scope, size_t *limit,
 			  struct cursor *after, int *has_after);
 /* Write the "next_page" member of a list reply: a cursor naming the last row shown when

@@ -8,7 +8,6 @@
 
 #include "api/encode.h"
 #include "common/clock.h"
-#include "model/fields.h"
 
 #define REPLY_MAX (64 * 1024 * 1024)
 #define EVENTS_LIMIT_MAX 1000
@@ -100,13 +99,10 @@ enum err session_events_list(struct call *c)
 
 enum err session_events_post(struct call *c)
 {
-	static const char *const f[] = {"events", NULL};
-	enum err rc = fields_only(c->body, "", f, &c->eb);
+	const json_t *events;
+	enum err rc = call_events_body(c, &events);
 	if (rc)
 		return rc;
-	const json_t *events = json_object_get(c->body, "events");
-	if (!events)
-		return errf(&c->eb, ERR_INVALID, "events: required, an array of events");
 	if (c->cred.kind != CRED_API_KEY && json_is_array(events)) {
 		/* Workers answer tool uses; talking to the agent is the API key holder's. */
 		size_t i;

@@ -251,5 +251,9 @@ test('events: bad client events are refused whole and change nothing', async () 
     [[], ['events']],
   ];
   for (const [events, fields] of cases) await expectBadRequest(client.beta.sessions.events.send(s.id, { events }), fields);
+  // The body holds `events` and nothing else: an unknown field is named, and no event is stored.
+  const ok = [{ type: 'user.message', content: [{ type: 'text', text: 'ok' }] }];
+  await expectBadRequest(client.beta.sessions.events.send(s.id, { events: ok, extra: 1 }), ['extra']);
+  await expectBadRequest(client.beta.sessions.events.send(s.id, {}), ['events']);
   assert.deepEqual(await listAll(client.beta.sessions.events.list(s.id)), before);
 });
