@@ -1,6 +1,6 @@
 # environd build. `make` builds build/environd; `make test` runs every suite.
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libcurl libcrypto
+PKGS    := libmicrohttpd jansson sqlite3 libpq libcurl libcrypto
 # CFLAGS is the user's (optimization, sanitizers); the project's own flags always apply.
 CFLAGS  ?= -O2 -g
 # Warnings are errors in development and CI (`make test`, `make dev`, scripts/test), not for
@@ -27,6 +27,7 @@ endif
 PKG_DEB_libmicrohttpd := libmicrohttpd-dev
 PKG_DEB_jansson       := libjansson-dev
 PKG_DEB_sqlite3       := libsqlite3-dev
+PKG_DEB_libpq         := libpq-dev
 PKG_DEB_libcurl       := libcurl4-openssl-dev
 PKG_DEB_libcrypto     := libssl-dev
 PKGS_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo ok),,$(p))))

@@ -17,7 +17,8 @@
 enum { OPT_DB, OPT_ORG, OPT_ACCOUNT, OPT_WORKSPACE, OPT_NAME, OPT_AGENT, OPT_MODELS, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
-	[OPT_DB] = {"--db", "ENVIROND_DB", CFG_STRING, "./environd.db", 0, 0, "PATH", "SQLite database file"},
+	[OPT_DB] = {"--db", "ENVIROND_DB", CFG_STRING, "./environd.db", 0, 0, "PATH|URL",
+		    "SQLite database file, or a postgres:// URL"},
 	[OPT_ORG] = {"--org", NULL, CFG_STRING, "default", 0, 0, "NAME", "organization of the new key"},
 	[OPT_ACCOUNT] = {"--account", NULL, CFG_STRING, "default", 0, 0, "NAME", "account the key acts as"},
 	[OPT_WORKSPACE] = {"--workspace", NULL, CFG_STRING, NULL, 0, 0, "NAME",
@@ -124,7 +125,7 @@ int cmd_key(int argc, char **argv)
 	}
 	struct store *s;
 	struct errbuf eb = {{0}};
-	if (store_open(v.str[OPT_DB], &s, &eb)) {
+	if (store_open(v.str[OPT_DB], 1, &s, &eb)) {
 		fprintf(stderr, "environd key: %s\n", eb.message);
 		return 1;
 	}

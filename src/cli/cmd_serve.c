@@ -21,14 +21,17 @@ enum { OPT_LISTEN, OPT_PORT_FILE, OPT_DB, OPT_PUBLIC_URL, OPT_LOG_LEVEL, OPT_LOG
        OPT_MAX_CONNECTIONS, OPT_MAX_PER_IP, OPT_MAX_HELD_POLLS, OPT_TIMEOUT, OPT_HEAD_TIMEOUT, OPT_BODY_MEMORY,
        OPT_CONNECTION_MEMORY, OPT_MAX_WORKERS, OPT_TEST_FAULT, OPT_MAX_HELD_STREAMS, OPT_TURN_LEASE, OPT_KEEPALIVE,
        OPT_TEST_MODE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TEST_CLOCK,
-       OPT_TEST_VFS, OPT_TEST_VFS_CONTROL, OPT__COUNT };
+       OPT_TEST_VFS, OPT_TEST_VFS_CONTROL, OPT_DB_POOL, OPT__COUNT };
 
 static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LISTEN] = {"--listen", "ENVIROND_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, "HOST:PORT",
 			"address to listen on; port 0 picks a free port"},
 	[OPT_PORT_FILE] = {"--port-file", "ENVIROND_PORT_FILE", CFG_STRING, NULL, 0, 0, "PATH",
 			   "write the bound port here once listening"},
-	[OPT_DB] = {"--db", "ENVIROND_DB", CFG_STRING, "./environd.db", 0, 0, "PATH", "SQLite database file"},
+	[OPT_DB] = {"--db", "ENVIROND_DB", CFG_STRING, "./environd.db", 0, 0, "PATH|URL",
+		    "SQLite database file, or a postgres:// URL (fleet mode: every node on one database)"},
+	[OPT_DB_POOL] = {"--db-pool", "ENVIROND_DB_POOL", CFG_INT, "16", 1, 1000, "N",
+			 "PostgreSQL: connections this node keeps to the database"},
 	[OPT_PUBLIC_URL] = {"--public-url", "ENVIROND_PUBLIC_URL", CFG_STRING, NULL, 0, 0, "URL",
 			    "base URL workers reach this server at (put in work secrets); default http://LISTEN, "
 			    "https://LISTEN with --tls-cert"},
@@ -171,7 +174,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	struct store *store;
 	struct errbuf eb = {{0}};
-	if (store_open(v.str[OPT_DB], &store, &eb)) {
+	if (store_open(v.str[OPT_DB], (size_t)v.num[OPT_DB_POOL], &store, &eb)) {
 		fprintf(stderr, "environd serve: %s\n", eb.message);
 		return 1;
 	}
@@ -225,7 +228,9 @@ int cmd_serve(int argc, char **argv)
 		store->ops->close(store);
 		return 1;
 	}
-	printf("environd: serving the Environments API on %s (store: %s)\n", app.public_url, v.str[OPT_DB]);
+	char where[512];
+	store_describe(v.str[OPT_DB], where, sizeof(where));
+	printf("environd: serving the Environments API on %s (store: %s)\n", app.public_url, where);
 	if (cfg.test_mode) {
 		printf("environd: *** TEST MODE IS ON *** requests fail on purpose when told to, and any API key"
 		       " can delete all data (POST /v1/environd/test/faults, /v1/environd/test/reset)."

@@ -1,5 +1,5 @@
 /* sqlite_file.c - the SQLite store's files on disk: who may read them, and whether this
- * process can write them (see sqlite_int.h).
+ * process can write them (see sqlite_file.h).
  *
  * The database holds every tenant's data and the cursor key, so the database, its -wal
  * and its -shm are created 0600 and an existing one is brought back to 0600. A store that
@@ -7,7 +7,7 @@
  * server would start "ready" and answer every write with an error, and an -shm that
  * cannot be written (immutable, say) is mapped by SQLite and kills the process with
  * SIGBUS the first time it is touched. */
-#include "store/sqlite_int.h"
+#include "store/sqlite_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,19 +60,19 @@ mode_t sqlite_files_private(void) { return umask(0077); }
 
 void sqlite_files_restore(mode_t old) { umask(old); }
 
-enum err sqlite_files_probe(struct sqlite_store *s, struct errbuf *eb)
+enum err sqlite_files_probe(sqlite3 *db, const char *path, struct errbuf *eb)
 {
 	char *msg = NULL;
 	/* A real write, committed: it creates the -wal and -shm if they are missing and proves
 	 * that the database, the journal and the directory all take writes. */
-	if (sqlite3_exec(s->writer.db,
+	if (sqlite3_exec(db,
 			 "BEGIN IMMEDIATE; INSERT OR REPLACE INTO settings(key, value) VALUES('opened_at',"
 			 " CAST(strftime('%s','now') AS INTEGER)); COMMIT;",
 			 NULL, NULL, &msg) != SQLITE_OK) {
 		enum err rc = errf(eb, ERR_UNAVAILABLE, "store: %s cannot be written (%s); the store must be writable",
-				   s->path, msg ? msg : sqlite3_errmsg(s->writer.db));
+				   path, msg ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
-		sqlite3_exec(s->writer.db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
 	/* The files the write created: 0600 too. By path, never by opening them: closing a
@@ -80,7 +80,7 @@ enum err sqlite_files_probe(struct sqlite_store *s, struct errbuf *eb)
 	char file[4096];
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		struct stat st;
-		snprintf(file, sizeof(file), "%s%s", s->path, suffixes[i]);
+		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
 		if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0077) && chmod(file, 0600) != 0)
 			log_event(LOG_WARN, "store_mode", "file", file, "error", strerror(errno), NULL);
 	}

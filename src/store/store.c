@@ -1,14 +1,29 @@
 /* store.c - the backend-neutral part of the store: choosing a backend, and releasing
  * the outputs of its verbs (see store.h). */
 #include "store/store.h"
+#include "store/store_pg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum err store_open(const char *url, struct store **out, struct errbuf *eb)
+int store_is_postgres(const char *url)
 {
-	if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-		return errf(eb, ERR_INVALID, "--db: PostgreSQL is not available in this build; use a file path");
+	return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
+
+void store_describe(const char *url, char *out, size_t cap)
+{
+	if (store_is_postgres(url))
+		store_pg_describe(url, out, cap);
+	else
+		snprintf(out, cap, "%s", url);
+}
+
+enum err store_open(const char *url, size_t pool, struct store **out, struct errbuf *eb)
+{
+	if (store_is_postgres(url))
+		return store_pg_open(url, pool, out, eb);
 	return store_sqlite_open(url, out, eb);
 }
 

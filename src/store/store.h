@@ -8,9 +8,11 @@
  * the matching *_clear function; on any error every output is left defined (zeroed, owning
  * nothing), so a caller may read or clear it whatever the verb returned.
  *
- * store.c holds what does not depend on a backend (store_open, the *_clear functions);
- * store_sqlite.c and the sqlite_*.c files are the SQLite backend; store_fault.c wraps any
- * backend to make its verbs fail on purpose, for tests. */
+ * store.c holds what does not depend on a backend (store_open, the *_clear functions).
+ * The verbs are written once (sql_*.c) against the SQL interface of db.h; a backend is a
+ * driver of it plus its schema: store_sqlite.c on db_sqlite.c (one file, one writer, group
+ * commit), store_pg.c on db_pg.c (a fleet of nodes on one PostgreSQL). store_fault.c
+ * wraps any backend to make its verbs fail on purpose, for tests. */
 #ifndef ENVIROND_STORE_H
 #define ENVIROND_STORE_H
 
@@ -369,8 +371,14 @@ struct store {
 	const struct store_ops *ops;
 };
 
-/* Open the backend named by `url` (a file path for SQLite). Runs migrations. */
-enum err store_open(const char *url, struct store **out, struct errbuf *eb);
+/* Open the backend named by `url`: a postgres:// or postgresql:// URI for PostgreSQL
+ * (with a pool of `pool` connections), any other text is the path of a SQLite file.
+ * Runs migrations. */
+enum err store_open(const char *url, size_t pool, struct store **out, struct errbuf *eb);
+int store_is_postgres(const char *url);
+/* Where the store is, for a log line: the path, or for PostgreSQL its host, port, database
+ * and user, never its password. */
+void store_describe(const char *url, char *out, size_t cap);
 enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *eb);
 /* Wrap `inner` so that every `every`-th verb fails with ERR_UNAVAILABLE, its outputs
  * zeroed (a test seam: only `environd serve --test-store-fault-every N` uses it). The

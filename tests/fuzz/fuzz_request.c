@@ -142,7 +142,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(db, sizeof(db), "%s/fuzz.db", dir);
 	struct store *store;
 	struct errbuf eb = {{0}};
-	if (store_open(db, &store, &eb) ||
+	if (store_open(db, 1, &store, &eb) ||
 	    keys_cli_mint(store, "fuzz", "fuzz", "", "fuzz", api_key, why, sizeof(why)))
 		abort();
 	struct app_config cfg = {

@@ -39,7 +39,7 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/environd.db", f->dir);
 	struct errbuf eb;
-	assert_int_equal(ERR_OK, store_open(f->path, &f->s, &eb));
+	assert_int_equal(ERR_OK, store_open(f->path, 1, &f->s, &eb));
 	*state = f;
 	return 0;
 }

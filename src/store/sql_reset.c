@@ -1,6 +1,6 @@
-/* sqlite_reset.c - the test-mode reset verb: every tenant's data goes, credentials of the
+/* sql_reset.c - the test-mode reset verb: every tenant's data goes, credentials of the
  * operator (API keys, agent keys) and the server's settings stay. */
-#include "store/sqlite_int.h"
+#include "store/sql_int.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -19,26 +19,25 @@ static const struct {
 	{"DELETE FROM environments", offsetof(struct store_reset, environments)},
 };
 
-static enum err reset_job(struct sqlite_store *s, void *arg)
+static enum err reset_job(struct sql_store *s, void *arg)
 {
 	struct store_reset *out = arg;
-	sqlite3 *db = sqlite_db(s);
 	for (size_t i = 0; i < sizeof(deletes) / sizeof(deletes[0]); i++) {
-		sqlite3_stmt *st = sqlite_stmt(s, deletes[i].sql);
+		struct db_stmt *st = sql_stmt(s, deletes[i].sql);
 		if (!st)
 			return ERR_INTERNAL;
-		int rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE)
-			return sqlite_err(s, rc);
-		*(int64_t *)((char *)out + deletes[i].counter) = sqlite3_changes64(db);
+		int rc = db_step(st);
+		if (rc != DB_DONE)
+			return sql_err(s, rc);
+		*(int64_t *)((char *)out + deletes[i].counter) = db_changes(st);
 	}
 	return ERR_OK;
 }
 
-enum err sqlite_reset_all(struct store *base, struct store_reset *out)
+enum err sql_reset_all(struct store *base, struct store_reset *out)
 {
 	memset(out, 0, sizeof(*out));
-	enum err rc = sqlite_run((struct sqlite_store *)base, reset_job, out);
+	enum err rc = sql_run((struct sql_store *)base, reset_job, out);
 	if (rc)
 		memset(out, 0, sizeof(*out));
 	return rc;

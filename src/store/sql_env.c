@@ -1,5 +1,5 @@
-/* sqlite_env.c - environments and environment keys on SQLite. */
-#include "store/sqlite_int.h"
+/* sql_env.c - environments and environment keys on SQLite. */
+#include "store/sql_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +14,11 @@
 /* Visibility of SPEC §4: same organization and workspace; account scope = creator only. */
 #define ENV_VISIBLE "org = ? AND workspace = ? AND (scope_account = 0 OR account = ?)"
 
-static void bind_tenant(sqlite3_stmt *st, int first, const struct tenant *t)
+static void bind_tenant(struct db_stmt *st, int first, const struct tenant *t)
 {
-	sqlite_bind_text(st, first, t->org);
-	sqlite_bind_text(st, first + 1, t->workspace);
-	sqlite_bind_text(st, first + 2, t->account);
+	db_bind_text(st, first, t->org);
+	db_bind_text(st, first + 1, t->workspace);
+	db_bind_text(st, first + 2, t->account);
 }
 
 /* A row this build cannot serve (config or metadata that is not the shape the server
@@ -34,11 +34,11 @@ static enum err corrupt_env(struct environment *e, const char *why)
 
 /* Parse column i as JSON into *out; ERR_NOMEM only when jansson ran out of memory, else
  * a damaged value names `what` in the log. */
-static enum err col_json(sqlite3_stmt *st, int i, struct environment *e, const char *what, json_t **out)
+static enum err col_json(struct db_stmt *st, int i, struct environment *e, const char *what, json_t **out)
 {
-	const char *text = (const char *)sqlite3_column_text(st, i);
+	const char *text = db_col_text(st, i);
 	if (!text) {
-		if (sqlite3_column_type(st, i) != SQLITE_NULL)
+		if (db_col_type(st, i) != DB_NULL)
 			return ERR_NOMEM;
 		return corrupt_env(e, strcmp(what, "config") == 0 ? "config is null" : "metadata is null");
 	}
@@ -52,20 +52,20 @@ static enum err col_json(sqlite3_stmt *st, int i, struct environment *e, const c
 }
 
 /* Decode one row of ENV_COLUMNS. On an error *e is zeroed and owns nothing. */
-static enum err read_env(sqlite3_stmt *st, struct environment *e)
+static enum err read_env(struct db_stmt *st, struct environment *e)
 {
 	memset(e, 0, sizeof(*e));
-	sqlite_col_text(st, 0, e->id, sizeof(e->id));
-	sqlite_col_text(st, 1, e->org, sizeof(e->org));
-	sqlite_col_text(st, 2, e->workspace, sizeof(e->workspace));
-	sqlite_col_text(st, 3, e->account, sizeof(e->account));
-	if (sqlite3_column_type(st, 4) != SQLITE_TEXT)
+	db_col_copy(st, 0, e->id, sizeof(e->id));
+	db_col_copy(st, 1, e->org, sizeof(e->org));
+	db_col_copy(st, 2, e->workspace, sizeof(e->workspace));
+	db_col_copy(st, 3, e->account, sizeof(e->account));
+	if (db_col_type(st, 4) != DB_TEXT)
 		return corrupt_env(e, "name is not text");
-	if (sqlite3_column_type(st, 5) != SQLITE_TEXT && sqlite3_column_type(st, 5) != SQLITE_NULL)
+	if (db_col_type(st, 5) != DB_TEXT && db_col_type(st, 5) != DB_NULL)
 		return corrupt_env(e, "description is not text or null");
-	if (sqlite3_column_type(st, 8) != SQLITE_INTEGER)
+	if (db_col_type(st, 8) != DB_INT)
 		return corrupt_env(e, "scope_account is not an integer");
-	int64_t scope = sqlite3_column_int64(st, 8);
+	int64_t scope = db_col_i64(st, 8);
 	if (scope != 0 && scope != 1)
 		return corrupt_env(e, "scope_account is neither 0 nor 1");
 	e->f.scope_account = (int)scope;
@@ -82,14 +82,14 @@ static enum err read_env(sqlite3_stmt *st, struct environment *e)
 		why = env_stored_metadata_problem(e->f.metadata);
 	if (why)
 		return corrupt_env(e, why);
-	const char *name = (const char *)sqlite3_column_text(st, 4);
-	const char *description = (const char *)sqlite3_column_text(st, 5);
+	const char *name = db_col_text(st, 4);
+	const char *description = db_col_text(st, 5);
 	e->f.name = name ? strdup(name) : NULL;
 	e->f.description = description ? strdup(description) : NULL;
-	e->archived_at = sqlite3_column_int64(st, 9);
-	e->created_at = sqlite3_column_int64(st, 10);
-	e->updated_at = sqlite3_column_int64(st, 11);
-	if (!e->f.name || (sqlite3_column_type(st, 5) == SQLITE_TEXT && !e->f.description)) {
+	e->archived_at = db_col_i64(st, 9);
+	e->created_at = db_col_i64(st, 10);
+	e->updated_at = db_col_i64(st, 11);
+	if (!e->f.name || (db_col_type(st, 5) == DB_TEXT && !e->f.description)) {
 		environment_clear(e);
 		memset(e, 0, sizeof(*e));
 		return ERR_NOMEM;
@@ -98,54 +98,54 @@ static enum err read_env(sqlite3_stmt *st, struct environment *e)
 }
 
 /* Load one visible environment inside a job. */
-static enum err load_env(struct sqlite_store *s, const struct tenant *t, const char *id, struct environment *out)
+static enum err load_env(struct sql_store *s, const struct tenant *t, const char *id, struct environment *out)
 {
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE);
+	struct db_stmt *st = sql_stmt(s, "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE);
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, id);
+	db_bind_text(st, 1, id);
 	bind_tenant(st, 2, t);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	int rc = db_step(st);
+	if (rc == DB_DONE)
 		return ERR_NOT_FOUND;
-	if (rc != SQLITE_ROW)
-		return sqlite_err(s, rc);
+	if (rc != DB_ROW)
+		return sql_err(s, rc);
 	return read_env(st, out);
 }
 
 /* Write an environment's mutable fields. Name clashes become ERR_NAME_TAKEN. */
-static enum err write_env(struct sqlite_store *s, const struct environment *e, int insert)
+static enum err write_env(struct sql_store *s, const struct environment *e, int insert)
 {
 	char *config = json_dumps(e->f.config, JSON_COMPACT);
 	char *metadata = json_dumps(e->f.metadata, JSON_COMPACT);
 	enum err err = ERR_NOMEM;
 	if (!config || !metadata)
 		goto out;
-	sqlite3_stmt *st =
-		insert ? sqlite_stmt(s, "INSERT INTO environments(name, description, config, metadata, scope_account,"
+	struct db_stmt *st =
+		insert ? sql_stmt(s, "INSERT INTO environments(name, description, config, metadata, scope_account,"
 					" archived_at, created_at, updated_at, id, org, workspace, account)"
 					" VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		       : sqlite_stmt(s, "UPDATE environments SET name = ?, description = ?, config = ?, metadata = ?,"
+		       : sql_stmt(s, "UPDATE environments SET name = ?, description = ?, config = ?, metadata = ?,"
 					" scope_account = ?, archived_at = ?, created_at = ?, updated_at = ? WHERE id = ?");
 	err = ERR_INTERNAL;
 	if (!st)
 		goto out;
-	sqlite_bind_text(st, 1, e->f.name);
-	sqlite_bind_text(st, 2, e->f.description);
-	sqlite_bind_text(st, 3, config);
-	sqlite_bind_text(st, 4, metadata);
-	sqlite_bind_i64(st, 5, e->f.scope_account);
-	sqlite_bind_i64(st, 6, e->archived_at);
-	sqlite_bind_i64(st, 7, e->created_at);
-	sqlite_bind_i64(st, 8, e->updated_at);
-	sqlite_bind_text(st, 9, e->id);
+	db_bind_text(st, 1, e->f.name);
+	db_bind_text(st, 2, e->f.description);
+	db_bind_text(st, 3, config);
+	db_bind_text(st, 4, metadata);
+	db_bind_i64(st, 5, e->f.scope_account);
+	db_bind_i64(st, 6, e->archived_at);
+	db_bind_i64(st, 7, e->created_at);
+	db_bind_i64(st, 8, e->updated_at);
+	db_bind_text(st, 9, e->id);
 	if (insert) {
-		sqlite_bind_text(st, 10, e->org);
-		sqlite_bind_text(st, 11, e->workspace);
-		sqlite_bind_text(st, 12, e->account);
+		db_bind_text(st, 10, e->org);
+		db_bind_text(st, 11, e->workspace);
+		db_bind_text(st, 12, e->account);
 	}
-	int rc = sqlite3_step(st);
-	err = rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+	int rc = db_step(st);
+	err = rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 	if (err == ERR_CONFLICT)
 		err = ERR_NAME_TAKEN;
 out:
@@ -174,7 +174,7 @@ static enum err finish_env(struct environment *out, enum err rc)
 	return rc;
 }
 
-static enum err create_job(struct sqlite_store *s, void *arg)
+static enum err create_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
 	struct environment *e = c->out;
@@ -193,28 +193,28 @@ static enum err create_job(struct sqlite_store *s, void *arg)
 	return rc;
 }
 
-enum err sqlite_env_create(struct store *base, const struct tenant *t, const struct env_fields *f, int64_t now,
+enum err sql_env_create(struct store *base, const struct tenant *t, const struct env_fields *f, int64_t now,
 			   struct environment *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct env_ctx c = {.t = t, .fields = f, .now = now, .out = out};
-	return finish_env(out, sqlite_run((struct sqlite_store *)base, create_job, &c));
+	return finish_env(out, sql_run((struct sql_store *)base, create_job, &c));
 }
 
-static enum err get_job(struct sqlite_store *s, void *arg)
+static enum err get_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
 	return load_env(s, c->t, c->id, c->out);
 }
 
-enum err sqlite_env_get(struct store *base, const struct tenant *t, const char *id, struct environment *out)
+enum err sql_env_get(struct store *base, const struct tenant *t, const char *id, struct environment *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct env_ctx c = {.t = t, .id = id, .out = out};
-	return finish_env(out, sqlite_read((struct sqlite_store *)base, get_job, &c));
+	return finish_env(out, sql_read((struct sql_store *)base, get_job, &c));
 }
 
-static enum err update_job(struct sqlite_store *s, void *arg)
+static enum err update_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
 	enum err rc = load_env(s, c->t, c->id, c->out);
@@ -237,15 +237,15 @@ static enum err update_job(struct sqlite_store *s, void *arg)
 	return rc;
 }
 
-enum err sqlite_env_update(struct store *base, const struct tenant *t, const char *id, const json_t *body,
+enum err sql_env_update(struct store *base, const struct tenant *t, const char *id, const json_t *body,
 			   int64_t now, struct environment *out, struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
 	struct env_ctx c = {.t = t, .id = id, .body = body, .now = now, .out = out, .eb = eb};
-	return finish_env(out, sqlite_run((struct sqlite_store *)base, update_job, &c));
+	return finish_env(out, sql_run((struct sql_store *)base, update_job, &c));
 }
 
-static enum err archive_job(struct sqlite_store *s, void *arg)
+static enum err archive_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
 	enum err rc = load_env(s, c->t, c->id, c->out);
@@ -259,21 +259,21 @@ static enum err archive_job(struct sqlite_store *s, void *arg)
 	return rc;
 }
 
-enum err sqlite_env_archive(struct store *base, const struct tenant *t, const char *id, int64_t now,
+enum err sql_env_archive(struct store *base, const struct tenant *t, const char *id, int64_t now,
 			    struct environment *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct env_ctx c = {.t = t, .id = id, .now = now, .out = out};
-	return finish_env(out, sqlite_run((struct sqlite_store *)base, archive_job, &c));
+	return finish_env(out, sql_run((struct sql_store *)base, archive_job, &c));
 }
 
-static enum err step_done(struct sqlite_store *s, sqlite3_stmt *st)
+static enum err step_done(struct sql_store *s, struct db_stmt *st)
 {
-	int rc = sqlite3_step(st);
-	return rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+	int rc = db_step(st);
+	return rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 }
 
-static enum err delete_job(struct sqlite_store *s, void *arg)
+static enum err delete_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
 	struct environment e;
@@ -281,34 +281,34 @@ static enum err delete_job(struct sqlite_store *s, void *arg)
 	if (rc)
 		return rc;
 	environment_clear(&e);
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT 1 FROM work WHERE environment_id = ? AND state IN (1, 2, 3) LIMIT 1");
+	struct db_stmt *st = sql_stmt(s, "SELECT 1 FROM work WHERE environment_id = ? AND state IN (1, 2, 3) LIMIT 1");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->id);
-	int step = sqlite3_step(st);
-	if (step == SQLITE_ROW)
+	db_bind_text(st, 1, c->id);
+	int step = db_step(st);
+	if (step == DB_ROW)
 		return ERR_HAS_LIVE_WORK;
-	if (step != SQLITE_DONE)
-		return sqlite_err(s, step);
+	if (step != DB_DONE)
+		return sql_err(s, step);
 	static const char *const deletes[] = {
 		"DELETE FROM work WHERE environment_id = ?",
 		"DELETE FROM env_keys WHERE environment_id = ?",
 		"DELETE FROM environments WHERE id = ?",
 	};
 	for (size_t i = 0; i < 3; i++) {
-		if (!(st = sqlite_stmt(s, deletes[i])))
+		if (!(st = sql_stmt(s, deletes[i])))
 			return ERR_INTERNAL;
-		sqlite_bind_text(st, 1, c->id);
+		db_bind_text(st, 1, c->id);
 		if ((rc = step_done(s, st)))
 			return rc;
 	}
 	return ERR_OK;
 }
 
-enum err sqlite_env_delete(struct store *base, const struct tenant *t, const char *id)
+enum err sql_env_delete(struct store *base, const struct tenant *t, const char *id)
 {
 	struct env_ctx c = {.t = t, .id = id};
-	return sqlite_run((struct sqlite_store *)base, delete_job, &c);
+	return sql_run((struct sql_store *)base, delete_job, &c);
 }
 
 struct list_ctx {
@@ -334,27 +334,27 @@ static void *grow(void **items, size_t count, size_t *cap, size_t size)
 	return (char *)*items + count * size;
 }
 
-static enum err list_job(struct sqlite_store *s, void *arg)
+static enum err list_job(struct sql_store *s, void *arg)
 {
 	struct list_ctx *c = arg;
 	struct env_page *page = c->out;
-	sqlite3_stmt *st = sqlite_stmt(
+	struct db_stmt *st = sql_stmt(
 		s, "SELECT " ENV_COLUMNS " FROM environments WHERE " ENV_VISIBLE " AND (? OR archived_at = 0)"
 		   " AND (? OR created_at < ? OR (created_at = ? AND id < ?))"
 		   " ORDER BY created_at DESC, id DESC LIMIT ?");
 	if (!st)
 		return ERR_INTERNAL;
 	bind_tenant(st, 1, c->t);
-	sqlite_bind_i64(st, 4, c->include_archived);
-	sqlite_bind_after(st, 5, c->after);
-	sqlite_bind_i64(st, 9, (int64_t)c->limit + 1);
+	db_bind_i64(st, 4, c->include_archived);
+	sql_bind_after(st, 5, c->after);
+	db_bind_i64(st, 9, (int64_t)c->limit + 1);
 	size_t cap = 0, bytes = 0;
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		/* Stop at the page's byte budget too (but never before the first row): a page of
 		 * large environments would otherwise hold limit × 1 MiB in memory at once. */
-		size_t row = (size_t)sqlite3_column_bytes(st, 4) + (size_t)sqlite3_column_bytes(st, 5) +
-			     (size_t)sqlite3_column_bytes(st, 6) + (size_t)sqlite3_column_bytes(st, 7);
+		size_t row = (size_t)db_col_bytes(st, 4) + (size_t)db_col_bytes(st, 5) +
+			     (size_t)db_col_bytes(st, 6) + (size_t)db_col_bytes(st, 7);
 		if (page->count == c->limit || (page->count && bytes + row > STORE_PAGE_BYTES)) {
 			page->more = 1;
 			break;
@@ -368,15 +368,15 @@ static enum err list_job(struct sqlite_store *s, void *arg)
 			return err;
 		page->count++;
 	}
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+	return rc == DB_ROW || rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 }
 
-enum err sqlite_env_list(struct store *base, const struct tenant *t, int include_archived,
+enum err sql_env_list(struct store *base, const struct tenant *t, int include_archived,
 			 const struct cursor *after, size_t limit, struct env_page *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct list_ctx c = {.t = t, .include_archived = include_archived, .after = after, .limit = limit, .out = out};
-	enum err rc = sqlite_read((struct sqlite_store *)base, list_job, &c);
+	enum err rc = sql_read((struct sql_store *)base, list_job, &c);
 	if (rc)
 		env_page_clear(out);
 	return rc;
@@ -393,7 +393,7 @@ struct key_ctx {
 	struct env_key *out;
 };
 
-static enum err key_create_job(struct sqlite_store *s, void *arg)
+static enum err key_create_job(struct sql_store *s, void *arg)
 {
 	struct key_ctx *c = arg;
 	struct env_key *k = c->out;
@@ -402,43 +402,43 @@ static enum err key_create_job(struct sqlite_store *s, void *arg)
 	snprintf(k->environment_id, sizeof(k->environment_id), "%s", c->env_id);
 	snprintf(k->name, sizeof(k->name), "%s", c->name);
 	k->created_at = c->now;
-	sqlite3_stmt *st = sqlite_stmt(s, "INSERT INTO env_keys(id, environment_id, name, hash, created_at, last_used_at)"
+	struct db_stmt *st = sql_stmt(s, "INSERT INTO env_keys(id, environment_id, name, hash, created_at, last_used_at)"
 					  " VALUES(?, ?, ?, ?, ?, 0)");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, k->id);
-	sqlite_bind_text(st, 2, c->env_id);
-	sqlite_bind_text(st, 3, c->name);
-	sqlite_bind_text(st, 4, c->hash);
-	sqlite_bind_i64(st, 5, c->now);
+	db_bind_text(st, 1, k->id);
+	db_bind_text(st, 2, c->env_id);
+	db_bind_text(st, 3, c->name);
+	db_bind_text(st, 4, c->hash);
+	db_bind_i64(st, 5, c->now);
 	return step_done(s, st);
 }
 
-enum err sqlite_env_key_create(struct store *base, const char *env_id, const char *name, const char *hash,
+enum err sql_env_key_create(struct store *base, const char *env_id, const char *name, const char *hash,
 			       int64_t now, struct env_key *out)
 {
 	struct key_ctx c = {.env_id = env_id, .name = name, .hash = hash, .now = now, .out = out};
-	enum err rc = sqlite_run((struct sqlite_store *)base, key_create_job, &c);
+	enum err rc = sql_run((struct sql_store *)base, key_create_job, &c);
 	if (rc)
 		memset(out, 0, sizeof(*out));
 	return rc;
 }
 
-static enum err key_list_job(struct sqlite_store *s, void *arg)
+static enum err key_list_job(struct sql_store *s, void *arg)
 {
 	struct list_ctx *c = arg;
 	struct env_key_page *page = c->out;
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT id, environment_id, name, created_at, last_used_at FROM env_keys"
+	struct db_stmt *st = sql_stmt(s, "SELECT id, environment_id, name, created_at, last_used_at FROM env_keys"
 					  " WHERE environment_id = ? AND (? OR created_at < ? OR (created_at = ? AND id < ?))"
 					  " ORDER BY created_at DESC, id DESC LIMIT ?");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->env_id);
-	sqlite_bind_after(st, 2, c->after);
-	sqlite_bind_i64(st, 6, (int64_t)c->limit + 1);
+	db_bind_text(st, 1, c->env_id);
+	sql_bind_after(st, 2, c->after);
+	db_bind_i64(st, 6, (int64_t)c->limit + 1);
 	size_t cap = 0;
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		if (page->count == c->limit) {
 			page->more = 1;
 			break;
@@ -446,43 +446,43 @@ static enum err key_list_job(struct sqlite_store *s, void *arg)
 		struct env_key *k = grow((void **)&page->items, page->count, &cap, sizeof(*k));
 		if (!k)
 			return ERR_NOMEM;
-		sqlite_col_text(st, 0, k->id, sizeof(k->id));
-		sqlite_col_text(st, 1, k->environment_id, sizeof(k->environment_id));
-		sqlite_col_text(st, 2, k->name, sizeof(k->name));
-		k->created_at = sqlite3_column_int64(st, 3);
-		k->last_used_at = sqlite3_column_int64(st, 4);
+		db_col_copy(st, 0, k->id, sizeof(k->id));
+		db_col_copy(st, 1, k->environment_id, sizeof(k->environment_id));
+		db_col_copy(st, 2, k->name, sizeof(k->name));
+		k->created_at = db_col_i64(st, 3);
+		k->last_used_at = db_col_i64(st, 4);
 		page->count++;
 	}
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+	return rc == DB_ROW || rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 }
 
-enum err sqlite_env_key_list(struct store *base, const char *env_id, const struct cursor *after, size_t limit,
+enum err sql_env_key_list(struct store *base, const char *env_id, const struct cursor *after, size_t limit,
 			     struct env_key_page *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct list_ctx c = {.env_id = env_id, .after = after, .limit = limit, .out = out};
-	enum err rc = sqlite_read((struct sqlite_store *)base, key_list_job, &c);
+	enum err rc = sql_read((struct sql_store *)base, key_list_job, &c);
 	if (rc)
 		env_key_page_clear(out);
 	return rc;
 }
 
-static enum err key_revoke_job(struct sqlite_store *s, void *arg)
+static enum err key_revoke_job(struct sql_store *s, void *arg)
 {
 	struct key_ctx *c = arg;
-	sqlite3_stmt *st = sqlite_stmt(s, "DELETE FROM env_keys WHERE id = ? AND environment_id = ?");
+	struct db_stmt *st = sql_stmt(s, "DELETE FROM env_keys WHERE id = ? AND environment_id = ?");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->key_id);
-	sqlite_bind_text(st, 2, c->env_id);
+	db_bind_text(st, 1, c->key_id);
+	db_bind_text(st, 2, c->env_id);
 	enum err rc = step_done(s, st);
 	if (rc)
 		return rc;
-	return sqlite3_changes(sqlite_db(s)) ? ERR_OK : ERR_NOT_FOUND;
+	return db_changes(st) ? ERR_OK : ERR_NOT_FOUND;
 }
 
-enum err sqlite_env_key_revoke(struct store *base, const char *env_id, const char *key_id)
+enum err sql_env_key_revoke(struct store *base, const char *env_id, const char *key_id)
 {
 	struct key_ctx c = {.env_id = env_id, .key_id = key_id};
-	return sqlite_run((struct sqlite_store *)base, key_revoke_job, &c);
+	return sql_run((struct sql_store *)base, key_revoke_job, &c);
 }

@@ -1,4 +1,4 @@
-/* sqlite_session.c - sessions and their events on SQLite (agent turns: sqlite_turn.c).
+/* sql_session.c - sessions and their events on SQLite (agent turns: sql_turn.c).
  *
  * A session row carries its state (model/session.h) in columns: status, awaiting_turn,
  * turn_id and turn_expires_at, and the unanswered tool uses (`pending`) and the ids its
@@ -6,7 +6,7 @@
  * numbered per session (`seq`); the stored body is the event exactly as the API shows
  * it. Every verb is one transaction that loads the state, asks model/session.c, and
  * persists the events, the new state and the work item the session needs. */
-#include "store/sqlite_session_int.h"
+#include "store/sql_session_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,29 +19,29 @@
 	"id, environment_id, agent, metadata, title, status, awaiting_turn, turn_id, turn_expires_at, pending," \
 	" required, archived_at, created_at, updated_at, org, last_seq, deleted_at"
 
-static enum err read_session(sqlite3_stmt *st, struct session_rec *r, struct session_row *x)
+static enum err read_session(struct db_stmt *st, struct session_rec *r, struct session_row *x)
 {
 	memset(r, 0, sizeof(*r));
-	sqlite_col_text(st, 0, r->id, sizeof(r->id));
-	sqlite_col_text(st, 1, r->environment_id, sizeof(r->environment_id));
-	r->agent = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
-	r->metadata = json_loads((const char *)sqlite3_column_text(st, 3), 0, NULL);
-	r->title = json_loads((const char *)sqlite3_column_text(st, 4), JSON_DECODE_ANY, NULL);
-	int status = sqlite3_column_int(st, 5);
+	db_col_copy(st, 0, r->id, sizeof(r->id));
+	db_col_copy(st, 1, r->environment_id, sizeof(r->environment_id));
+	r->agent = json_loads(db_col_text(st, 2), 0, NULL);
+	r->metadata = json_loads(db_col_text(st, 3), 0, NULL);
+	r->title = json_loads(db_col_text(st, 4), JSON_DECODE_ANY, NULL);
+	int status = db_col_int(st, 5);
 	r->state.status = status >= SESSION_IDLE && status <= SESSION_TERMINATED ? (enum session_status)status
 										 : SESSION_IDLE;
-	r->state.awaiting_turn = sqlite3_column_int(st, 6);
-	sqlite_col_text(st, 7, r->state.turn_id, sizeof(r->state.turn_id));
-	r->state.turn_expires_at = sqlite3_column_int64(st, 8);
-	r->state.pending = json_loads((const char *)sqlite3_column_text(st, 9), 0, NULL);
-	r->state.required = json_loads((const char *)sqlite3_column_text(st, 10), 0, NULL);
-	r->archived_at = sqlite3_column_int64(st, 11);
-	r->created_at = sqlite3_column_int64(st, 12);
-	r->updated_at = sqlite3_column_int64(st, 13);
+	r->state.awaiting_turn = db_col_int(st, 6);
+	db_col_copy(st, 7, r->state.turn_id, sizeof(r->state.turn_id));
+	r->state.turn_expires_at = db_col_i64(st, 8);
+	r->state.pending = json_loads(db_col_text(st, 9), 0, NULL);
+	r->state.required = json_loads(db_col_text(st, 10), 0, NULL);
+	r->archived_at = db_col_i64(st, 11);
+	r->created_at = db_col_i64(st, 12);
+	r->updated_at = db_col_i64(st, 13);
 	if (x) {
-		sqlite_col_text(st, 14, x->org, sizeof(x->org));
-		x->last_seq = sqlite3_column_int64(st, 15);
-		x->deleted_at = sqlite3_column_int64(st, 16);
+		db_col_copy(st, 14, x->org, sizeof(x->org));
+		x->last_seq = db_col_i64(st, 15);
+		x->deleted_at = db_col_i64(st, 16);
 	}
 	if (!r->agent || !r->metadata || !r->title || !r->state.pending || !r->state.required ||
 	    status != (int)r->state.status) {
@@ -52,52 +52,52 @@ static enum err read_session(sqlite3_stmt *st, struct session_rec *r, struct ses
 }
 
 /* Load a session visible in scope (deleted ones are gone). */
-enum err sqlite_session_load(struct sqlite_store *s, const struct session_scope *sc, const char *id,
+enum err sql_session_load(struct sql_store *s, const struct session_scope *sc, const char *id,
 			     struct session_rec *out, struct session_row *x)
 {
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND deleted_at = 0"
+	struct db_stmt *st = sql_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND deleted_at = 0"
 					  " AND org = ? AND (? = '' OR workspace = ?) AND (? = '' OR environment_id = ?)");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, id);
-	sqlite_bind_text(st, 2, sc->org);
-	sqlite_bind_text(st, 3, sc->workspace);
-	sqlite_bind_text(st, 4, sc->workspace);
-	sqlite_bind_text(st, 5, sc->environment_id);
-	sqlite_bind_text(st, 6, sc->environment_id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, sc->org);
+	db_bind_text(st, 3, sc->workspace);
+	db_bind_text(st, 4, sc->workspace);
+	db_bind_text(st, 5, sc->environment_id);
+	db_bind_text(st, 6, sc->environment_id);
+	int rc = db_step(st);
+	if (rc == DB_DONE)
 		return ERR_NOT_FOUND;
-	if (rc != SQLITE_ROW)
-		return sqlite_err(s, rc);
+	if (rc != DB_ROW)
+		return sql_err(s, rc);
 	return read_session(st, out, x);
 }
 
 /* Persist the state columns (and updated_at). */
-static enum err write_state(struct sqlite_store *s, const char *id, const struct session_state *st_, int64_t now,
+static enum err write_state(struct sql_store *s, const char *id, const struct session_state *st_, int64_t now,
 			    int64_t last_seq, int became_awaiting)
 {
 	char *pending = json_dumps(st_->pending, JSON_COMPACT);
 	char *required = json_dumps(st_->required, JSON_COMPACT);
-	sqlite3_stmt *st = sqlite_stmt(
+	struct db_stmt *st = sql_stmt(
 		s, "UPDATE sessions SET status = ?, awaiting_turn = ?, turn_id = ?, turn_expires_at = ?, pending = ?,"
 		   " required = ?, last_seq = ?, updated_at = ?,"
 		   " awaiting_since = CASE WHEN ? THEN ? ELSE awaiting_since END WHERE id = ?");
 	enum err rc = ERR_INTERNAL;
 	if (pending && required && st) {
-		sqlite_bind_i64(st, 1, st_->status);
-		sqlite_bind_i64(st, 2, st_->awaiting_turn);
-		sqlite_bind_text(st, 3, st_->turn_id);
-		sqlite_bind_i64(st, 4, st_->turn_expires_at);
-		sqlite_bind_text(st, 5, pending);
-		sqlite_bind_text(st, 6, required);
-		sqlite_bind_i64(st, 7, last_seq);
-		sqlite_bind_i64(st, 8, now);
-		sqlite_bind_i64(st, 9, became_awaiting);
-		sqlite_bind_i64(st, 10, now);
-		sqlite_bind_text(st, 11, id);
-		int src = sqlite3_step(st);
-		rc = src == SQLITE_DONE ? ERR_OK : sqlite_err(s, src);
+		db_bind_i64(st, 1, st_->status);
+		db_bind_i64(st, 2, st_->awaiting_turn);
+		db_bind_text(st, 3, st_->turn_id);
+		db_bind_i64(st, 4, st_->turn_expires_at);
+		db_bind_text(st, 5, pending);
+		db_bind_text(st, 6, required);
+		db_bind_i64(st, 7, last_seq);
+		db_bind_i64(st, 8, now);
+		db_bind_i64(st, 9, became_awaiting);
+		db_bind_i64(st, 10, now);
+		db_bind_text(st, 11, id);
+		int src = db_step(st);
+		rc = src == DB_DONE ? ERR_OK : sql_err(s, src);
 	} else if (!pending || !required) {
 		rc = ERR_NOMEM;
 	}
@@ -107,7 +107,7 @@ static enum err write_state(struct sqlite_store *s, const char *id, const struct
 }
 
 /* Append events (an array of stored-shape objects) after seq *last_seq. */
-static enum err append_events(struct sqlite_store *s, const char *session_id, const json_t *events,
+static enum err append_events(struct sql_store *s, const char *session_id, const json_t *events,
 			      int64_t *last_seq)
 {
 	size_t i;
@@ -115,7 +115,7 @@ static enum err append_events(struct sqlite_store *s, const char *session_id, co
 	json_array_foreach(events, i, ev)
 	{
 		char *body = json_dumps(ev, JSON_COMPACT);
-		sqlite3_stmt *st = sqlite_stmt(s, "INSERT INTO session_events(session_id, seq, id, type, tool_use_id, body)"
+		struct db_stmt *st = sql_stmt(s, "INSERT INTO session_events(session_id, seq, id, type, tool_use_id, body)"
 						  " VALUES(?, ?, ?, ?, ?, ?)");
 		if (!body || !st) {
 			free(body);
@@ -125,30 +125,30 @@ static enum err append_events(struct sqlite_store *s, const char *session_id, co
 		const char *answered = json_string_value(json_object_get(ev, "tool_use_id"));
 		if (!answered)
 			answered = json_string_value(json_object_get(ev, "custom_tool_use_id"));
-		sqlite_bind_text(st, 1, session_id);
-		sqlite_bind_i64(st, 2, *last_seq + 1);
-		sqlite_bind_text(st, 3, json_string_value(json_object_get(ev, "id")));
-		sqlite_bind_text(st, 4, type);
+		db_bind_text(st, 1, session_id);
+		db_bind_i64(st, 2, *last_seq + 1);
+		db_bind_text(st, 3, json_string_value(json_object_get(ev, "id")));
+		db_bind_text(st, 4, type);
 		/* Results are indexed by the tool use they answer, to recognise duplicates. */
-		sqlite_bind_text(st, 5, type && strstr(type, "_result") ? answered : NULL);
-		sqlite_bind_text(st, 6, body);
-		int rc = sqlite3_step(st);
+		db_bind_text(st, 5, type && strstr(type, "_result") ? answered : NULL);
+		db_bind_text(st, 6, body);
+		int rc = db_step(st);
 		free(body);
-		if (rc != SQLITE_DONE)
-			return sqlite_err(s, rc);
+		if (rc != DB_DONE)
+			return sql_err(s, rc);
 		(*last_seq)++;
 	}
 	return ERR_OK;
 }
 
 /* Make the work queue follow the session: a live item while it needs a worker. */
-static enum err follow_work(struct sqlite_store *s, const struct session_rec *r, const struct session_state *next,
+static enum err follow_work(struct sql_store *s, const struct session_rec *r, const struct session_state *next,
 			   int64_t now, struct session_wake *wake)
 {
 	if (r->archived_at || !session_needs_worker(next))
 		return ERR_OK;
 	int created = 0;
-	enum err rc = sqlite_work_session_ensure(s, r->environment_id, r->id, now, &created);
+	enum err rc = sql_work_session_ensure(s, r->environment_id, r->id, now, &created);
 	if (!rc && created) {
 		wake->work_enqueued = 1;
 		snprintf(wake->environment_id, sizeof(wake->environment_id), "%s", r->environment_id);
@@ -158,7 +158,7 @@ static enum err follow_work(struct sqlite_store *s, const struct session_rec *r,
 
 /* Fresh event ids for a batch of n events (each event that is stored takes the next
  * one); the caller frees. NULL when out of memory. */
-char (*sqlite_session_new_ids(size_t n, int64_t now))[ID_MAX]
+char (*sql_session_new_ids(size_t n, int64_t now))[ID_MAX]
 {
 	char(*ids)[ID_MAX] = calloc(n ? n : 1, ID_MAX);
 	for (size_t i = 0; ids && i < n; i++)
@@ -168,21 +168,21 @@ char (*sqlite_session_new_ids(size_t n, int64_t now))[ID_MAX]
 
 /* Tool results not pending: was the tool use recorded in this session at all? */
 struct known_ctx {
-	struct sqlite_store *s;
+	struct sql_store *s;
 	const char *session_id;
 };
 
 static int tool_use_known(void *arg, const char *tool_use_id, int custom)
 {
 	struct known_ctx *k = arg;
-	sqlite3_stmt *st = sqlite_stmt(k->s, "SELECT 1 FROM session_events WHERE session_id = ? AND id = ? AND type = ?");
+	struct db_stmt *st = sql_stmt(k->s, "SELECT 1 FROM session_events WHERE session_id = ? AND id = ? AND type = ?");
 	if (!st)
 		return 0;
-	sqlite_bind_text(st, 1, k->session_id);
-	sqlite_bind_text(st, 2, tool_use_id);
-	sqlite_bind_text(st, 3, custom ? "agent.custom_tool_use" : "agent.tool_use");
-	int found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_reset(st);
+	db_bind_text(st, 1, k->session_id);
+	db_bind_text(st, 2, tool_use_id);
+	db_bind_text(st, 3, custom ? "agent.custom_tool_use" : "agent.tool_use");
+	int found = db_step(st) == DB_ROW;
+	db_reset(st);
 	return found;
 }
 
@@ -201,13 +201,13 @@ static json_t *snapshot(const struct agent_rec *a)
 	return snap;
 }
 
-static enum err create_job(struct sqlite_store *s, void *arg)
+static enum err create_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx c_ = *(struct sess_ctx *)arg, *c = &c_;
 	struct session_rec *r = c->out;
 	memset(r, 0, sizeof(*r));
 	struct agent_rec a;
-	enum err rc = sqlite_agent_load(s, c->t->org, c->t->workspace, c->n->agent_id, c->n->agent_version, &a);
+	enum err rc = sql_agent_load(s, c->t->org, c->t->workspace, c->n->agent_id, c->n->agent_version, &a);
 	if (rc == ERR_NOT_FOUND)
 		return c->n->agent_version
 			       ? errf(c->eb, ERR_INVALID, "agent: agent %.64s has no version %lld", c->n->agent_id,
@@ -235,7 +235,7 @@ static enum err create_job(struct sqlite_store *s, void *arg)
 	}
 	json_t *empty = json_array();
 	const json_t *initial = c->n->initial_events ? c->n->initial_events : empty;
-	char(*ids)[ID_MAX] = sqlite_session_new_ids(json_array_size(initial), c->now);
+	char(*ids)[ID_MAX] = sql_session_new_ids(json_array_size(initial), c->now);
 	json_t *stored = NULL;
 	if (!ids || !empty) {
 		rc = ERR_NOMEM;
@@ -253,7 +253,7 @@ static enum err create_job(struct sqlite_store *s, void *arg)
 	char *agent = json_dumps(r->agent, JSON_COMPACT);
 	char *meta = json_dumps(r->metadata, JSON_COMPACT);
 	char *title = json_dumps(r->title, JSON_ENCODE_ANY);
-	sqlite3_stmt *st = sqlite_stmt(
+	struct db_stmt *st = sql_stmt(
 		s, "INSERT INTO sessions(id, org, workspace, account, environment_id, agent_id, agent, model_id, title,"
 		   " metadata, status, awaiting_turn, awaiting_since, turn_id, turn_expires_at, pending, required,"
 		   " last_seq, archived_at, deleted_at, created_at, updated_at)"
@@ -261,20 +261,20 @@ static enum err create_job(struct sqlite_store *s, void *arg)
 	if (!agent || !meta || !title || !st) {
 		rc = st ? ERR_NOMEM : ERR_INTERNAL;
 	} else {
-		sqlite_bind_text(st, 1, r->id);
-		sqlite_bind_text(st, 2, c->t->org);
-		sqlite_bind_text(st, 3, c->t->workspace);
-		sqlite_bind_text(st, 4, c->t->account);
-		sqlite_bind_text(st, 5, r->environment_id);
-		sqlite_bind_text(st, 6, c->n->agent_id);
-		sqlite_bind_text(st, 7, agent);
-		sqlite_bind_text(st, 8, model_id);
-		sqlite_bind_text(st, 9, title);
-		sqlite_bind_text(st, 10, meta);
-		sqlite_bind_i64(st, 11, c->now);
-		sqlite_bind_i64(st, 12, c->now);
-		int src = sqlite3_step(st);
-		rc = src == SQLITE_DONE ? ERR_OK : sqlite_err(s, src);
+		db_bind_text(st, 1, r->id);
+		db_bind_text(st, 2, c->t->org);
+		db_bind_text(st, 3, c->t->workspace);
+		db_bind_text(st, 4, c->t->account);
+		db_bind_text(st, 5, r->environment_id);
+		db_bind_text(st, 6, c->n->agent_id);
+		db_bind_text(st, 7, agent);
+		db_bind_text(st, 8, model_id);
+		db_bind_text(st, 9, title);
+		db_bind_text(st, 10, meta);
+		db_bind_i64(st, 11, c->now);
+		db_bind_i64(st, 12, c->now);
+		int src = db_step(st);
+		rc = src == DB_DONE ? ERR_OK : sql_err(s, src);
 	}
 	free(agent);
 	free(meta);
@@ -308,84 +308,84 @@ static enum err finish_session(struct session_rec *out, struct session_wake *wak
 	return rc;
 }
 
-enum err sqlite_session_create(struct store *base, const struct tenant *t, const struct session_new *n, int64_t now,
+enum err sql_session_create(struct store *base, const struct tenant *t, const struct session_new *n, int64_t now,
 			       struct session_rec *out, struct session_wake *wake, struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
 	memset(wake, 0, sizeof(*wake));
 	struct sess_ctx c = {.t = t, .n = n, .now = now, .out = out, .wake = wake, .eb = eb};
-	return finish_session(out, wake, sqlite_run((struct sqlite_store *)base, create_job, &c));
+	return finish_session(out, wake, sql_run((struct sql_store *)base, create_job, &c));
 }
 
-static enum err get_job(struct sqlite_store *s, void *arg)
+static enum err get_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
-	return sqlite_session_load(s, c->sc, c->id, c->out, NULL);
+	return sql_session_load(s, c->sc, c->id, c->out, NULL);
 }
 
-enum err sqlite_session_get(struct store *base, const struct session_scope *sc, const char *id,
+enum err sql_session_get(struct store *base, const struct session_scope *sc, const char *id,
 			    struct session_rec *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct sess_ctx c = {.sc = sc, .id = id, .out = out};
-	return finish_session(out, NULL, sqlite_read((struct sqlite_store *)base, get_job, &c));
+	return finish_session(out, NULL, sql_read((struct sql_store *)base, get_job, &c));
 }
 
-static enum err list_job(struct sqlite_store *s, void *arg)
+static enum err list_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE org = ? AND deleted_at = 0"
+	struct db_stmt *st = sql_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE org = ? AND deleted_at = 0"
 					  " AND (? = '' OR workspace = ?) AND (? = '' OR environment_id = ?)"
 					  " AND (? OR archived_at = 0) AND (? = '' OR agent_id = ?)"
 					  " AND (? OR created_at < ? OR (created_at = ? AND id < ?))"
 					  " ORDER BY created_at DESC, id DESC LIMIT ?");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->sc->org);
-	sqlite_bind_text(st, 2, c->sc->workspace);
-	sqlite_bind_text(st, 3, c->sc->workspace);
-	sqlite_bind_text(st, 4, c->sc->environment_id);
-	sqlite_bind_text(st, 5, c->sc->environment_id);
-	sqlite_bind_i64(st, 6, c->flag);
-	sqlite_bind_text(st, 7, c->agent_id ? c->agent_id : "");
-	sqlite_bind_text(st, 8, c->agent_id ? c->agent_id : "");
-	sqlite_bind_after(st, 9, c->after);
-	sqlite_bind_i64(st, 13, (int64_t)c->limit + 1);
+	db_bind_text(st, 1, c->sc->org);
+	db_bind_text(st, 2, c->sc->workspace);
+	db_bind_text(st, 3, c->sc->workspace);
+	db_bind_text(st, 4, c->sc->environment_id);
+	db_bind_text(st, 5, c->sc->environment_id);
+	db_bind_i64(st, 6, c->flag);
+	db_bind_text(st, 7, c->agent_id ? c->agent_id : "");
+	db_bind_text(st, 8, c->agent_id ? c->agent_id : "");
+	sql_bind_after(st, 9, c->after);
+	db_bind_i64(st, 13, (int64_t)c->limit + 1);
 	size_t cap = 0;
 	int rc;
 	struct session_page *page = c->page;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		if (page->count == c->limit) {
 			page->more = 1;
 			break;
 		}
-		if (page->count == cap && sqlite_grow((void **)&page->items, &cap, sizeof(*page->items)))
+		if (page->count == cap && sql_grow((void **)&page->items, &cap, sizeof(*page->items)))
 			return ERR_NOMEM;
 		enum err err = read_session(st, &page->items[page->count], NULL);
 		if (err)
 			return err;
 		page->count++;
 	}
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+	return rc == DB_ROW || rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 }
 
-enum err sqlite_session_list(struct store *base, const struct session_scope *sc, int include_archived,
+enum err sql_session_list(struct store *base, const struct session_scope *sc, int include_archived,
 			     const char *agent_id, const struct cursor *after, size_t limit, struct session_page *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct sess_ctx c = {.sc = sc, .flag = include_archived, .agent_id = agent_id, .after = after, .limit = limit,
 			     .page = out};
-	enum err rc = sqlite_read((struct sqlite_store *)base, list_job, &c);
+	enum err rc = sql_read((struct sql_store *)base, list_job, &c);
 	if (rc)
 		session_page_clear(out);
 	return rc;
 }
 
-static enum err update_job(struct sqlite_store *s, void *arg)
+static enum err update_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	struct session_rec *r = c->out;
-	enum err rc = sqlite_session_load(s, c->sc, c->id, r, NULL);
+	enum err rc = sql_session_load(s, c->sc, c->id, r, NULL);
 	if (rc)
 		return rc;
 	int changed = 0;
@@ -411,16 +411,16 @@ static enum err update_job(struct sqlite_store *s, void *arg)
 	r->updated_at = c->now;
 	char *t = json_dumps(r->title, JSON_ENCODE_ANY);
 	char *m = json_dumps(r->metadata, JSON_COMPACT);
-	sqlite3_stmt *st = sqlite_stmt(s, "UPDATE sessions SET title = ?, metadata = ?, updated_at = ? WHERE id = ?");
+	struct db_stmt *st = sql_stmt(s, "UPDATE sessions SET title = ?, metadata = ?, updated_at = ? WHERE id = ?");
 	if (!t || !m || !st) {
 		rc = st ? ERR_NOMEM : ERR_INTERNAL;
 	} else {
-		sqlite_bind_text(st, 1, t);
-		sqlite_bind_text(st, 2, m);
-		sqlite_bind_i64(st, 3, c->now);
-		sqlite_bind_text(st, 4, c->id);
-		int src = sqlite3_step(st);
-		rc = src == SQLITE_DONE ? ERR_OK : sqlite_err(s, src);
+		db_bind_text(st, 1, t);
+		db_bind_text(st, 2, m);
+		db_bind_i64(st, 3, c->now);
+		db_bind_text(st, 4, c->id);
+		int src = db_step(st);
+		rc = src == DB_DONE ? ERR_OK : sql_err(s, src);
 	}
 	free(t);
 	free(m);
@@ -430,52 +430,52 @@ out:
 	return rc;
 }
 
-enum err sqlite_session_update(struct store *base, const struct session_scope *sc, const char *id, const json_t *body,
+enum err sql_session_update(struct store *base, const struct session_scope *sc, const char *id, const json_t *body,
 			       int64_t now, struct session_rec *out, struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
 	struct sess_ctx c = {.sc = sc, .id = id, .json = body, .now = now, .out = out, .eb = eb};
-	return finish_session(out, NULL, sqlite_run((struct sqlite_store *)base, update_job, &c));
+	return finish_session(out, NULL, sql_run((struct sql_store *)base, update_job, &c));
 }
 
-static enum err close_job(struct sqlite_store *s, void *arg)
+static enum err close_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	struct session_rec *r = c->out;
 	struct session_row x;
-	enum err rc = sqlite_session_load(s, c->sc, c->id, r, &x);
+	enum err rc = sql_session_load(s, c->sc, c->id, r, &x);
 	if (rc)
 		return rc;
 	if (!c->flag && r->archived_at)
 		return ERR_OK; /* archiving again keeps the original archived_at */
 	int64_t last_seq = x.last_seq;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	if (c->flag) {
 		char id[ID_MAX];
 		ids_new_at("sevt_", c->now, id);
 		json_t *evs = json_pack("[o]", session_deleted_event(id, c->now));
 		rc = evs ? append_events(s, r->id, evs, &last_seq) : ERR_NOMEM;
 		json_decref(evs);
-		st = sqlite_stmt(s, "UPDATE sessions SET deleted_at = ?, awaiting_turn = 0, turn_id = '', last_seq = ?,"
+		st = sql_stmt(s, "UPDATE sessions SET deleted_at = ?, awaiting_turn = 0, turn_id = '', last_seq = ?,"
 				    " updated_at = ? WHERE id = ?");
 	} else {
 		r->archived_at = r->updated_at = c->now;
-		st = sqlite_stmt(s, "UPDATE sessions SET archived_at = ?, awaiting_turn = 0, turn_id = '', last_seq = ?,"
+		st = sql_stmt(s, "UPDATE sessions SET archived_at = ?, awaiting_turn = 0, turn_id = '', last_seq = ?,"
 				    " updated_at = ? WHERE id = ?");
 	}
 	if (!rc && !st)
 		rc = ERR_INTERNAL;
 	if (!rc) {
-		sqlite_bind_i64(st, 1, c->now);
-		sqlite_bind_i64(st, 2, last_seq);
-		sqlite_bind_i64(st, 3, c->now);
-		sqlite_bind_text(st, 4, r->id);
-		int src = sqlite3_step(st);
-		rc = src == SQLITE_DONE ? ERR_OK : sqlite_err(s, src);
+		db_bind_i64(st, 1, c->now);
+		db_bind_i64(st, 2, last_seq);
+		db_bind_i64(st, 3, c->now);
+		db_bind_text(st, 4, r->id);
+		int src = db_step(st);
+		rc = src == DB_DONE ? ERR_OK : sql_err(s, src);
 	}
 	/* The session is closed before its item stops, so the stop does not re-enqueue. */
 	if (!rc)
-		rc = sqlite_work_session_stop(s, r->environment_id, r->id, c->now);
+		rc = sql_work_session_stop(s, r->environment_id, r->id, c->now);
 	if (!rc) {
 		c->wake->events = c->flag;
 		snprintf(c->wake->session_id, sizeof(c->wake->session_id), "%s", r->id);
@@ -485,17 +485,17 @@ static enum err close_job(struct sqlite_store *s, void *arg)
 	return rc;
 }
 
-enum err sqlite_session_close(struct store *base, const struct session_scope *sc, const char *id, int deleting,
+enum err sql_session_close(struct store *base, const struct session_scope *sc, const char *id, int deleting,
 			      int64_t now, struct session_rec *out, struct session_wake *wake)
 {
 	memset(out, 0, sizeof(*out));
 	memset(wake, 0, sizeof(*wake));
 	struct sess_ctx c = {.sc = sc, .id = id, .flag = deleting, .now = now, .out = out, .wake = wake};
-	return finish_session(out, wake, sqlite_run((struct sqlite_store *)base, close_job, &c));
+	return finish_session(out, wake, sql_run((struct sql_store *)base, close_job, &c));
 }
 
 /* Persist a batch the model accepted: events, state, work, and what to wake. */
-enum err sqlite_session_commit(struct sqlite_store *s, struct sess_ctx *c, struct session_rec *r,
+enum err sql_session_commit(struct sql_store *s, struct sess_ctx *c, struct session_rec *r,
 			     struct session_row *x, struct session_state *next, json_t *stored)
 {
 	int64_t last_seq = x->last_seq;
@@ -507,7 +507,7 @@ enum err sqlite_session_commit(struct sqlite_store *s, struct sess_ctx *c, struc
 		rc = follow_work(s, r, next, c->now, c->wake);
 	/* Termination is final: the live item goes towards stopped, as on archive. */
 	if (!rc && next->status == SESSION_TERMINATED && r->state.status != SESSION_TERMINATED)
-		rc = sqlite_work_session_stop(s, r->environment_id, r->id, c->now);
+		rc = sql_work_session_stop(s, r->environment_id, r->id, c->now);
 	if (!rc) {
 		c->wake->events = json_array_size(stored) > 0;
 		c->wake->turn_wanted = next->awaiting_turn && !next->turn_id[0];
@@ -519,9 +519,9 @@ enum err sqlite_session_commit(struct sqlite_store *s, struct sess_ctx *c, struc
 
 /* Run a batch job; the caller owns *stored only on success (a commit that failed after
  * the job ran releases it, and what to wake). */
-enum err sqlite_session_run_batch(struct sqlite_store *s, sqlite_job_fn job, struct sess_ctx *c, json_t **stored)
+enum err sql_session_run_batch(struct sql_store *s, sql_job_fn job, struct sess_ctx *c, json_t **stored)
 {
-	enum err rc = sqlite_run(s, job, c);
+	enum err rc = sql_run(s, job, c);
 	if (rc) {
 		json_decref(c->stored);
 		memset(c->wake, 0, sizeof(*c->wake));
@@ -531,19 +531,19 @@ enum err sqlite_session_run_batch(struct sqlite_store *s, sqlite_job_fn job, str
 	return ERR_OK;
 }
 
-static enum err post_job(struct sqlite_store *s, void *arg)
+static enum err post_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	struct session_rec r;
 	struct session_row x;
-	enum err rc = sqlite_session_load(s, c->sc, c->id, &r, &x);
+	enum err rc = sql_session_load(s, c->sc, c->id, &r, &x);
 	if (rc)
 		return rc;
 	if (r.archived_at) {
 		session_rec_clear(&r);
 		return errf(c->eb, ERR_INVALID, "session %.64s is archived: it takes no more events", c->id);
 	}
-	char(*ids)[ID_MAX] = sqlite_session_new_ids(json_array_size(c->json), c->now);
+	char(*ids)[ID_MAX] = sql_session_new_ids(json_array_size(c->json), c->now);
 	if (!ids) {
 		session_rec_clear(&r);
 		return ERR_NOMEM;
@@ -556,7 +556,7 @@ static enum err post_job(struct sqlite_store *s, void *arg)
 	free(ids);
 	if (!rc) {
 		if (json_array_size(stored))
-			rc = sqlite_session_commit(s, c, &r, &x, &next, stored);
+			rc = sql_session_commit(s, c, &r, &x, &next, stored);
 		session_state_clear(&next);
 	}
 	if (!rc)
@@ -567,169 +567,169 @@ static enum err post_job(struct sqlite_store *s, void *arg)
 	return rc;
 }
 
-enum err sqlite_session_post(struct store *base, const struct session_scope *sc, const char *id, const json_t *events,
+enum err sql_session_post(struct store *base, const struct session_scope *sc, const char *id, const json_t *events,
 			     int64_t now, json_t **stored, struct session_wake *wake, struct errbuf *eb)
 {
 	memset(wake, 0, sizeof(*wake));
 	*stored = NULL;
 	struct sess_ctx c = {.sc = sc, .id = id, .json = events, .now = now, .wake = wake, .eb = eb};
-	return sqlite_session_run_batch((struct sqlite_store *)base, post_job, &c, stored);
+	return sql_session_run_batch((struct sql_store *)base, post_job, &c, stored);
 }
 
 /* Read rows (seq, id, body) into page->items; stop after `limit` (more set). */
-static enum err read_events(struct sqlite_store *s, sqlite3_stmt *st, size_t limit, struct event_page *page)
+static enum err read_events(struct sql_store *s, struct db_stmt *st, size_t limit, struct event_page *page)
 {
 	page->items = json_array();
 	if (!page->items)
 		return ERR_NOMEM;
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		if (json_array_size(page->items) == limit) {
 			page->more = 1;
 			break;
 		}
-		page->last_seq = sqlite3_column_int64(st, 0);
-		sqlite_col_text(st, 1, page->last_id, sizeof(page->last_id));
-		json_t *ev = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+		page->last_seq = db_col_i64(st, 0);
+		db_col_copy(st, 1, page->last_id, sizeof(page->last_id));
+		json_t *ev = json_loads(db_col_text(st, 2), 0, NULL);
 		if (!ev)
 			return ERR_INTERNAL;
 		json_array_append_new(page->items, ev);
 	}
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ERR_OK : sqlite_err(s, rc);
+	db_reset(st);
+	return rc == DB_ROW || rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 }
 
-static enum err events_job(struct sqlite_store *s, void *arg)
+static enum err events_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	struct session_rec r;
-	enum err rc = sqlite_session_load(s, c->sc, c->id, &r, NULL);
+	enum err rc = sql_session_load(s, c->sc, c->id, &r, NULL);
 	if (rc)
 		return rc;
 	session_rec_clear(&r);
 	const struct event_query *q = c->q;
-	sqlite3_stmt *st =
+	struct db_stmt *st =
 		q->descending
-			? sqlite_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ?"
+			? sql_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ?"
 					 " AND (? = 0 OR seq < ?) AND (? IS NULL OR instr(?, ',' || type || ',') > 0)"
 					 " ORDER BY seq DESC LIMIT ?")
-			: sqlite_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ?"
+			: sql_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ?"
 					 " AND (? = 0 OR seq > ?) AND (? IS NULL OR instr(?, ',' || type || ',') > 0)"
 					 " ORDER BY seq LIMIT ?");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->id);
-	sqlite_bind_i64(st, 2, q->after_seq);
-	sqlite_bind_i64(st, 3, q->after_seq);
-	sqlite_bind_text(st, 4, q->types);
-	sqlite_bind_text(st, 5, q->types);
-	sqlite_bind_i64(st, 6, (int64_t)q->limit + 1);
+	db_bind_text(st, 1, c->id);
+	db_bind_i64(st, 2, q->after_seq);
+	db_bind_i64(st, 3, q->after_seq);
+	db_bind_text(st, 4, q->types);
+	db_bind_text(st, 5, q->types);
+	db_bind_i64(st, 6, (int64_t)q->limit + 1);
 	return read_events(s, st, q->limit, c->events);
 }
 
-enum err sqlite_session_events(struct store *base, const struct session_scope *sc, const char *id,
+enum err sql_session_events(struct store *base, const struct session_scope *sc, const char *id,
 			       const struct event_query *q, struct event_page *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct sess_ctx c = {.sc = sc, .id = id, .q = q, .events = out};
-	enum err rc = sqlite_read((struct sqlite_store *)base, events_job, &c);
+	enum err rc = sql_read((struct sql_store *)base, events_job, &c);
 	if (rc)
 		event_page_clear(out);
 	return rc;
 }
 
-static enum err last_seq_job(struct sqlite_store *s, void *arg)
+static enum err last_seq_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	struct session_rec r;
 	struct session_row x;
-	enum err rc = sqlite_session_load(s, c->sc, c->id, &r, &x);
+	enum err rc = sql_session_load(s, c->sc, c->id, &r, &x);
 	if (rc)
 		return rc;
 	session_rec_clear(&r);
 	c->seq = x.last_seq;
 	if (!c->event_id)
 		return ERR_OK;
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT seq FROM session_events WHERE session_id = ? AND id = ?");
+	struct db_stmt *st = sql_stmt(s, "SELECT seq FROM session_events WHERE session_id = ? AND id = ?");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->id);
-	sqlite_bind_text(st, 2, c->event_id);
-	int src = sqlite3_step(st);
-	if (src == SQLITE_ROW)
-		c->seq = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (src == SQLITE_DONE)
+	db_bind_text(st, 1, c->id);
+	db_bind_text(st, 2, c->event_id);
+	int src = db_step(st);
+	if (src == DB_ROW)
+		c->seq = db_col_i64(st, 0);
+	db_reset(st);
+	if (src == DB_DONE)
 		return ERR_INVALID;
-	return src == SQLITE_ROW ? ERR_OK : sqlite_err(s, src);
+	return src == DB_ROW ? ERR_OK : sql_err(s, src);
 }
 
-enum err sqlite_session_last_seq(struct store *base, const struct session_scope *sc, const char *id,
+enum err sql_session_last_seq(struct store *base, const struct session_scope *sc, const char *id,
 				 const char *after_event_id, int64_t *seq)
 {
 	struct sess_ctx c = {.sc = sc, .id = id, .event_id = after_event_id};
-	enum err rc = sqlite_read((struct sqlite_store *)base, last_seq_job, &c);
+	enum err rc = sql_read((struct sql_store *)base, last_seq_job, &c);
 	*seq = rc ? 0 : c.seq;
 	return rc;
 }
 
-static enum err since_job(struct sqlite_store *s, void *arg)
+static enum err since_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT deleted_at FROM sessions WHERE id = ?");
+	struct db_stmt *st = sql_stmt(s, "SELECT deleted_at FROM sessions WHERE id = ?");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	db_bind_text(st, 1, c->id);
+	int rc = db_step(st);
+	if (rc == DB_DONE)
 		return ERR_NOT_FOUND;
-	if (rc != SQLITE_ROW)
-		return sqlite_err(s, rc);
-	c->flag = sqlite3_column_int64(st, 0) != 0;
-	sqlite3_reset(st);
-	st = sqlite_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?");
+	if (rc != DB_ROW)
+		return sql_err(s, rc);
+	c->flag = db_col_i64(st, 0) != 0;
+	db_reset(st);
+	st = sql_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, c->id);
-	sqlite_bind_i64(st, 2, c->seq);
-	sqlite_bind_i64(st, 3, (int64_t)c->limit + 1);
+	db_bind_text(st, 1, c->id);
+	db_bind_i64(st, 2, c->seq);
+	db_bind_i64(st, 3, (int64_t)c->limit + 1);
 	return read_events(s, st, c->limit, c->events);
 }
 
-enum err sqlite_session_events_since(struct store *base, const char *id, int64_t after_seq, size_t max,
+enum err sql_session_events_since(struct store *base, const char *id, int64_t after_seq, size_t max,
 				     struct event_page *out, int *deleted)
 {
 	memset(out, 0, sizeof(*out));
 	struct sess_ctx c = {.id = id, .seq = after_seq, .limit = max, .events = out};
-	enum err rc = sqlite_read((struct sqlite_store *)base, since_job, &c);
+	enum err rc = sql_read((struct sql_store *)base, since_job, &c);
 	*deleted = rc ? 0 : c.flag;
 	if (rc)
 		event_page_clear(out);
 	return rc;
 }
 
-enum err sqlite_session_item_stopped(struct sqlite_store *s, const char *env_id, const char *session_id, int64_t now,
+enum err sql_session_item_stopped(struct sql_store *s, const char *env_id, const char *session_id, int64_t now,
 				     int *requeued)
 {
 	*requeued = 0;
-	sqlite3_stmt *st = sqlite_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND environment_id = ?"
+	struct db_stmt *st = sql_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND environment_id = ?"
 					  " AND deleted_at = 0 AND archived_at = 0");
 	if (!st)
 		return ERR_INTERNAL;
-	sqlite_bind_text(st, 1, session_id);
-	sqlite_bind_text(st, 2, env_id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	db_bind_text(st, 1, session_id);
+	db_bind_text(st, 2, env_id);
+	int rc = db_step(st);
+	if (rc == DB_DONE)
 		return ERR_OK; /* not a session environd knows (an enqueued id), or closed */
-	if (rc != SQLITE_ROW)
-		return sqlite_err(s, rc);
+	if (rc != DB_ROW)
+		return sql_err(s, rc);
 	struct session_rec r;
 	enum err err = read_session(st, &r, NULL);
-	sqlite3_reset(st);
+	db_reset(st);
 	if (err)
 		return err;
 	if (session_needs_worker(&r.state))
-		err = sqlite_work_session_ensure(s, env_id, session_id, now, requeued);
+		err = sql_work_session_ensure(s, env_id, session_id, now, requeued);
 	session_rec_clear(&r);
 	return err;
 }

@@ -1,9 +1,9 @@
-/* sqlite_session_int.h - what the SQLite backend's session files share (sqlite_session.c,
- * sqlite_turn.c); not for other modules. */
+/* sql_session_int.h - what the SQLite backend's session files share (sql_session.c,
+ * sql_turn.c); not for other modules. */
 #ifndef ENVIROND_STORE_SQLITE_SESSION_INT_H
 #define ENVIROND_STORE_SQLITE_SESSION_INT_H
 
-#include "store/sqlite_int.h"
+#include "store/sql_int.h"
 
 /* Row extras that are not part of struct session_rec. */
 struct session_row {
@@ -41,15 +41,15 @@ struct sess_ctx {
 };
 
 /* Inside a job: load a session visible in scope (deleted ones are gone); x may be NULL. */
-enum err sqlite_session_load(struct sqlite_store *s, const struct session_scope *sc, const char *id,
+enum err sql_session_load(struct sql_store *s, const struct session_scope *sc, const char *id,
 			     struct session_rec *out, struct session_row *x);
 /* Inside a job: persist a batch the model accepted (events, state, the work item the
  * session needs) and fill c->wake. */
-enum err sqlite_session_commit(struct sqlite_store *s, struct sess_ctx *c, struct session_rec *r,
+enum err sql_session_commit(struct sql_store *s, struct sess_ctx *c, struct session_rec *r,
 			       struct session_row *x, struct session_state *next, json_t *stored);
 /* Fresh event ids for a batch of n events; the caller frees. NULL when out of memory. */
-char (*sqlite_session_new_ids(size_t n, int64_t now))[ID_MAX];
+char (*sql_session_new_ids(size_t n, int64_t now))[ID_MAX];
 /* Run a batch job (c->stored, c->wake); the caller owns *stored only on success. */
-enum err sqlite_session_run_batch(struct sqlite_store *s, sqlite_job_fn job, struct sess_ctx *c, json_t **stored);
+enum err sql_session_run_batch(struct sql_store *s, sql_job_fn job, struct sess_ctx *c, json_t **stored);
 
 #endif
