@@ -51,7 +51,8 @@ CONSOLE_GEN   := $(BUILD)/gen/console_files.c
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all dev test unit unit-build oom sdk asan clean deps fuzz fuzz-smoke install uninstall install-check mutants
+.PHONY: all dev test unit unit-build oom sdk asan clean deps fuzz fuzz-smoke install uninstall install-check mutants \
+	store-conformance store-conformance-pg
 all: $(BUILD)/environd
 
 $(BUILD)/%.o: %.c
@@ -83,6 +84,21 @@ unit: $(UNIT_BINS)
 
 unit-build: $(UNIT_BINS)
 
+# The store conformance suite (tests/store): one binary, run unchanged against every
+# backend. On SQLite by default; store-conformance-pg starts a throwaway PostgreSQL
+# cluster (scripts/pg-cluster) and fails, never skips, when it cannot.
+STORE_CONF_SRCS := $(sort $(wildcard tests/store/*.c))
+STORE_CONF_BIN  := $(BUILD)/tests/store/conformance
+$(STORE_CONF_BIN): $(STORE_CONF_SRCS) tests/store/conformance.h $(BUILD)/libenvirond.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/store $(STORE_CONF_SRCS) $(BUILD)/libenvirond.a $(LDLIBS) -lcmocka -o $@
+
+store-conformance: $(STORE_CONF_BIN)
+	$(STORE_CONF_BIN)
+
+store-conformance-pg: $(STORE_CONF_BIN)
+	scripts/store-conformance-pg $(STORE_CONF_BIN)
+
 # The out-of-memory sweep: the unit tests, under ASan+UBSan, linked so that every
 # allocation of environd's code and of jansson goes through tests/oom/failalloc.c; each
 # test binary is run once per allocation with that allocation failing (scripts/oom-sweep).
@@ -101,14 +117,15 @@ sdk: $(BUILD)/environd
 dev:
 	$(MAKE) WERROR=-Werror all
 
-# The whole suite: unit tests and SDK tests on a normal build, the fuzzers' short runs
-# (after the SDK tests: the in-process server fuzzer would load the machine under their
-# timing), the install check, then the unit tests and SDK tests again under
+# The whole suite: unit tests, the store conformance suite (SQLite and PostgreSQL) and SDK
+# tests on a normal build, the fuzzers' short runs (after the SDK tests: the in-process
+# server fuzzer would load the machine under their timing), the install check, then the
+# unit tests, the conformance suite on SQLite and the SDK tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, then the mutation check. Warnings are errors.
 test:
-	$(MAKE) WERROR=-Werror unit sdk
+	$(MAKE) WERROR=-Werror unit store-conformance store-conformance-pg sdk
 	$(MAKE) WERROR=-Werror fuzz-smoke install-check
-	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
+	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit store-conformance sdk
 	scripts/mutants --no-baseline   # the suites above just passed unmutated
 
 # The mutation check: each guarantee in tests/mutants/list is switched off in a private

@@ -100,8 +100,10 @@ static enum err create_job(struct sql_store *s, void *arg)
 
 static enum err finish_agent(struct agent_rec *out, enum err rc)
 {
-	if (rc)
+	if (rc) {
 		agent_rec_clear(out);
+		memset(out, 0, sizeof(*out)); /* zeroed, not only owning nothing (store.h) */
+	}
 	return rc;
 }
 

@@ -169,8 +169,10 @@ struct env_ctx {
  * `out` zeroed or complete, so clearing is always safe. */
 static enum err finish_env(struct environment *out, enum err rc)
 {
-	if (rc)
+	if (rc) {
 		environment_clear(out);
+		memset(out, 0, sizeof(*out)); /* zeroed, not only owning nothing (store.h) */
+	}
 	return rc;
 }
 

@@ -302,6 +302,7 @@ static enum err finish_session(struct session_rec *out, struct session_wake *wak
 {
 	if (rc) {
 		session_rec_clear(out);
+		memset(out, 0, sizeof(*out)); /* zeroed, not only owning nothing (store.h) */
 		if (wake)
 			memset(wake, 0, sizeof(*wake));
 	}

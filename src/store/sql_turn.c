@@ -57,8 +57,10 @@ enum err sql_turn_claim(struct store *base, const struct session_scope *sc, cons
 	memset(out, 0, sizeof(*out));
 	struct sess_ctx c = {.sc = sc, .models = models, .now = now, .lease_us = lease_us, .turn = out};
 	enum err rc = sql_run((struct sql_store *)base, claim_job, &c);
-	if (rc)
+	if (rc) {
 		agent_turn_clear(out);
+		memset(out, 0, sizeof(*out)); /* zeroed, not only owning nothing (store.h) */
+	}
 	return rc;
 }
 

@@ -168,8 +168,10 @@ struct work_ctx {
  * group's commit failed: callers own an output only on ERR_OK. */
 static enum err finish_work(struct work_item *out, enum err rc)
 {
-	if (rc)
+	if (rc) {
 		work_item_clear(out);
+		memset(out, 0, sizeof(*out)); /* zeroed, not only owning nothing (store.h) */
+	}
 	return rc;
 }
 
@@ -399,7 +401,7 @@ enum err sql_work_event(struct store *base, const char *env_id, const char *work
 			     .res = res, .session_hash = session_hash};
 	enum err rc = sql_run((struct sql_store *)base, event_job, &c);
 	if (rc != ERR_OK || c.refusal) {
-		work_item_clear(out); /* also when the group's commit failed after the job ran */
+		finish_work(out, ERR_INTERNAL); /* also when the group's commit failed after the job ran */
 		if (rc != ERR_OK)
 			res->requeued = 0;
 		return rc != ERR_OK ? rc : c.refusal;

@@ -1,0 +1,219 @@
+/* conf_race.c - verbs racing on one store from many threads (on PostgreSQL through a
+ * pool of several connections): every item is delivered exactly once, a twice-delivered
+ * item is acknowledged by exactly one of its holders, and a session gets one live item
+ * however many enqueue it at once. Threads only record; the main thread asserts. */
+#include "conformance.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define THREADS 8
+#define ITEMS 240
+#define ROUNDS 40
+
+struct race {
+	struct conf *c;
+	struct tenant t;
+	char env[ID_MAX];
+	pthread_barrier_t start;
+	char (*ids)[ID_MAX];     /* ITEMS */
+	int claimed[THREADS];    /* per thread */
+	char (*got)[ID_MAX];     /* THREADS * ITEMS */
+	int errors[THREADS];     /* verbs that failed other than as expected */
+	int wins[ITEMS];         /* per item: successful acks / created enqueues */
+	char made[ROUNDS][THREADS][ID_MAX];
+};
+
+/* What one thread is given: the race and its own index. */
+struct slot {
+	struct race *r;
+	int me;
+};
+
+static struct race *race_new(void **state, const char *prefix)
+{
+	struct race *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	r->c = *state;
+	conf_tenant(r->c, prefix, &r->t);
+	conf_env_id(r->c, &r->t, conf_tick(r->c, 1000), r->env);
+	r->ids = calloc(ITEMS, ID_MAX);
+	r->got = calloc((size_t)THREADS * ITEMS, ID_MAX);
+	assert_non_null(r->ids);
+	assert_non_null(r->got);
+	pthread_barrier_init(&r->start, NULL, THREADS);
+	return r;
+}
+
+static void race_free(struct race *r)
+{
+	pthread_barrier_destroy(&r->start);
+	free(r->ids);
+	free(r->got);
+	free(r);
+}
+
+static void run(struct race *r, void *(*fn)(void *))
+{
+	pthread_t th[THREADS];
+	struct slot slots[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		slots[i] = (struct slot){r, i};
+		assert_int_equal(0, pthread_create(&th[i], NULL, fn, &slots[i]));
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(0, r->errors[i]);
+}
+
+/* Claim until the queue is empty; a delivery is never reclaimable within the test. */
+static void *claimer(void *arg)
+{
+	struct race *r = ((struct slot *)arg)->r;
+	int me = ((struct slot *)arg)->me;
+	pthread_barrier_wait(&r->start);
+	for (int i = 0; i < ITEMS * 2; i++) {
+		struct work_item w;
+		enum err rc = w_claim(r->c, &r->t, r->env, NULL, US(3600), CONF_T0 + US(60) + i, &w, NULL);
+		if (rc == ERR_NOT_FOUND)
+			break;
+		if (rc) {
+			r->errors[me]++;
+			continue;
+		}
+		snprintf(r->got[me * ITEMS + r->claimed[me]++], ID_MAX, "%s", w.id);
+		work_item_clear(&w);
+	}
+	return NULL;
+}
+
+static int by_id(const void *a, const void *b) { return strcmp(a, b); }
+
+static void test_concurrent_claims_deliver_once(void **state)
+{
+	struct race *r = race_new(state, "claims");
+	for (int i = 0; i < ITEMS; i++)
+		w_enqueue_ok(r->c, &r->t, r->env, CONF_T0 + i, r->ids[i]);
+	run(r, claimer);
+	/* Every item delivered, none to two holders. */
+	char (*all)[ID_MAX] = calloc(ITEMS * 2, ID_MAX);
+	assert_non_null(all);
+	size_t n = 0;
+	for (int t = 0; t < THREADS; t++)
+		for (int i = 0; i < r->claimed[t]; i++) {
+			assert_true(n < ITEMS * 2);
+			memcpy(all[n++], r->got[t * ITEMS + i], ID_MAX);
+		}
+	qsort(all, n, ID_MAX, by_id);
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(all[i - 1], all[i]) == 0)
+			fail_msg("work %s was delivered to two holders", all[i]);
+	}
+	assert_int_equal(ITEMS, n);
+	free(all);
+	for (int i = 0; i < ITEMS; i++) {
+		struct work_item w;
+		assert_int_equal(ERR_OK, w_get(r->c, &r->t, r->env, r->ids[i], &w));
+		assert_int_equal(1, w.lease.delivery_count);
+		work_item_clear(&w);
+	}
+	struct work_stats st;
+	assert_int_equal(ERR_OK, w_stats(r->c, &r->t, r->env, &st));
+	assert_int_equal(0, st.depth);
+	assert_int_equal(ITEMS, st.pending);
+	race_free(r);
+}
+
+/* Every thread acknowledges every item with the environment key: each item was
+ * delivered twice, so exactly one ack may hold it (model/work.h, T5). */
+static void *acker(void *arg)
+{
+	struct race *r = ((struct slot *)arg)->r;
+	int me = ((struct slot *)arg)->me;
+	for (int i = 0; i < ROUNDS; i++) {
+		pthread_barrier_wait(&r->start);
+		enum err rc;
+		int st = w_ack(r->c, &r->t, r->env, r->ids[i], CONF_T0 + US(120) + i, &rc);
+		if (st == WORK_STARTING)
+			__atomic_fetch_add(&r->wins[i], 1, __ATOMIC_SEQ_CST);
+		else if (rc != ERR_CONFLICT)
+			r->errors[me]++;
+	}
+	return NULL;
+}
+
+static void test_concurrent_acks_one_wins(void **state)
+{
+	struct race *r = race_new(state, "acks");
+	for (int i = 0; i < ROUNDS; i++)
+		w_enqueue_ok(r->c, &r->t, r->env, CONF_T0 + i, r->ids[i]);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < ROUNDS; i++) {
+			struct work_item w;
+			/* First every item fresh, then each one reclaimed: two deliveries apiece. */
+			int64_t reclaim = pass ? 0 : US(3600);
+			assert_int_equal(ERR_OK, w_claim(r->c, &r->t, r->env, NULL, reclaim,
+							 CONF_T0 + US(60) + pass * ROUNDS + i, &w, NULL));
+			assert_string_equal(r->ids[i], w.id);
+			work_item_clear(&w);
+		}
+	}
+	run(r, acker);
+	for (int i = 0; i < ROUNDS; i++) {
+		if (r->wins[i] != 1)
+			fail_msg("work %s: %d of %d concurrent acks held it", r->ids[i], r->wins[i], THREADS);
+	}
+	race_free(r);
+}
+
+static void *enqueuer(void *arg)
+{
+	struct race *r = ((struct slot *)arg)->r;
+	int me = ((struct slot *)arg)->me;
+	for (int i = 0; i < ROUNDS; i++) {
+		char data_id[32];
+		snprintf(data_id, sizeof(data_id), "sesn_race_%d", i);
+		pthread_barrier_wait(&r->start);
+		struct work_item w;
+		int created = 0;
+		enum err rc = w_enqueue(r->c, &r->t, r->env, "session", data_id, NULL, CONF_T0 + US(10) + i, &w, &created);
+		if (rc) {
+			r->errors[me]++;
+			continue;
+		}
+		if (created)
+			__atomic_fetch_add(&r->wins[i], 1, __ATOMIC_SEQ_CST);
+		snprintf(r->made[i][me], ID_MAX, "%s", w.id);
+		work_item_clear(&w);
+	}
+	return NULL;
+}
+
+static void test_concurrent_enqueue_one_live_item(void **state)
+{
+	struct race *r = race_new(state, "enq");
+	run(r, enqueuer);
+	for (int i = 0; i < ROUNDS; i++) {
+		if (r->wins[i] != 1)
+			fail_msg("session %d: %d of %d concurrent enqueues created an item", i, r->wins[i], THREADS);
+		for (int t = 1; t < THREADS; t++)
+			assert_string_equal(r->made[i][0], r->made[i][t]);
+	}
+	struct work_stats st;
+	assert_int_equal(ERR_OK, w_stats(r->c, &r->t, r->env, &st));
+	assert_int_equal(ROUNDS, st.depth);
+	race_free(r);
+}
+
+int conf_group_race(void)
+{
+	const struct CMUnitTest tests[] = {
+		CONF_TEST(test_concurrent_claims_deliver_once),
+		CONF_TEST(test_concurrent_acks_one_wins),
+		CONF_TEST(test_concurrent_enqueue_one_live_item),
+	};
+	return cmocka_run_group_tests_name("store conformance: concurrency", tests, NULL, NULL);
+}

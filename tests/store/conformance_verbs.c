@@ -1,0 +1,145 @@
+/* conformance_verbs.c - the one place the suite calls the work and environment-key
+ * verbs: their signatures are the ones expected to change (the caller's tenant checked
+ * inside the verb's transaction), and only this file follows them. */
+#include "conformance.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum err w_enqueue(struct conf *c, const struct tenant *t, const char *env, const char *type, const char *data_id,
+		   const json_t *metadata, int64_t now, struct work_item *out, int *created)
+{
+	(void)t;
+	json_t *empty = metadata ? NULL : json_object();
+	enum err rc = c->s->ops->work_enqueue(c->s, env, type, data_id, metadata ? metadata : empty, now, out, created);
+	json_decref(empty);
+	return rc;
+}
+
+void w_enqueue_ok(struct conf *c, const struct tenant *t, const char *env, int64_t now, char id[ID_MAX])
+{
+	char data_id[32];
+	snprintf(data_id, sizeof(data_id), "hc-%u", ++c->seq);
+	struct work_item w;
+	int created = 0;
+	assert_int_equal(ERR_OK, w_enqueue(c, t, env, "healthcheck", data_id, NULL, now, &w, &created));
+	assert_int_equal(1, created);
+	snprintf(id, ID_MAX, "%s", w.id);
+	work_item_clear(&w);
+}
+
+enum err w_claim(struct conf *c, const struct tenant *t, const char *env, const char *key_hash,
+		 int64_t reclaim_us, int64_t now, struct work_item *out, char *token_hash)
+{
+	(void)t;
+	struct work_claim claim;
+	memset(&claim, 0, sizeof(claim));
+	claim.reclaim_older_than_us = reclaim_us;
+	snprintf(claim.key_hash, sizeof(claim.key_hash), "%s", key_hash ? key_hash : "");
+	conf_token(claim.token_hash);
+	if (token_hash)
+		memcpy(token_hash, claim.token_hash, SECRET_HASH_HEX + 1);
+	return c->s->ops->work_claim(c->s, env, &claim, now, out);
+}
+
+enum err w_undeliver(struct conf *c, const struct tenant *t, const char *env, const char *work_id,
+		     const char *token_hash)
+{
+	(void)t;
+	(void)env;
+	return c->s->ops->work_undeliver(c->s, work_id, token_hash);
+}
+
+enum err w_get(struct conf *c, const struct tenant *t, const char *env, const char *work_id, struct work_item *out)
+{
+	(void)t;
+	return c->s->ops->work_get(c->s, env, work_id, out);
+}
+
+enum err w_event(struct conf *c, const struct tenant *t, const char *env, const char *work_id, enum work_event ev,
+		 const struct work_input *in, const char *session_hash, int64_t now, struct work_item *out,
+		 struct work_event_out *res)
+{
+	(void)t;
+	return c->s->ops->work_event(c->s, env, work_id, ev, in, session_hash, now, out, res);
+}
+
+enum err w_metadata(struct conf *c, const struct tenant *t, const char *env, const char *work_id, const json_t *patch,
+		    struct work_item *out, struct errbuf *eb)
+{
+	(void)t;
+	return c->s->ops->work_update_metadata(c->s, env, work_id, patch, out, eb);
+}
+
+enum err w_list(struct conf *c, const struct tenant *t, const char *env, const struct cursor *after, size_t limit,
+		struct work_page *out)
+{
+	(void)t;
+	return c->s->ops->work_list(c->s, env, after, limit, out);
+}
+
+enum err w_stats(struct conf *c, const struct tenant *t, const char *env, struct work_stats *out)
+{
+	(void)t;
+	return c->s->ops->work_stats(c->s, env, out);
+}
+
+enum err w_next_reclaim(struct conf *c, const struct tenant *t, const char *env, int64_t reclaim_us, int64_t *at)
+{
+	(void)t;
+	return c->s->ops->work_next_reclaim(c->s, env, reclaim_us, at);
+}
+
+static int event_state(struct conf *c, const struct tenant *t, const char *env, const char *id, enum work_event ev,
+		       const struct work_input *in, int64_t now, struct work_event_out *res_out, enum err *rc_out)
+{
+	struct work_item w;
+	struct work_event_out res;
+	enum err rc = w_event(c, t, env, id, ev, in, NULL, now, &w, &res);
+	if (rc_out)
+		*rc_out = rc;
+	if (res_out)
+		*res_out = res;
+	int state = rc ? -1 : (int)w.lease.state;
+	work_item_clear(&w);
+	return state;
+}
+
+int w_ack(struct conf *c, const struct tenant *t, const char *env, const char *id, int64_t now, enum err *rc)
+{
+	return event_state(c, t, env, id, WORK_EV_ACK, NULL, now, NULL, rc);
+}
+
+int w_beat(struct conf *c, const struct tenant *t, const char *env, const char *id, enum work_expect expect,
+	   int64_t expected_us, int32_t ttl, int64_t now, struct work_event_out *res, enum err *rc)
+{
+	struct work_input in = {.expect = expect, .expected_us = expected_us, .desired_ttl_seconds = ttl};
+	return event_state(c, t, env, id, WORK_EV_HEARTBEAT, &in, now, res, rc);
+}
+
+int w_stop(struct conf *c, const struct tenant *t, const char *env, const char *id, int force, int64_t now,
+	   enum err *rc)
+{
+	struct work_input in = {.force = force};
+	return event_state(c, t, env, id, WORK_EV_STOP, &in, now, NULL, rc);
+}
+
+enum err k_create(struct conf *c, const struct tenant *t, const char *env, const char *name, const char *hash,
+		  int64_t now, struct env_key *out)
+{
+	(void)t;
+	return c->s->ops->env_key_create(c->s, env, name, hash, now, out);
+}
+
+enum err k_list(struct conf *c, const struct tenant *t, const char *env, const struct cursor *after, size_t limit,
+		struct env_key_page *out)
+{
+	(void)t;
+	return c->s->ops->env_key_list(c->s, env, after, limit, out);
+}
+
+enum err k_revoke(struct conf *c, const struct tenant *t, const char *env, const char *key_id)
+{
+	(void)t;
+	return c->s->ops->env_key_revoke(c->s, env, key_id);
+}
