@@ -612,10 +612,10 @@ static enum err events_job(struct sql_store *s, void *arg)
 	struct db_stmt *st =
 		q->descending
 			? sql_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ?"
-					 " AND (? = 0 OR seq < ?) AND (? IS NULL OR instr(?, ',' || type || ',') > 0)"
+					 " AND (? = 0 OR seq < ?) AND (CAST(? AS TEXT) IS NULL OR instr(?, ',' || type || ',') > 0)"
 					 " ORDER BY seq DESC LIMIT ?")
 			: sql_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ?"
-					 " AND (? = 0 OR seq > ?) AND (? IS NULL OR instr(?, ',' || type || ',') > 0)"
+					 " AND (? = 0 OR seq > ?) AND (CAST(? AS TEXT) IS NULL OR instr(?, ',' || type || ',') > 0)"
 					 " ORDER BY seq LIMIT ?");
 	if (!st)
 		return ERR_INTERNAL;

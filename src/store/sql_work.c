@@ -69,10 +69,13 @@ static enum err read_work(struct db_stmt *st, struct work_item *w)
 	return ERR_OK;
 }
 
-/* Load one item of env inside a job; ERR_NOT_FOUND when absent or under another env. */
+/* Load one item of env inside a job; ERR_NOT_FOUND when absent or under another env. In a
+ * write job the row stays locked until the commit: the transition decided from it must not
+ * be overwritten by a concurrent one decided from the same old row (a read drops the lock). */
 static enum err load_work(struct sql_store *s, const char *env_id, const char *work_id, struct work_item *out)
 {
-	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE id = ? AND environment_id = ?");
+	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE id = ? AND environment_id = ?"
+					  " FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, work_id);
@@ -279,9 +282,12 @@ static enum err claim_job(struct sql_store *s, void *arg)
 		if (err)
 			return err;
 	}
-	/* Reclaimable items first (oldest delivery first), then fresh ones in FIFO order. */
+	/* Reclaimable items first (oldest delivery first), then fresh ones in FIFO order. An
+	 * item another claim holds locked is skipped, never waited for and handed out twice:
+	 * once that claim commits, the item is no longer what this query asks for. */
 	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ? AND state = 0"
-					  " AND delivered_at > 0 AND delivered_at <= ? ORDER BY delivered_at, queue_seq LIMIT 1");
+					  " AND delivered_at > 0 AND delivered_at <= ? ORDER BY delivered_at, queue_seq LIMIT 1"
+					  " FOR UPDATE SKIP LOCKED");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, c->env_id);
@@ -289,7 +295,7 @@ static enum err claim_job(struct sql_store *s, void *arg)
 	int rc = db_step(st);
 	if (rc == DB_DONE) {
 		st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ? AND state = 0"
-				    " AND delivered_at = 0 ORDER BY queue_seq LIMIT 1");
+				    " AND delivered_at = 0 ORDER BY queue_seq LIMIT 1 FOR UPDATE SKIP LOCKED");
 		if (!st)
 			return ERR_INTERNAL;
 		db_bind_text(st, 1, c->env_id);
@@ -365,8 +371,11 @@ static enum err event_job(struct sql_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
 	struct work_item *w = c->out;
-	enum err err = c->session_hash ? token_current(s, c->work_id, c->session_hash) : ERR_OK;
-	if (err || (err = load_work(s, c->env_id, c->work_id, w)))
+	/* The row is locked first, so the token compared is the one the event applies to. */
+	enum err err = load_work(s, c->env_id, c->work_id, w);
+	if (!err && c->session_hash && (err = token_current(s, c->work_id, c->session_hash)))
+		work_item_clear(w);
+	if (err)
 		return err;
 	struct work_outcome o;
 	if (!(err = expire_if_due(s, w, c->now, &c->res->requeued)))
@@ -564,8 +573,10 @@ static enum err expire_job(struct sql_store *s, void *arg)
 {
 	struct expire_ctx *c = arg;
 	c->n_envs = c->n_expired = 0;
+	/* An item locked by a verb in flight (a heartbeat renewing it) is left for the next
+	 * sweep: that verb expires it itself if it must (expire_if_due). */
 	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE lease_expires_at > 0"
-					  " AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?");
+					  " AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ? FOR UPDATE SKIP LOCKED");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_i64(st, 1, c->now);
@@ -667,7 +678,7 @@ enum err sql_work_session_ensure(struct sql_store *s, const char *env_id, const 
 enum err sql_work_session_stop(struct sql_store *s, const char *env_id, const char *session_id, int64_t now)
 {
 	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ? AND data_id = ?"
-					  " AND data_type = 'session' AND state != 4");
+					  " AND data_type = 'session' AND state != 4 FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, env_id);
