@@ -253,10 +253,14 @@ static void test_lease_expiry_requeues_at_head(void **state)
 	struct fx f;
 	fx_init(&f, state, "exp");
 	char a[ID_MAX], b[ID_MAX], late[ID_MAX], got[ID_MAX], tok[SECRET_HASH_HEX + 1];
-	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), a);
+	/* b is older than a and still in the queue, never delivered, when a's lease runs out. */
 	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), b);
+	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), a);
 	claim_id(&f, RECLAIM, conf_tick(f.c, 1000), got, tok);
+	assert_string_equal(b, got);
+	claim_id(&f, RECLAIM, conf_tick(f.c, 1000), got, NULL);
 	assert_string_equal(a, got);
+	assert_int_equal(ERR_OK, w_undeliver(f.c, &f.t, f.env, b, tok));
 	assert_int_equal(WORK_STARTING, w_ack(f.c, &f.t, f.env, a, conf_tick(f.c, 1000), NULL));
 	int64_t beat = conf_tick(f.c, 1000);
 	assert_int_equal(WORK_ACTIVE, w_beat(f.c, &f.t, f.env, a, WORK_EXPECT_NONE, 0, 20, beat, NULL, NULL));
@@ -298,7 +302,7 @@ static void test_lease_expiry_requeues_at_head(void **state)
 	assert_int_equal(ERR_OK, w_stats(f.c, &f.t, f.env, &st));
 	assert_int_equal(3, st.depth);
 	assert_int_equal(0, st.pending);
-	/* Head of the queue: before b (older, never delivered) and late. */
+	/* Head of the queue: before b (older, never delivered) and late (younger). */
 	claim_id(&f, RECLAIM, ++t, got, NULL);
 	assert_string_equal(a, got);
 	claim_id(&f, RECLAIM, ++t, got, NULL);

@@ -111,6 +111,7 @@ int conf_group_env(void);
 int conf_group_work(void);
 int conf_group_queue(void);
 int conf_group_race(void);
+int conf_group_race_session(void);
 int conf_group_agent(void);
 int conf_group_session(void);
 
