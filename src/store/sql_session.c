@@ -51,12 +51,15 @@ static enum err read_session(struct db_stmt *st, struct session_rec *r, struct s
 	return ERR_OK;
 }
 
-/* Load a session visible in scope (deleted ones are gone). */
+/* Load a session visible in scope (deleted ones are gone). In a write job the row stays
+ * locked until the commit: concurrent writers of one session take turns, each deciding
+ * from the state and last_seq the previous one left (a read drops the lock). */
 enum err sql_session_load(struct sql_store *s, const struct session_scope *sc, const char *id,
 			     struct session_rec *out, struct session_row *x)
 {
 	struct db_stmt *st = sql_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND deleted_at = 0"
-					  " AND org = ? AND (? = '' OR workspace = ?) AND (? = '' OR environment_id = ?)");
+					  " AND org = ? AND (? = '' OR workspace = ?) AND (? = '' OR environment_id = ?)"
+					  " FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, id);

@@ -7,11 +7,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Take the turn of one session: only while it still awaits one. Under concurrent claims
+ * (PostgreSQL) this waits for a claim holding the row and then finds it taken; 0 changes. */
+static enum err take_turn(struct sql_store *s, const struct agent_turn *t, int *taken)
+{
+	struct db_stmt *st = sql_stmt(s, "UPDATE sessions SET awaiting_turn = 0, turn_id = ?, turn_expires_at = ?"
+					  " WHERE id = ? AND awaiting_turn = 1 AND turn_id = '' AND deleted_at = 0"
+					  " AND archived_at = 0 AND status != 3");
+	if (!st)
+		return ERR_INTERNAL;
+	db_bind_text(st, 1, t->id);
+	db_bind_i64(st, 2, t->lease_expires_at);
+	db_bind_text(st, 3, t->session_id);
+	int rc = db_step(st);
+	if (rc != DB_DONE)
+		return sql_err(s, rc);
+	*taken = db_changes(st) == 1;
+	return ERR_OK;
+}
+
 static enum err claim_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	/* Oldest awaiting session in scope whose model is allowed; models are matched in C so
-	 * that one static statement serves any list. */
+	 * that one static statement serves any list. A candidate another claim took since the
+	 * query read it is passed over for the next one. */
 	struct db_stmt *st = sql_stmt(s, "SELECT id, model_id, agent FROM sessions WHERE org = ? AND awaiting_turn = 1"
 					  " AND turn_id = '' AND deleted_at = 0 AND archived_at = 0 AND status != 3"
 					  " AND (? = '' OR workspace = ?) ORDER BY awaiting_since, id");
@@ -20,10 +40,13 @@ static enum err claim_job(struct sql_store *s, void *arg)
 	db_bind_text(st, 1, c->sc->org);
 	db_bind_text(st, 2, c->sc->workspace);
 	db_bind_text(st, 3, c->sc->workspace);
-	int rc;
+	int rc = DB_DONE;
 	struct agent_turn *t = c->turn;
 	int found = 0;
-	while (!found && (rc = db_step(st)) == DB_ROW) {
+	enum err err = ERR_OK;
+	ids_new_at("turn_", c->now, t->id);
+	t->lease_expires_at = c->now + c->lease_us;
+	while (!found && !err && (rc = db_step(st)) == DB_ROW) {
 		const char *model = db_col_text(st, 1);
 		int ok = c->models == NULL;
 		for (size_t i = 0; !ok && c->models[i]; i++)
@@ -32,23 +55,22 @@ static enum err claim_job(struct sql_store *s, void *arg)
 			continue;
 		db_col_copy(st, 0, t->session_id, sizeof(t->session_id));
 		t->agent = json_loads(db_col_text(st, 2), 0, NULL);
-		found = 1;
+		if (!t->agent) {
+			err = ERR_INTERNAL;
+			break;
+		}
+		err = take_turn(s, t, &found);
+		if (!found) {
+			json_decref(t->agent);
+			t->agent = NULL;
+		}
 	}
+	if (!err && !found && rc != DB_DONE)
+		err = sql_err(s, rc);
 	db_reset(st);
-	if (!found)
-		return ERR_NOT_FOUND;
-	if (!t->agent)
-		return ERR_INTERNAL;
-	ids_new_at("turn_", c->now, t->id);
-	t->lease_expires_at = c->now + c->lease_us;
-	st = sql_stmt(s, "UPDATE sessions SET awaiting_turn = 0, turn_id = ?, turn_expires_at = ? WHERE id = ?");
-	if (!st)
-		return ERR_INTERNAL;
-	db_bind_text(st, 1, t->id);
-	db_bind_i64(st, 2, t->lease_expires_at);
-	db_bind_text(st, 3, t->session_id);
-	rc = db_step(st);
-	return rc == DB_DONE ? ERR_OK : sql_err(s, rc);
+	if (err)
+		return err;
+	return found ? ERR_OK : ERR_NOT_FOUND;
 }
 
 enum err sql_turn_claim(struct store *base, const struct session_scope *sc, const char *const *models, int64_t now,
