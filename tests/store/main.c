@@ -1,5 +1,5 @@
 /* main.c - the store conformance suite's entry: every group, or those named on the
- * command line (keys env work queue race race-session agent session). The backend is the one
+ * command line (keys env work queue race race-session race-edit agent session). The backend is the one
  * ENVIROND_STORE_URL names (see conformance.h). */
 #include "conformance.h"
 
@@ -15,7 +15,7 @@ static const struct {
 } groups[] = {
 	{"keys", conf_group_keys},   {"env", conf_group_env},     {"work", conf_group_work},
 	{"queue", conf_group_queue}, {"race", conf_group_race},   {"race-session", conf_group_race_session},
-	{"agent", conf_group_agent}, {"session", conf_group_session},
+	{"race-edit", conf_group_race_edit}, {"agent", conf_group_agent}, {"session", conf_group_session},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,242 @@
+/* conf_race_edit.c - concurrent edits of one object from many threads (on PostgreSQL
+ * through a pool of several connections): no update is lost, none fails for having raced
+ * another, and a turn heartbeat that succeeded is never undone by the sweeper. Threads
+ * only record; the main thread asserts. */
+#include "conformance.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/agent.h"
+#include "model/metadata.h"
+
+#define THREADS 8
+#define EDITS 4
+#define ENV_EDITS (METADATA_MAX_KEYS / THREADS) /* every key fits the limit */
+#define TURNS 40
+#define LEASE US(30)
+
+struct edit {
+	struct conf *c;
+	struct tenant t;
+	struct session_scope sc;
+	char id[ID_MAX];
+	pthread_barrier_t start;
+	int errors[THREADS];
+	enum err last_error[THREADS];
+	/* the turn race */
+	char turns[TURNS][ID_MAX];
+	int beat_ok[TURNS];
+	int64_t base;
+};
+
+struct slot {
+	struct edit *e;
+	int me;
+};
+
+static void run(struct edit *e, void *(*fn)(void *))
+{
+	pthread_t th[THREADS];
+	struct slot slots[THREADS];
+	pthread_barrier_init(&e->start, NULL, THREADS);
+	for (int i = 0; i < THREADS; i++) {
+		slots[i] = (struct slot){e, i};
+		assert_int_equal(0, pthread_create(&th[i], NULL, fn, &slots[i]));
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&e->start);
+	for (int i = 0; i < THREADS; i++) {
+		if (e->errors[i])
+			fail_msg("thread %d: %d verbs failed (last with error %d)", i, e->errors[i], e->last_error[i]);
+	}
+}
+
+static void failed(struct edit *e, int me, enum err rc)
+{
+	e->errors[me]++;
+	e->last_error[me] = rc;
+}
+
+/* Each thread sets metadata keys of its own on one environment. */
+static void *env_editor(void *arg)
+{
+	struct edit *e = ((struct slot *)arg)->e;
+	int me = ((struct slot *)arg)->me;
+	pthread_barrier_wait(&e->start);
+	for (int i = 0; i < ENV_EDITS; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "t%d-%d", me, i);
+		json_t *b = json_pack("{s:{s:s}}", "metadata", key, "set");
+		struct environment out;
+		struct errbuf eb;
+		enum err rc = e->c->s->ops->env_update(e->c->s, &e->t, e->id, b, CONF_T0 + US(10) + i, &out, &eb);
+		if (rc)
+			failed(e, me, rc);
+		else
+			environment_clear(&out);
+		json_decref(b);
+	}
+	return NULL;
+}
+
+static void test_concurrent_env_updates_all_kept(void **state)
+{
+	struct edit *e = calloc(1, sizeof(*e));
+	assert_non_null(e);
+	e->c = *state;
+	conf_tenant(e->c, "envedit", &e->t);
+	conf_env_id(e->c, &e->t, CONF_T0, e->id);
+	run(e, env_editor);
+	struct environment got;
+	assert_int_equal(ERR_OK, e->c->s->ops->env_get(e->c->s, &e->t, e->id, &got));
+	if (json_object_size(got.f.metadata) != THREADS * ENV_EDITS)
+		fail_msg("%zu of %d metadata keys set concurrently were kept", json_object_size(got.f.metadata),
+			 THREADS * ENV_EDITS);
+	environment_clear(&got);
+	free(e);
+}
+
+/* Each thread renames one agent: every rename is a new version, none lost or refused. */
+static void *agent_editor(void *arg)
+{
+	struct edit *e = ((struct slot *)arg)->e;
+	int me = ((struct slot *)arg)->me;
+	pthread_barrier_wait(&e->start);
+	for (int i = 0; i < EDITS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "name-%d-%d", me, i);
+		json_t *b = json_pack("{s:s}", "name", name);
+		struct agent_rec out;
+		struct errbuf eb;
+		enum err rc = e->c->s->ops->agent_update(e->c->s, &e->t, e->id, b, CONF_T0 + US(10) + i, &out, &eb);
+		if (rc)
+			failed(e, me, rc);
+		else
+			agent_rec_clear(&out);
+		json_decref(b);
+	}
+	return NULL;
+}
+
+static void test_concurrent_agent_updates_all_versions(void **state)
+{
+	struct edit *e = calloc(1, sizeof(*e));
+	assert_non_null(e);
+	e->c = *state;
+	conf_tenant(e->c, "agentedit", &e->t);
+	json_t *b = json_pack("{s:s,s:s}", "name", "start", "model", "model-a");
+	json_t *cfg = NULL;
+	struct errbuf eb;
+	assert_int_equal(ERR_OK, agent_from_create(b, &cfg, &eb));
+	json_decref(b);
+	struct agent_rec a;
+	assert_int_equal(ERR_OK, e->c->s->ops->agent_create(e->c->s, &e->t, cfg, CONF_T0, &a));
+	json_decref(cfg);
+	snprintf(e->id, sizeof(e->id), "%s", a.id);
+	agent_rec_clear(&a);
+	run(e, agent_editor);
+	assert_int_equal(ERR_OK, e->c->s->ops->agent_get(e->c->s, &e->t, e->id, 0, &a));
+	assert_int_equal(1 + THREADS * EDITS, a.version);
+	agent_rec_clear(&a);
+	struct agent_page p;
+	assert_int_equal(ERR_OK, e->c->s->ops->agent_versions(e->c->s, &e->t, e->id, NULL, 100, &p));
+	assert_int_equal(1 + THREADS * EDITS, p.count);
+	agent_page_clear(&p);
+	free(e);
+}
+
+/* Half the threads heartbeat every turn just before its lease runs out, the other half
+ * sweep expired turns at the moment it would have run out. */
+static void *turn_racer(void *arg)
+{
+	struct edit *e = ((struct slot *)arg)->e;
+	int me = ((struct slot *)arg)->me;
+	pthread_barrier_wait(&e->start);
+	if (me % 2 == 0) {
+		for (int i = me / 2; i < TURNS; i += THREADS / 2) {
+			int64_t exp;
+			enum err rc = e->c->s->ops->turn_heartbeat(e->c->s, &e->sc, e->turns[i], e->base + LEASE - 1, LEASE, &exp);
+			if (rc == ERR_OK)
+				__atomic_store_n(&e->beat_ok[i], 1, __ATOMIC_SEQ_CST);
+			else if (rc != ERR_TURN_LOST)
+				failed(e, me, rc);
+		}
+	} else {
+		for (int i = 0; i < TURNS; i++) {
+			char orgs[4][TENANT_NAME_MAX + 1];
+			size_t n_orgs, n_expired;
+			enum err rc = e->c->s->ops->turns_expire(e->c->s, e->base + LEASE, 4, orgs, &n_orgs, &n_expired);
+			if (rc)
+				failed(e, me, rc);
+		}
+	}
+	return NULL;
+}
+
+static void test_turn_heartbeat_never_undone_by_sweep(void **state)
+{
+	struct edit *e = calloc(1, sizeof(*e));
+	assert_non_null(e);
+	e->c = *state;
+	conf_tenant(e->c, "turnbeat", &e->t);
+	e->sc = (struct session_scope){e->t.org, e->t.workspace, ""};
+	char env[ID_MAX];
+	conf_env_id(e->c, &e->t, CONF_T0, env);
+	json_t *b = json_pack("{s:s,s:s}", "name", "agent", "model", "model-a");
+	json_t *cfg = NULL;
+	struct errbuf eb;
+	assert_int_equal(ERR_OK, agent_from_create(b, &cfg, &eb));
+	json_decref(b);
+	struct agent_rec a;
+	assert_int_equal(ERR_OK, e->c->s->ops->agent_create(e->c->s, &e->t, cfg, CONF_T0, &a));
+	json_decref(cfg);
+	e->base = CONF_T0 + US(1);
+	char sessions[TURNS][ID_MAX];
+	for (int i = 0; i < TURNS; i++) {
+		json_t *initial = json_pack("[{s:s,s:[{s:s,s:s}]}]", "type", "user.message", "content", "type", "text",
+					    "text", "go");
+		struct session_new n = {.environment_id = env, .agent_id = a.id, .initial_events = initial};
+		struct session_rec s;
+		struct session_wake wake;
+		assert_int_equal(ERR_OK, e->c->s->ops->session_create(e->c->s, &e->t, &n, CONF_T0 + i, &s, &wake, &eb));
+		snprintf(sessions[i], ID_MAX, "%s", s.id);
+		session_rec_clear(&s);
+		json_decref(initial);
+		struct agent_turn turn;
+		assert_int_equal(ERR_OK, e->c->s->ops->turn_claim(e->c->s, &e->sc, NULL, e->base, LEASE, &turn));
+		snprintf(e->turns[i], ID_MAX, "%s", turn.id);
+		agent_turn_clear(&turn);
+	}
+	agent_rec_clear(&a);
+	run(e, turn_racer);
+	/* A heartbeat that was answered OK extended the lease past the sweep's time: the turn
+	 * must still be held. */
+	for (int i = 0; i < TURNS; i++) {
+		if (!e->beat_ok[i])
+			continue;
+		struct session_rec s;
+		int found = 0;
+		for (int j = 0; j < TURNS && !found; j++) {
+			assert_int_equal(ERR_OK, e->c->s->ops->session_get(e->c->s, &e->sc, sessions[j], &s));
+			found = strcmp(s.state.turn_id, e->turns[i]) == 0;
+			session_rec_clear(&s);
+		}
+		if (!found)
+			fail_msg("turn %s was extended by a heartbeat, then taken by the sweep", e->turns[i]);
+	}
+	free(e);
+}
+
+int conf_group_race_edit(void)
+{
+	const struct CMUnitTest tests[] = {
+		CONF_TEST(test_concurrent_env_updates_all_kept),
+		CONF_TEST(test_concurrent_agent_updates_all_versions),
+		CONF_TEST(test_turn_heartbeat_never_undone_by_sweep),
+	};
+	return cmocka_run_group_tests_name("store conformance: concurrent edits", tests, NULL, NULL);
+}
