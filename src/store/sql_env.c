@@ -97,10 +97,13 @@ static enum err read_env(struct db_stmt *st, struct environment *e)
 	return ERR_OK;
 }
 
-/* Load one visible environment inside a job. */
+/* Load one visible environment inside a job. In a write job the row stays locked until
+ * the commit, so an update merges into what the previous one wrote, never into a copy
+ * both read (a read drops the lock). */
 static enum err load_env(struct sql_store *s, const struct tenant *t, const char *id, struct environment *out)
 {
-	struct db_stmt *st = sql_stmt(s, "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE);
+	struct db_stmt *st = sql_stmt(s, "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE
+					  " FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, id);

@@ -109,7 +109,9 @@ static enum err load_turn(struct sql_store *s, struct sess_ctx *c, const char *t
 	enum err err = sql_session_load(s, c->sc, id, r, x);
 	if (err)
 		return err;
-	if (r->state.turn_expires_at <= c->now || r->state.status == SESSION_TERMINATED) {
+	/* Read again under the row's lock: the turn may have been swept (or another claimed). */
+	if (strcmp(r->state.turn_id, turn_id) != 0 || r->state.turn_expires_at <= c->now ||
+	    r->state.status == SESSION_TERMINATED) {
 		session_rec_clear(r);
 		return ERR_TURN_LOST; /* expired: the sweeper returns it to awaiting */
 	}
@@ -190,8 +192,10 @@ static enum err turns_expire_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
 	c->n_orgs = c->n_expired = 0;
+	/* A session locked by a verb in flight (a heartbeat extending its turn) is left for the
+	 * next sweep; the rows taken stay locked until the commit. */
 	struct db_stmt *st = sql_stmt(s, "SELECT id, org FROM sessions WHERE turn_id != '' AND turn_expires_at <= ?"
-					  " ORDER BY turn_expires_at LIMIT ?");
+					  " ORDER BY turn_expires_at LIMIT ? FOR UPDATE SKIP LOCKED");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_i64(st, 1, c->now);
