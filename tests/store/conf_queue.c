@@ -10,21 +10,9 @@
 #define RECLAIM US(5)
 #define EXPIRE_MAX 16
 
-struct fx {
-	struct conf *c;
-	struct tenant t;
-	char env[ID_MAX];
-};
-
-static void fx_init(struct fx *f, void **state, const char *prefix)
-{
-	f->c = *state;
-	conf_tenant(f->c, prefix, &f->t);
-	conf_env_id(f->c, &f->t, conf_tick(f->c, 1000), f->env);
-}
 
 /* Claim and return the item's id ("" when nothing was claimable). */
-static void claim_id(struct fx *f, int64_t reclaim, int64_t now, char id[ID_MAX], char *tok)
+static void claim_id(struct conf_fx *f, int64_t reclaim, int64_t now, char id[ID_MAX], char *tok)
 {
 	struct work_item w;
 	enum err rc = w_claim(f->c, &f->t, f->env, NULL, reclaim, now, &w, tok);
@@ -38,7 +26,7 @@ static void claim_id(struct fx *f, int64_t reclaim, int64_t now, char id[ID_MAX]
 	work_item_clear(&w);
 }
 
-static struct work_item get(struct fx *f, const char *id)
+static struct work_item get(struct conf_fx *f, const char *id)
 {
 	struct work_item w;
 	assert_int_equal(ERR_OK, w_get(f->c, &f->t, f->env, id, &w));
@@ -56,8 +44,8 @@ static void expire(struct conf *c, int64_t now, size_t max, size_t want_expired,
 
 static void test_claim_order(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "order");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "order");
 	char ids[4][ID_MAX], got[ID_MAX];
 	for (int i = 0; i < 4; i++)
 		w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), ids[i]);
@@ -87,8 +75,8 @@ static void test_claim_order(void **state)
 
 static void test_claim_key_checked(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "ckey");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "ckey");
 	char id[ID_MAX], env2[ID_MAX], h[SECRET_HASH_HEX + 1], h2[SECRET_HASH_HEX + 1];
 	conf_env_id(f.c, &f.t, conf_tick(f.c, 1000), env2);
 	conf_hash("envd_env_claim", h);
@@ -120,8 +108,8 @@ static void test_claim_key_checked(void **state)
 
 static void test_undeliver(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "undo");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "undo");
 	char id[ID_MAX], next[ID_MAX], got[ID_MAX], tok[SECRET_HASH_HEX + 1], tok2[SECRET_HASH_HEX + 1];
 	char wrong[SECRET_HASH_HEX + 1];
 	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), id);
@@ -167,8 +155,8 @@ static void test_undeliver(void **state)
 
 static void test_stats_and_reclaim_at(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "stats");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "stats");
 	struct work_stats st;
 	int64_t at = -1;
 	DIRTY(st);
@@ -211,8 +199,8 @@ static void test_stats_and_reclaim_at(void **state)
 
 static void test_list_pages(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "wlist");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "wlist");
 	char ids[7][ID_MAX];
 	for (int i = 0; i < 7; i++)
 		w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), ids[i]);
@@ -250,8 +238,8 @@ static void test_list_pages(void **state)
  * the queue, its ack, start and heartbeat cleared, and is claimable at once. */
 static void test_lease_expiry_requeues_at_head(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "exp");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "exp");
 	char a[ID_MAX], b[ID_MAX], late[ID_MAX], got[ID_MAX], tok[SECRET_HASH_HEX + 1];
 	/* b is older than a and still in the queue, never delivered, when a's lease runs out. */
 	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), b);
@@ -317,8 +305,8 @@ static void test_lease_expiry_requeues_at_head(void **state)
 /* T19: a stopping item whose lease runs out is stopped (and goes to no queue). */
 static void test_lease_expiry_stopping(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "exp19");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "exp19");
 	char id[ID_MAX], got[ID_MAX];
 	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), id);
 	claim_id(&f, RECLAIM, conf_tick(f.c, 1000), got, NULL);
@@ -345,8 +333,8 @@ static void test_lease_expiry_stopping(void **state)
  * the earliest one left across environments. */
 static void test_lease_expiry_batches(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "batch");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "batch");
 	char env2[ID_MAX];
 	conf_env_id(f.c, &f.t, conf_tick(f.c, 1000), env2);
 	char ids[3][ID_MAX], got[ID_MAX];
@@ -385,8 +373,8 @@ static void test_lease_expiry_batches(void **state)
  * have left it (T18 first), and says it went back to the queue. */
 static void test_event_after_lease_ran_out(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "late");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "late");
 	char id[ID_MAX], got[ID_MAX];
 	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), id);
 	claim_id(&f, RECLAIM, conf_tick(f.c, 1000), got, NULL);

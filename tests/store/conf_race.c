@@ -17,7 +17,7 @@ struct race {
 	struct conf *c;
 	struct tenant t;
 	char env[ID_MAX];
-	pthread_barrier_t start;
+	pthread_barrier_t round; /* threads that race round by round */
 	char (*ids)[ID_MAX];     /* ITEMS */
 	int claimed[THREADS];    /* per thread */
 	char (*got)[ID_MAX];     /* THREADS * ITEMS */
@@ -25,12 +25,6 @@ struct race {
 	int extra[THREADS];      /* claims beyond ITEMS by one thread: double deliveries */
 	int wins[ITEMS];         /* per item: successful acks / created enqueues */
 	char made[ROUNDS][THREADS][ID_MAX];
-};
-
-/* What one thread is given: the race and its own index. */
-struct slot {
-	struct race *r;
-	int me;
 };
 
 static struct race *race_new(void **state, const char *prefix)
@@ -44,38 +38,29 @@ static struct race *race_new(void **state, const char *prefix)
 	r->got = calloc((size_t)THREADS * ITEMS, ID_MAX);
 	assert_non_null(r->ids);
 	assert_non_null(r->got);
-	pthread_barrier_init(&r->start, NULL, THREADS);
+	pthread_barrier_init(&r->round, NULL, THREADS);
 	return r;
 }
 
 static void race_free(struct race *r)
 {
-	pthread_barrier_destroy(&r->start);
+	pthread_barrier_destroy(&r->round);
 	free(r->ids);
 	free(r->got);
 	free(r);
 }
 
-static void run(struct race *r, void *(*fn)(void *))
+static void run(struct race *r, conf_thread_fn fn)
 {
-	pthread_t th[THREADS];
-	struct slot slots[THREADS];
-	for (int i = 0; i < THREADS; i++) {
-		slots[i] = (struct slot){r, i};
-		assert_int_equal(0, pthread_create(&th[i], NULL, fn, &slots[i]));
-	}
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
+	conf_threads(THREADS, fn, r);
 	for (int i = 0; i < THREADS; i++)
 		assert_int_equal(0, r->errors[i]);
 }
 
 /* Claim until the queue is empty; a delivery is never reclaimable within the test. */
-static void *claimer(void *arg)
+static void claimer(void *arg, int me)
 {
-	struct race *r = ((struct slot *)arg)->r;
-	int me = ((struct slot *)arg)->me;
-	pthread_barrier_wait(&r->start);
+	struct race *r = arg;
 	for (int i = 0; i < ITEMS * 2; i++) {
 		struct work_item w;
 		enum err rc = w_claim(r->c, &r->t, r->env, NULL, US(3600), CONF_T0 + US(60) + i, &w, NULL);
@@ -91,7 +76,6 @@ static void *claimer(void *arg)
 			r->extra[me]++;
 		work_item_clear(&w);
 	}
-	return NULL;
 }
 
 static int by_id(const void *a, const void *b) { return strcmp(a, b); }
@@ -135,12 +119,11 @@ static void test_concurrent_claims_deliver_once(void **state)
 
 /* Every thread acknowledges every item with the environment key: each item was
  * delivered twice, so exactly one ack may hold it (model/work.h, T5). */
-static void *acker(void *arg)
+static void acker(void *arg, int me)
 {
-	struct race *r = ((struct slot *)arg)->r;
-	int me = ((struct slot *)arg)->me;
+	struct race *r = arg;
 	for (int i = 0; i < ROUNDS; i++) {
-		pthread_barrier_wait(&r->start);
+		pthread_barrier_wait(&r->round);
 		enum err rc;
 		int st = w_ack(r->c, &r->t, r->env, r->ids[i], CONF_T0 + US(120) + i, &rc);
 		if (st == WORK_STARTING)
@@ -148,7 +131,6 @@ static void *acker(void *arg)
 		else if (rc != ERR_CONFLICT)
 			r->errors[me]++;
 	}
-	return NULL;
 }
 
 static void test_concurrent_acks_one_wins(void **state)
@@ -175,14 +157,13 @@ static void test_concurrent_acks_one_wins(void **state)
 	race_free(r);
 }
 
-static void *enqueuer(void *arg)
+static void enqueuer(void *arg, int me)
 {
-	struct race *r = ((struct slot *)arg)->r;
-	int me = ((struct slot *)arg)->me;
+	struct race *r = arg;
 	for (int i = 0; i < ROUNDS; i++) {
 		char data_id[32];
 		snprintf(data_id, sizeof(data_id), "sesn_race_%d", i);
-		pthread_barrier_wait(&r->start);
+		pthread_barrier_wait(&r->round);
 		struct work_item w;
 		int created = 0;
 		enum err rc = w_enqueue(r->c, &r->t, r->env, "session", data_id, NULL, CONF_T0 + US(10) + i, &w, &created);
@@ -195,7 +176,6 @@ static void *enqueuer(void *arg)
 		snprintf(r->made[i][me], ID_MAX, "%s", w.id);
 		work_item_clear(&w);
 	}
-	return NULL;
 }
 
 static void test_concurrent_enqueue_one_live_item(void **state)

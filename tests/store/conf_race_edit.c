@@ -4,12 +4,10 @@
  * only record; the main thread asserts. */
 #include "conformance.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/agent.h"
 #include "model/metadata.h"
 
 #define THREADS 8
@@ -23,7 +21,6 @@ struct edit {
 	struct tenant t;
 	struct session_scope sc;
 	char id[ID_MAX];
-	pthread_barrier_t start;
 	int errors[THREADS];
 	enum err last_error[THREADS];
 	/* the turn race */
@@ -32,23 +29,9 @@ struct edit {
 	int64_t base;
 };
 
-struct slot {
-	struct edit *e;
-	int me;
-};
-
-static void run(struct edit *e, void *(*fn)(void *))
+static void run(struct edit *e, conf_thread_fn fn)
 {
-	pthread_t th[THREADS];
-	struct slot slots[THREADS];
-	pthread_barrier_init(&e->start, NULL, THREADS);
-	for (int i = 0; i < THREADS; i++) {
-		slots[i] = (struct slot){e, i};
-		assert_int_equal(0, pthread_create(&th[i], NULL, fn, &slots[i]));
-	}
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
-	pthread_barrier_destroy(&e->start);
+	conf_threads(THREADS, fn, e);
 	for (int i = 0; i < THREADS; i++) {
 		if (e->errors[i])
 			fail_msg("thread %d: %d verbs failed (last with error %d)", i, e->errors[i], e->last_error[i]);
@@ -62,11 +45,9 @@ static void failed(struct edit *e, int me, enum err rc)
 }
 
 /* Each thread sets metadata keys of its own on one environment. */
-static void *env_editor(void *arg)
+static void env_editor(void *arg, int me)
 {
-	struct edit *e = ((struct slot *)arg)->e;
-	int me = ((struct slot *)arg)->me;
-	pthread_barrier_wait(&e->start);
+	struct edit *e = arg;
 	for (int i = 0; i < ENV_EDITS; i++) {
 		char key[16];
 		snprintf(key, sizeof(key), "t%d-%d", me, i);
@@ -80,7 +61,6 @@ static void *env_editor(void *arg)
 			environment_clear(&out);
 		json_decref(b);
 	}
-	return NULL;
 }
 
 static void test_concurrent_env_updates_all_kept(void **state)
@@ -101,11 +81,9 @@ static void test_concurrent_env_updates_all_kept(void **state)
 }
 
 /* Each thread renames one agent: every rename is a new version, none lost or refused. */
-static void *agent_editor(void *arg)
+static void agent_editor(void *arg, int me)
 {
-	struct edit *e = ((struct slot *)arg)->e;
-	int me = ((struct slot *)arg)->me;
-	pthread_barrier_wait(&e->start);
+	struct edit *e = arg;
 	for (int i = 0; i < EDITS; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "name-%d-%d", me, i);
@@ -119,7 +97,6 @@ static void *agent_editor(void *arg)
 			agent_rec_clear(&out);
 		json_decref(b);
 	}
-	return NULL;
 }
 
 static void test_concurrent_agent_updates_all_versions(void **state)
@@ -128,17 +105,9 @@ static void test_concurrent_agent_updates_all_versions(void **state)
 	assert_non_null(e);
 	e->c = *state;
 	conf_tenant(e->c, "agentedit", &e->t);
-	json_t *b = json_pack("{s:s,s:s}", "name", "start", "model", "model-a");
-	json_t *cfg = NULL;
-	struct errbuf eb;
-	assert_int_equal(ERR_OK, agent_from_create(b, &cfg, &eb));
-	json_decref(b);
-	struct agent_rec a;
-	assert_int_equal(ERR_OK, e->c->s->ops->agent_create(e->c->s, &e->t, cfg, CONF_T0, &a));
-	json_decref(cfg);
-	snprintf(e->id, sizeof(e->id), "%s", a.id);
-	agent_rec_clear(&a);
+	conf_agent(e->c, &e->t, "start", "model-a", CONF_T0, e->id);
 	run(e, agent_editor);
+	struct agent_rec a;
 	assert_int_equal(ERR_OK, e->c->s->ops->agent_get(e->c->s, &e->t, e->id, 0, &a));
 	assert_int_equal(1 + THREADS * EDITS, a.version);
 	agent_rec_clear(&a);
@@ -151,11 +120,9 @@ static void test_concurrent_agent_updates_all_versions(void **state)
 
 /* Half the threads heartbeat every turn just before its lease runs out, the other half
  * sweep expired turns at the moment it would have run out. */
-static void *turn_racer(void *arg)
+static void turn_racer(void *arg, int me)
 {
-	struct edit *e = ((struct slot *)arg)->e;
-	int me = ((struct slot *)arg)->me;
-	pthread_barrier_wait(&e->start);
+	struct edit *e = arg;
 	if (me % 2 == 0) {
 		for (int i = me / 2; i < TURNS; i += THREADS / 2) {
 			int64_t exp;
@@ -174,7 +141,6 @@ static void *turn_racer(void *arg)
 				failed(e, me, rc);
 		}
 	}
-	return NULL;
 }
 
 static void test_turn_heartbeat_never_undone_by_sweep(void **state)
@@ -186,32 +152,20 @@ static void test_turn_heartbeat_never_undone_by_sweep(void **state)
 	e->sc = (struct session_scope){e->t.org, e->t.workspace, ""};
 	char env[ID_MAX];
 	conf_env_id(e->c, &e->t, CONF_T0, env);
-	json_t *b = json_pack("{s:s,s:s}", "name", "agent", "model", "model-a");
-	json_t *cfg = NULL;
-	struct errbuf eb;
-	assert_int_equal(ERR_OK, agent_from_create(b, &cfg, &eb));
-	json_decref(b);
-	struct agent_rec a;
-	assert_int_equal(ERR_OK, e->c->s->ops->agent_create(e->c->s, &e->t, cfg, CONF_T0, &a));
-	json_decref(cfg);
+	char agent[ID_MAX];
+	conf_agent(e->c, &e->t, "agent", "model-a", CONF_T0, agent);
 	e->base = CONF_T0 + US(1);
 	char sessions[TURNS][ID_MAX];
 	for (int i = 0; i < TURNS; i++) {
-		json_t *initial = json_pack("[{s:s,s:[{s:s,s:s}]}]", "type", "user.message", "content", "type", "text",
-					    "text", "go");
-		struct session_new n = {.environment_id = env, .agent_id = a.id, .initial_events = initial};
 		struct session_rec s;
-		struct session_wake wake;
-		assert_int_equal(ERR_OK, e->c->s->ops->session_create(e->c->s, &e->t, &n, CONF_T0 + i, &s, &wake, &eb));
+		conf_session(e->c, &e->t, env, agent, "go", CONF_T0 + i, &s, NULL);
 		snprintf(sessions[i], ID_MAX, "%s", s.id);
 		session_rec_clear(&s);
-		json_decref(initial);
 		struct agent_turn turn;
 		assert_int_equal(ERR_OK, e->c->s->ops->turn_claim(e->c->s, &e->sc, NULL, e->base, LEASE, &turn));
 		snprintf(e->turns[i], ID_MAX, "%s", turn.id);
 		agent_turn_clear(&turn);
 	}
-	agent_rec_clear(&a);
 	run(e, turn_racer);
 	/* A heartbeat that was answered OK extended the lease past the sweep's time: the turn
 	 * must still be held. */

@@ -4,12 +4,10 @@
  * only record; the main thread asserts. */
 #include "conformance.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/agent.h"
 
 #define THREADS 8
 #define SESSIONS 40
@@ -22,17 +20,11 @@ struct srace {
 	char env[ID_MAX];
 	char agent[ID_MAX];
 	char ids[SESSIONS][ID_MAX];
-	pthread_barrier_t start;
 	int turns[THREADS];
 	char got[THREADS][SESSIONS][ID_MAX];
 	int extra[THREADS];
 	int errors[THREADS];
 	enum err last_error[THREADS];
-};
-
-struct slot {
-	struct srace *r;
-	int me;
 };
 
 static struct srace *srace_new(void **state, const char *prefix, int sessions, int64_t now)
@@ -43,53 +35,28 @@ static struct srace *srace_new(void **state, const char *prefix, int sessions, i
 	conf_tenant(r->c, prefix, &r->t);
 	r->sc = (struct session_scope){r->t.org, r->t.workspace, ""};
 	conf_env_id(r->c, &r->t, now, r->env);
-	json_t *b = json_pack("{s:s,s:s}", "name", "agent", "model", "model-r");
-	json_t *cfg = NULL;
-	struct errbuf eb;
-	assert_int_equal(ERR_OK, agent_from_create(b, &cfg, &eb));
-	json_decref(b);
-	struct agent_rec a;
-	assert_int_equal(ERR_OK, r->c->s->ops->agent_create(r->c->s, &r->t, cfg, now, &a));
-	json_decref(cfg);
-	snprintf(r->agent, sizeof(r->agent), "%s", a.id);
-	agent_rec_clear(&a);
+	conf_agent(r->c, &r->t, "agent", "model-r", now, r->agent);
 	for (int i = 0; i < sessions; i++) {
-		json_t *initial = json_pack("[{s:s,s:[{s:s,s:s}]}]", "type", "user.message", "content", "type", "text",
-					    "text", "go");
-		struct session_new n = {.environment_id = r->env, .agent_id = r->agent, .initial_events = initial};
 		struct session_rec s;
-		struct session_wake wake;
-		assert_int_equal(ERR_OK, r->c->s->ops->session_create(r->c->s, &r->t, &n, now + i, &s, &wake, &eb));
+		conf_session(r->c, &r->t, r->env, r->agent, "go", now + i, &s, NULL);
 		snprintf(r->ids[i], ID_MAX, "%s", s.id);
 		session_rec_clear(&s);
-		json_decref(initial);
 	}
-	pthread_barrier_init(&r->start, NULL, THREADS);
 	return r;
 }
 
-static void run(struct srace *r, void *(*fn)(void *))
+static void run(struct srace *r, conf_thread_fn fn)
 {
-	pthread_t th[THREADS];
-	struct slot slots[THREADS];
-	for (int i = 0; i < THREADS; i++) {
-		slots[i] = (struct slot){r, i};
-		assert_int_equal(0, pthread_create(&th[i], NULL, fn, &slots[i]));
-	}
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
-	pthread_barrier_destroy(&r->start);
+	conf_threads(THREADS, fn, r);
 	for (int i = 0; i < THREADS; i++) {
 		if (r->errors[i])
 			fail_msg("thread %d: %d verbs failed (last with error %d)", i, r->errors[i], r->last_error[i]);
 	}
 }
 
-static void *claimer(void *arg)
+static void claimer(void *arg, int me)
 {
-	struct srace *r = ((struct slot *)arg)->r;
-	int me = ((struct slot *)arg)->me;
-	pthread_barrier_wait(&r->start);
+	struct srace *r = arg;
 	for (int i = 0; i < SESSIONS * 2; i++) {
 		struct agent_turn turn;
 		enum err rc = r->c->s->ops->turn_claim(r->c->s, &r->sc, NULL, CONF_T0 + US(60) + i, US(600), &turn);
@@ -106,7 +73,6 @@ static void *claimer(void *arg)
 			r->extra[me]++;
 		agent_turn_clear(&turn);
 	}
-	return NULL;
 }
 
 static int by_id(const void *a, const void *b) { return strcmp(a, b); }
@@ -135,14 +101,11 @@ static void test_concurrent_turn_claims(void **state)
 	free(r);
 }
 
-static void *poster(void *arg)
+static void poster(void *arg, int me)
 {
-	struct srace *r = ((struct slot *)arg)->r;
-	int me = ((struct slot *)arg)->me;
-	pthread_barrier_wait(&r->start);
+	struct srace *r = arg;
 	for (int i = 0; i < POSTS; i++) {
-		json_t *evs = json_pack("[{s:s,s:[{s:s,s:s}]}]", "type", "user.message", "content", "type", "text", "text",
-					"more");
+		json_t *evs = conf_user_message("more");
 		json_t *stored = NULL;
 		struct session_wake wake;
 		struct errbuf eb;
@@ -155,7 +118,6 @@ static void *poster(void *arg)
 		json_decref(stored);
 		json_decref(evs);
 	}
-	return NULL;
 }
 
 static void test_concurrent_posts_all_land(void **state)

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/agent.h"
 
 #define LEASE US(30)
 #define MAX_ORGS 8
@@ -25,36 +24,15 @@ static void fx_init(struct fx *f, void **state, const char *prefix, const char *
 	f->c = *state;
 	conf_tenant(f->c, prefix, &f->t);
 	conf_env_id(f->c, &f->t, conf_tick(f->c, 1000), f->env);
-	json_t *b = json_pack("{s:s,s:s}", "name", "agent", "model", model);
-	json_t *cfg = NULL;
-	struct errbuf eb;
-	assert_int_equal(ERR_OK, agent_from_create(b, &cfg, &eb));
-	json_decref(b);
-	struct agent_rec a;
-	assert_int_equal(ERR_OK, f->c->s->ops->agent_create(f->c->s, &f->t, cfg, conf_tick(f->c, 1000), &a));
-	json_decref(cfg);
-	snprintf(f->agent, sizeof(f->agent), "%s", a.id);
-	agent_rec_clear(&a);
+	conf_agent(f->c, &f->t, "agent", model, conf_tick(f->c, 1000), f->agent);
 	f->sc = (struct session_scope){f->t.org, f->t.workspace, ""};
-}
-
-static json_t *user_message(const char *text)
-{
-	return json_pack("[{s:s,s:[{s:s,s:s}]}]", "type", "user.message", "content", "type", "text", "text", text);
 }
 
 /* A session of the fixture's agent; with a first message when `text`. */
 static void session_new(struct fx *f, const char *text, int64_t now, struct session_rec *out,
 			struct session_wake *wake)
 {
-	json_t *initial = text ? user_message(text) : NULL;
-	struct session_new n = {.environment_id = f->env, .agent_id = f->agent, .initial_events = initial};
-	struct errbuf eb = {{0}};
-	struct session_wake scratch;
-	enum err rc = f->c->s->ops->session_create(f->c->s, &f->t, &n, now, out, wake ? wake : &scratch, &eb);
-	if (rc)
-		fail_msg("session_create: %d %s", rc, eb.message);
-	json_decref(initial);
+	conf_session(f->c, &f->t, f->env, f->agent, text, now, out, wake);
 }
 
 /* The live work item of a session (none: id ""), found by enqueueing it again. */
@@ -250,7 +228,7 @@ static void test_session_events(void **state)
 	struct session_wake wake;
 	struct errbuf eb;
 	for (int i = 0; i < 4; i++) {
-		json_t *evs = user_message("more");
+		json_t *evs = conf_user_message("more");
 		assert_int_equal(ERR_OK, f.c->s->ops->session_post(f.c->s, &f.sc, r.id, evs, conf_tick(f.c, 1000), &stored,
 								 &wake, &eb));
 		assert_int_equal(1, json_array_size(stored));
@@ -356,7 +334,7 @@ static void test_session_close(void **state)
 	assert_int_equal(ERR_OK, f.c->s->ops->session_close(f.c->s, &f.sc, r.id, 0, conf_tick(f.c, 1000), &out, &wake));
 	assert_int_equal(at, out.archived_at);
 	session_rec_clear(&out);
-	json_t *evs = user_message("late"), *stored = NULL;
+	json_t *evs = conf_user_message("late"), *stored = NULL;
 	struct errbuf eb;
 	assert_int_equal(ERR_INVALID, f.c->s->ops->session_post(f.c->s, &f.sc, r.id, evs, conf_tick(f.c, 1), &stored, &wake, &eb));
 	assert_null(stored);

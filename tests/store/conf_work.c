@@ -9,21 +9,9 @@
 
 #define RECLAIM US(5)
 
-struct fx {
-	struct conf *c;
-	struct tenant t;
-	char env[ID_MAX];
-};
-
-static void fx_init(struct fx *f, void **state, const char *prefix)
-{
-	f->c = *state;
-	conf_tenant(f->c, prefix, &f->t);
-	conf_env_id(f->c, &f->t, conf_tick(f->c, 1000), f->env);
-}
 
 /* Enqueue and claim one item: its id, the token hash of the delivery. */
-static void delivered(struct fx *f, char id[ID_MAX], char tok[SECRET_HASH_HEX + 1])
+static void delivered(struct conf_fx *f, char id[ID_MAX], char tok[SECRET_HASH_HEX + 1])
 {
 	w_enqueue_ok(f->c, &f->t, f->env, conf_tick(f->c, 1000), id);
 	struct work_item w;
@@ -32,7 +20,7 @@ static void delivered(struct fx *f, char id[ID_MAX], char tok[SECRET_HASH_HEX + 
 	work_item_clear(&w);
 }
 
-static struct work_item get(struct fx *f, const char *id)
+static struct work_item get(struct conf_fx *f, const char *id)
 {
 	struct work_item w;
 	assert_int_equal(ERR_OK, w_get(f->c, &f->t, f->env, id, &w));
@@ -41,8 +29,8 @@ static struct work_item get(struct fx *f, const char *id)
 
 static void test_enqueue(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "enq");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "enq");
 	json_t *meta = json_pack("{s:s}", "k", "v");
 	struct work_item w, again;
 	int created = -1;
@@ -97,8 +85,8 @@ static void test_enqueue(void **state)
 
 static void test_lifecycle(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "life");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "life");
 	char id[ID_MAX], tok[SECRET_HASH_HEX + 1];
 	delivered(&f, id, tok);
 	struct work_item w = get(&f, id);
@@ -206,8 +194,8 @@ static void test_lifecycle(void **state)
  * (two deliveries) only a retry proven by the acking delivery's token is. */
 static void test_ack_retry(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "ack");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "ack");
 	char id[ID_MAX], tok[SECRET_HASH_HEX + 1];
 	delivered(&f, id, tok);
 	assert_int_equal(WORK_STARTING, w_ack(f.c, &f.t, f.env, id, conf_tick(f.c, 1000), NULL));
@@ -251,8 +239,8 @@ static void test_ack_retry(void **state)
 
 static void test_heartbeat_refusals(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "beat");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "beat");
 	char id[ID_MAX], tok[SECRET_HASH_HEX + 1];
 	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), id);
 	struct work_event_out res;
@@ -301,8 +289,8 @@ static void test_heartbeat_refusals(void **state)
 
 static void test_ttl_clamp(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "ttl");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "ttl");
 	char id[ID_MAX], tok[SECRET_HASH_HEX + 1];
 	delivered(&f, id, tok);
 	assert_int_equal(WORK_STARTING, w_ack(f.c, &f.t, f.env, id, conf_tick(f.c, 1000), NULL));
@@ -322,8 +310,8 @@ static void test_ttl_clamp(void **state)
 
 static void test_stop_paths(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "stop");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "stop");
 	/* T13: a queued item stops at once (stop_requested_at stays null), out of the queue. */
 	char q[ID_MAX];
 	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), q);
@@ -381,8 +369,8 @@ static void test_stop_paths(void **state)
 /* A caller holding a session token acts only while it is the item's current one. */
 static void test_session_token_checked(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "tok");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "tok");
 	char id[ID_MAX], tok[SECRET_HASH_HEX + 1], stranger[SECRET_HASH_HEX + 1];
 	delivered(&f, id, tok);
 	conf_token(stranger);
@@ -409,8 +397,8 @@ static void test_session_token_checked(void **state)
 
 static void test_get_and_scope(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "get");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "get");
 	char id[ID_MAX], env2[ID_MAX];
 	w_enqueue_ok(f.c, &f.t, f.env, conf_tick(f.c, 1000), id);
 	conf_env_id(f.c, &f.t, conf_tick(f.c, 1000), env2);
@@ -452,8 +440,8 @@ static void test_get_and_scope(void **state)
 /* T20: metadata in any state; null deletes; a bad patch changes nothing. */
 static void test_metadata(void **state)
 {
-	struct fx f;
-	fx_init(&f, state, "meta");
+	struct conf_fx f;
+	conf_fx_init(&f, state, "meta");
 	char id[ID_MAX], tok[SECRET_HASH_HEX + 1];
 	delivered(&f, id, tok);
 	assert_int_equal(WORK_STARTING, w_ack(f.c, &f.t, f.env, id, conf_tick(f.c, 1000), NULL));

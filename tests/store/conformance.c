@@ -3,10 +3,13 @@
 #include "conformance.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "model/agent.h"
 
 #define PG_POOL 8 /* more than one connection, so that concurrent verbs really race */
 
@@ -162,4 +165,82 @@ int conf_teardown(void **state)
 	}
 	free(c);
 	return 0;
+}
+
+/* --- shared fixtures ---------------------------------------------------------------- */
+
+void conf_fx_init(struct conf_fx *f, void **state, const char *prefix)
+{
+	f->c = *state;
+	conf_tenant(f->c, prefix, &f->t);
+	conf_env_id(f->c, &f->t, conf_tick(f->c, 1000), f->env);
+}
+
+void conf_agent(struct conf *c, const struct tenant *t, const char *name, const char *model, int64_t now,
+		char id[ID_MAX])
+{
+	json_t *b = json_pack("{s:s,s:s}", "name", name, "model", model);
+	json_t *cfg = NULL;
+	struct errbuf eb;
+	assert_int_equal(ERR_OK, agent_from_create(b, &cfg, &eb));
+	json_decref(b);
+	struct agent_rec a;
+	assert_int_equal(ERR_OK, c->s->ops->agent_create(c->s, t, cfg, now, &a));
+	json_decref(cfg);
+	snprintf(id, ID_MAX, "%s", a.id);
+	agent_rec_clear(&a);
+}
+
+json_t *conf_user_message(const char *text)
+{
+	json_t *m = json_pack("[{s:s,s:[{s:s,s:s}]}]", "type", "user.message", "content", "type", "text", "text", text);
+	assert_non_null(m);
+	return m;
+}
+
+void conf_session(struct conf *c, const struct tenant *t, const char *env, const char *agent, const char *text,
+		  int64_t now, struct session_rec *out, struct session_wake *wake)
+{
+	json_t *initial = text ? conf_user_message(text) : NULL;
+	struct session_new n = {.environment_id = env, .agent_id = agent, .initial_events = initial};
+	struct errbuf eb = {{0}};
+	struct session_wake scratch;
+	enum err rc = c->s->ops->session_create(c->s, t, &n, now, out, wake ? wake : &scratch, &eb);
+	json_decref(initial);
+	if (rc)
+		fail_msg("session_create: error %d: %s", rc, eb.message);
+}
+
+struct thread_arg {
+	conf_thread_fn fn;
+	void *ctx;
+	int me;
+	pthread_barrier_t *start;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_arg *a = p;
+	pthread_barrier_wait(a->start);
+	a->fn(a->ctx, a->me);
+	return NULL;
+}
+
+void conf_threads(int n, conf_thread_fn fn, void *ctx)
+{
+	pthread_t *th = calloc((size_t)n, sizeof(*th));
+	struct thread_arg *args = calloc((size_t)n, sizeof(*args));
+	pthread_barrier_t start;
+	assert_non_null(th);
+	assert_non_null(args);
+	pthread_barrier_init(&start, NULL, (unsigned)n);
+	for (int i = 0; i < n; i++) {
+		args[i] = (struct thread_arg){fn, ctx, i, &start};
+		assert_int_equal(0, pthread_create(&th[i], NULL, thread_main, &args[i]));
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&start);
+	free(th);
+	free(args);
 }

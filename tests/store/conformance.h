@@ -60,6 +60,28 @@ void conf_env(struct conf *c, const struct tenant *t, int self_hosted, int accou
 /* Its id only (the environment is cleared). */
 void conf_env_id(struct conf *c, const struct tenant *t, int64_t now, char id[ID_MAX]);
 
+/* A test's tenant and one self_hosted environment of it. */
+struct conf_fx {
+	struct conf *c;
+	struct tenant t;
+	char env[ID_MAX];
+};
+void conf_fx_init(struct conf_fx *f, void **state, const char *prefix);
+
+/* An agent of t named `name` serving `model`; asserts success; its id copied out. */
+void conf_agent(struct conf *c, const struct tenant *t, const char *name, const char *model, int64_t now,
+		char id[ID_MAX]);
+/* [{"type":"user.message","content":[{"type":"text","text":text}]}] (new reference). */
+json_t *conf_user_message(const char *text);
+/* A session of `agent` in `env`, with a first message when `text`; asserts success. wake
+ * may be NULL. */
+void conf_session(struct conf *c, const struct tenant *t, const char *env, const char *agent, const char *text,
+		  int64_t now, struct session_rec *out, struct session_wake *wake);
+
+/* Run fn(ctx, me) on n threads (me = 0..n-1) that all start at once (a barrier). */
+typedef void (*conf_thread_fn)(void *ctx, int me);
+void conf_threads(int n, conf_thread_fn fn, void *ctx);
+
 /* The SHA-256 hex of text (how every credential is stored). */
 void conf_hash(const char *text, char out[SECRET_HASH_HEX + 1]);
 /* A fresh token hash, unique within the process (thread-safe). */
