@@ -27,11 +27,28 @@ void app_sweep_leases(struct app *a)
 		atomic_fetch_add(&a->metrics.leases_expired, n_expired);
 		for (size_t i = 0; i < n_envs; i++) {
 			log_event(LOG_INFO, "leases_expired", "environment_id", env_ids[i], NULL);
-			waiters_wake(a->waiters, env_ids[i], 0);
+			app_wake(a, env_ids[i], 0);
 		}
 		if (n_expired < EXPIRE_BATCH)
 			return;
 	}
+}
+
+void app_wake(struct app *a, const char *key, size_t n)
+{
+	waiters_wake(a->waiters, key, n);
+	a->store->ops->publish(a->store, key, n);
+}
+
+/* Another node's wake (key NULL: its notifications may have been lost, look again at
+ * everything). */
+static void fleet_wake(void *arg, const char *key, size_t n)
+{
+	struct app *a = arg;
+	if (key)
+		waiters_wake(a->waiters, key, n);
+	else
+		waiters_wake_every(a->waiters);
 }
 
 /* wait/ suspends and resumes requests through these. */
@@ -98,6 +115,12 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 		snprintf(why, why_len, "out of memory");
 		return -1;
 	}
+	/* Other nodes' wakes reach this node's held polls and streams (a fleet); before the
+	 * first request, so that none parks unheard. */
+	if (store->ops->subscribe(store, fleet_wake, a)) {
+		snprintf(why, why_len, "cannot listen for other nodes' wake-ups");
+		return -1;
+	}
 	if (http_server_start(&cfg->http, app_dispatch, app_done, a, &a->http, &a->port, why, why_len))
 		return -1;
 	if (cfg->public_url && *cfg->public_url) {
@@ -136,6 +159,7 @@ void app_stop(struct app *a)
 	for (int i = 0; i < 2000 && atomic_load(&a->polls_active) > 0; i++)
 		usleep(1000);
 	http_server_stop(a->http);
+	a->store->ops->subscribe(a->store, NULL, NULL); /* no more deliveries into the waiters */
 	waiters_free(a->waiters);
 	seen_free(a->seen);
 	test_mode_free(a->test_mode);

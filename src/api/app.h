@@ -64,5 +64,8 @@ void app_stop(struct app *a);
  * environments that got items back. The sweeper calls it every sweep interval; the test
  * clock calls it at once after moving time. */
 void app_sweep_leases(struct app *a);
+/* Resume the held polls or streams waiting under key (n as waiters_wake's) on this node and,
+ * in a fleet, on every other node. After the commit that made them worth waking. */
+void app_wake(struct app *a, const char *key, size_t n);
 
 #endif

@@ -90,7 +90,7 @@ enum err env_delete(struct call *c)
 	if (rc)
 		return not_found(c, rc);
 	/* Polls held on the environment answer now (their claim finds it gone). */
-	waiters_wake(c->app->waiters, c->match.params[0], 0);
+	app_wake(c->app, c->match.params[0], 0);
 	struct buf body;
 	buf_init(&body, 4096);
 	struct jsonw w;

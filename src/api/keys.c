@@ -105,7 +105,7 @@ enum err env_key_revoke(struct call *c)
 	if (rc)
 		return errf(&c->eb, rc, "could not revoke the key");
 	/* Polls held with the revoked key answer 401 now (their claim checks the key). */
-	waiters_wake(c->app->waiters, c->match.params[0], 0);
+	app_wake(c->app, c->match.params[0], 0);
 	struct buf body;
 	buf_init(&body, 4096);
 	struct jsonw w;

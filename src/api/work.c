@@ -117,7 +117,7 @@ enum err work_enqueue(struct call *c)
 	}
 	if (created) {
 		atomic_fetch_add(&c->app->metrics.work_enqueued, 1);
-		waiters_wake(c->app->waiters, c->match.params[0], 1);
+		app_wake(c->app, c->match.params[0], 1);
 	}
 	reply_work(c, created ? 201 : 200, &w, NULL);
 	work_item_clear(&w);
@@ -284,7 +284,7 @@ static enum err item_event(struct call *c, enum work_event ev, const struct work
 	rc = c->app->store->ops->work_event(c->app->store, c->match.params[0], c->match.params[1], ev, in,
 					     session_hash, clock_lease_us(), w, &res);
 	if (res.requeued)
-		waiters_wake(c->app->waiters, c->match.params[0], 1);
+		app_wake(c->app, c->match.params[0], 1);
 	if (res_out)
 		*res_out = res;
 	if (rc == ERR_UNAUTHENTICATED)

@@ -22,7 +22,11 @@ struct sql_store {
 	 * than every position handed out before, in any process of the store. */
 	enum err (*queue_seq)(struct sql_store *s, int64_t now, int64_t *seq);
 	int64_t last_queue_seq; /* SQLite: the writer's own, under the group */
-	/* The backend's own close (after the driver's). */
+	/* Wake-ups between processes (store.h's subscribe/publish); NULL when the backend
+	 * has a single process. */
+	enum err (*subscribe)(struct sql_store *s, store_wake_fn fn, void *arg);
+	void (*publish)(struct sql_store *s, const char *key, size_t n);
+	/* The backend's own close (before the driver's). */
 	void (*backend_close)(struct sql_store *s);
 	void *backend;
 };

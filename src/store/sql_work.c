@@ -94,7 +94,7 @@ static enum err write_lease(struct sql_store *s, const struct work_item *w, int 
 		   " stop_requested_at = ?, stopped_at = ?, delivered_at = ?, delivery_count = ?,"
 		   " lease_expires_at = ?, ttl_seconds = ?, cycle_deliveries = ?, ack_proven = ?,"
 		   " queue_seq = CASE WHEN ? THEN created_at - ? ELSE queue_seq END,"
-		   " token_hash = CASE ? WHEN 0 THEN token_hash ELSE ? END"
+		   " token_hash = CASE WHEN ? = 0 THEN token_hash ELSE ? END"
 		   " WHERE id = ?");
 	if (!st)
 		return ERR_INTERNAL;

@@ -231,12 +231,22 @@ struct store_reset {
 
 struct store;
 
+typedef void (*store_wake_fn)(void *arg, const char *key, size_t n);
+
 struct store_ops {
 	int version; /* STORE_OPS_VERSION */
 	void (*close)(struct store *s);
 	enum err (*ping)(struct store *s);
 	/* The server-wide key that binds cursors (created on first open). */
 	void (*cursor_key)(struct store *s, unsigned char out[CURSOR_KEY_LEN]);
+	/* Wake-ups between the processes that share the store (a fleet on PostgreSQL; SQLite
+	 * has one, and these do nothing). subscribe: from now on, what other processes publish
+	 * reaches fn(arg, key, n), and key NULL means "look again at everything" (sent after a
+	 * lost notification connection); fn NULL stops the deliveries (it returns once none
+	 * is running). publish: after a commit, wake `key` elsewhere (n as
+	 * waiters_wake's). Neither ever blocks on the database. */
+	enum err (*subscribe)(struct store *s, store_wake_fn fn, void *arg);
+	void (*publish)(struct store *s, const char *key, size_t n);
 
 	/* API keys (operator side). */
 	enum err (*api_key_count)(struct store *s, int64_t *count);

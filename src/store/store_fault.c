@@ -50,6 +50,11 @@ static void f_close(struct store *s)
 	free(s);
 }
 static enum err f_ping(struct store *s) { return trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->ping(INNER(s)); }
+static enum err f_subscribe(struct store *s, store_wake_fn fn, void *arg)
+{
+	return INNER(s)->ops->subscribe(INNER(s), fn, arg);
+}
+static void f_publish(struct store *s, const char *key, size_t n) { INNER(s)->ops->publish(INNER(s), key, n); }
 static void f_cursor_key(struct store *s, unsigned char out[CURSOR_KEY_LEN]) { INNER(s)->ops->cursor_key(INNER(s), out); }
 static enum err f_api_key_count(struct store *s, int64_t *n) { return FORWARD_OUT(s, n, api_key_count, n); }
 static enum err f_api_key_create(struct store *s, const struct api_key *k, const char *h)
@@ -261,6 +266,8 @@ static const struct store_ops fault_ops = {
 	.close = f_close,
 	.ping = f_ping,
 	.cursor_key = f_cursor_key,
+	.subscribe = f_subscribe,
+	.publish = f_publish,
 	.api_key_count = f_api_key_count,
 	.api_key_create = f_api_key_create,
 	.api_key_list = f_api_key_list,

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "store/db_pg.h"
+#include "store/pg_bus.h"
 #include "store/sql_int.h"
 
 #define MIGRATION_LOCK 0x656e7669726f6e64LL /* "environd" */
@@ -151,21 +152,66 @@ static enum err queue_seq(struct sql_store *s, int64_t now, int64_t *seq)
 	return ERR_OK;
 }
 
+/* What the backend keeps besides the driver: the URL for the bus's own connection. */
+struct pg_backend {
+	char *url;
+	struct pg_bus *bus;
+};
+
+static enum err subscribe(struct sql_store *s, store_wake_fn fn, void *arg)
+{
+	struct pg_backend *b = s->backend;
+	if (!fn) {
+		pg_bus_stop(b->bus);
+		b->bus = NULL;
+		return ERR_OK;
+	}
+	if (b->bus)
+		return ERR_INVALID;
+	b->bus = pg_bus_start(b->url, fn, arg);
+	return b->bus ? ERR_OK : ERR_NOMEM;
+}
+
+static void publish(struct sql_store *s, const char *key, size_t n)
+{
+	struct pg_backend *b = s->backend;
+	pg_bus_publish(b->bus, key, n);
+}
+
+static void backend_close(struct sql_store *s)
+{
+	struct pg_backend *b = s->backend;
+	pg_bus_stop(b->bus);
+	free(b->url);
+	free(b);
+}
+
 enum err store_pg_open(const char *url, size_t pool, struct store **out, struct errbuf *eb)
 {
 	enum err rc = migrate(url, eb);
 	if (rc)
 		return rc;
 	struct sql_store *s = calloc(1, sizeof(*s));
-	if (!s)
+	struct pg_backend *b = calloc(1, sizeof(*b));
+	if (!s || !b || !(b->url = strdup(url))) {
+		free(b);
+		free(s);
 		return errf(eb, ERR_NOMEM, "store: out of memory");
+	}
 	s->db = db_pg_open(url, pool, eb);
 	if (!s->db) {
+		free(b->url);
+		free(b);
 		free(s);
 		return ERR_UNAVAILABLE;
 	}
+	s->backend = b;
 	s->queue_seq = queue_seq;
+	s->subscribe = subscribe;
+	s->publish = publish;
+	s->backend_close = backend_close;
 	if ((rc = sql_store_init(s, eb))) {
+		backend_close(s);
 		s->db->ops->close(s->db);
 		free(s);
 		return rc;
