@@ -335,6 +335,7 @@ enum err store_fault_wrap(struct store *inner, unsigned long every, struct store
 	if (!f)
 		return ERR_NOMEM;
 	f->base.ops = &fault_ops;
+	f->base.fleet = inner->fleet;
 	f->inner = inner;
 	f->every = every ? every : 1;
 	*out = &f->base;
