@@ -137,7 +137,7 @@ static PGconn *connect_listen(struct pg_bus *b)
 	PGconn *pg = db_pg_connect(b->url);
 	if (!pg || PQstatus(pg) != CONNECTION_OK || !exec_ok(pg, "LISTEN " CHANNEL)) {
 		if (pg)
-			log_event(LOG_WARN, "bus_connect_failed", "error", PQerrorMessage(pg), NULL);
+			log_event(LOG_WARN, "bus_connect_failed", "error", db_pg_message(pg), NULL);
 		PQfinish(pg);
 		return NULL;
 	}
@@ -204,7 +204,7 @@ static void *bus_main(void *arg)
 		atomic_store(&b->up, 0);
 		atomic_fetch_add(&b->epoch, 1);
 		if (!b->stopping) {
-			log_event(LOG_WARN, "bus_connection_lost", "error", PQerrorMessage(pg), NULL);
+			log_event(LOG_WARN, "bus_connection_lost", "error", db_pg_message(pg), NULL);
 			lost = 1;
 		}
 		PQfinish(pg);

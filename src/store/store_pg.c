@@ -94,7 +94,7 @@ static enum err migrate(const char *url, struct errbuf *eb)
 	PGconn *pg = db_pg_connect(url);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
 		enum err rc = errf(eb, ERR_UNAVAILABLE, "--db: cannot connect to PostgreSQL: %s",
-				   pg ? PQerrorMessage(pg) : "out of memory");
+				   pg ? db_pg_message(pg) : "out of memory");
 		PQfinish(pg);
 		return rc;
 	}
