@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/cred_cache.h"
 #include "api/dispatch.h"
+#include "api/poll_hint.h"
 #include "api/sessions.h"
 #include "api/test_mode.h"
 #include "common/clock.h"
@@ -27,10 +29,31 @@ void app_sweep_leases(struct app *a)
 		atomic_fetch_add(&a->metrics.leases_expired, n_expired);
 		for (size_t i = 0; i < n_envs; i++) {
 			log_event(LOG_INFO, "leases_expired", "environment_id", env_ids[i], NULL);
-			waiters_wake(a->waiters, env_ids[i], 0);
+			app_wake(a, env_ids[i], 0);
 		}
 		if (n_expired < EXPIRE_BATCH)
 			return;
+	}
+}
+
+void app_wake(struct app *a, const char *key, size_t n)
+{
+	waiters_wake(a->waiters, key, n);
+	a->store->ops->publish(a->store, key, n);
+}
+
+/* Another node's wake (key NULL: its notifications may have been lost, look again at
+ * everything). */
+static void fleet_wake(void *arg, const char *key, size_t n)
+{
+	struct app *a = arg;
+	if (key && strcmp(key, STORE_KEY_CREDENTIALS) == 0) {
+		cred_cache_clear(a->creds);
+	} else if (key) {
+		waiters_wake(a->waiters, key, n);
+	} else {
+		cred_cache_clear(a->creds);
+		waiters_wake_every(a->waiters);
 	}
 }
 
@@ -55,10 +78,35 @@ static void sweep_turns(struct app *a)
 	}
 }
 
+#define SEEN_FLUSH_US (5 * 1000000LL)
+#define SEEN_FLUSH_BATCH 512
+
+/* A fleet: write the workers this node saw polling to the store, for every node's stats. */
+static void flush_seen(struct app *a)
+{
+	static __thread struct seen_row rows[SEEN_FLUSH_BATCH];
+	static __thread struct worker_seen out[SEEN_FLUSH_BATCH];
+	for (int round = 0; round < 256; round++) {
+		size_t n = seen_take_dirty(a->seen, rows, SEEN_FLUSH_BATCH);
+		if (!n)
+			return;
+		int64_t now_mono = clock_mono_us(), now_lease = clock_lease_us();
+		for (size_t i = 0; i < n; i++) {
+			memcpy(out[i].environment_id, rows[i].env_id, sizeof(out[i].environment_id));
+			snprintf(out[i].worker, sizeof(out[i].worker), "%016llx", (unsigned long long)rows[i].worker_hash);
+			out[i].seen_at = now_lease - (now_mono - rows[i].last_mono);
+		}
+		if (a->store->ops->workers_seen(a->store, out, n, now_lease - SEEN_WINDOW_US))
+			return; /* the store is away: these sightings are dropped, the next ones will do */
+		if (n < SEEN_FLUSH_BATCH)
+			return;
+	}
+}
+
 static void *sweeper(void *arg)
 {
 	struct app *a = arg;
-	int64_t next_sweep = 0, next_collect = clock_mono_us() + 60 * 1000000LL;
+	int64_t next_sweep = 0, next_collect = clock_mono_us() + 60 * 1000000LL, next_flush = 0;
 	while (!atomic_load(&a->stopping)) {
 		int64_t now = clock_mono_us();
 		waiters_expire(a->waiters, now);
@@ -66,6 +114,10 @@ static void *sweeper(void *arg)
 			app_sweep_leases(a);
 			sweep_turns(a);
 			next_sweep = now + a->sweep_interval_us;
+		}
+		if (a->store->fleet && now >= next_flush) {
+			flush_seen(a);
+			next_flush = now + SEEN_FLUSH_US;
 		}
 		if (now >= next_collect) {
 			waiters_collect(a->waiters, now);
@@ -90,12 +142,20 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	static const struct waiter_hooks hooks = {app_suspend, app_resume};
 	a->waiters = waiters_new(cfg->max_held_polls, a->max_held_streams, &hooks);
 	a->seen = seen_new(cfg->max_workers_tracked);
+	a->creds = cred_cache_new(65536);
+	a->hints = poll_hint_new(65536);
 	if (cfg->test_mode && !(a->test_mode = test_mode_new())) {
 		snprintf(why, why_len, "out of memory");
 		return -1;
 	}
-	if (!a->waiters || !a->seen) {
+	if (!a->waiters || !a->seen || !a->creds || !a->hints) {
 		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
+	/* Other nodes' wakes reach this node's held polls and streams (a fleet); before the
+	 * first request, so that none parks unheard. */
+	if (store->ops->subscribe(store, fleet_wake, a)) {
+		snprintf(why, why_len, "cannot listen for other nodes' wake-ups");
 		return -1;
 	}
 	if (http_server_start(&cfg->http, app_dispatch, app_done, a, &a->http, &a->port, why, why_len))
@@ -136,7 +196,10 @@ void app_stop(struct app *a)
 	for (int i = 0; i < 2000 && atomic_load(&a->polls_active) > 0; i++)
 		usleep(1000);
 	http_server_stop(a->http);
+	a->store->ops->subscribe(a->store, NULL, NULL); /* no more deliveries into the waiters */
 	waiters_free(a->waiters);
 	seen_free(a->seen);
+	cred_cache_free(a->creds);
+	poll_hint_free(a->hints);
 	test_mode_free(a->test_mode);
 }

@@ -40,6 +40,8 @@ struct app {
 	struct store *store;
 	struct waiters *waiters;
 	struct seen *seen;        /* worker ids seen polling, per environment */
+	struct cred_cache *creds; /* environment keys resolved recently */
+	struct poll_hint *hints;  /* environments where a claim just found nothing */
 	unsigned char cursor_key[CURSOR_KEY_LEN];
 	char public_url[512];
 	struct http_server *http;
@@ -64,5 +66,8 @@ void app_stop(struct app *a);
  * environments that got items back. The sweeper calls it every sweep interval; the test
  * clock calls it at once after moving time. */
 void app_sweep_leases(struct app *a);
+/* Resume the held polls or streams waiting under key (n as waiters_wake's) on this node and,
+ * in a fleet, on every other node. After the commit that made them worth waking. */
+void app_wake(struct app *a, const char *key, size_t n);
 
 #endif

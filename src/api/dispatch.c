@@ -268,7 +268,7 @@ void app_done(void *arg, struct http_request *r, int reached_client)
 		if (a->store->ops->work_undeliver(a->store, c->delivered_work_id, c->delivered_token_hash) == ERR_OK) {
 			atomic_fetch_add(&a->metrics.work_undelivered, 1);
 			log_event(LOG_INFO, "work_undelivered", "work_id", c->delivered_work_id, NULL);
-			waiters_wake(a->waiters, c->delivered_env_id, 1);
+			app_wake(a, c->delivered_env_id, 1);
 		}
 	}
 	if (log_enabled(LOG_DEBUG)) {

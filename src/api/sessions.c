@@ -33,7 +33,7 @@ void sessions_wake_turns(struct app *a, const char *org)
 {
 	char key[WAITER_KEY_MAX];
 	sessions_turn_key(org, key);
-	waiters_wake(a->waiters, key, 0);
+	app_wake(a, key, 0);
 }
 
 void sessions_wake(struct app *a, const struct session_wake *w)
@@ -41,11 +41,11 @@ void sessions_wake(struct app *a, const struct session_wake *w)
 	if (w->events) {
 		char key[WAITER_KEY_MAX];
 		sessions_stream_key(w->session_id, key);
-		waiters_wake(a->waiters, key, 0);
+		app_wake(a, key, 0);
 	}
 	if (w->work_enqueued) {
 		atomic_fetch_add(&a->metrics.work_enqueued, 1);
-		waiters_wake(a->waiters, w->environment_id, 1);
+		app_wake(a, w->environment_id, 1);
 	}
 	if (w->turn_wanted && w->org[0])
 		sessions_wake_turns(a, w->org);

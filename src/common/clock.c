@@ -69,6 +69,13 @@ int64_t clock_lease_us(void)
 	return clock_mono_us() + atomic_load(&lease_delta);
 }
 
+void clock_lease_follow(int64_t ref_us, int64_t mono_mid_us)
+{
+	int64_t raw_mid = mono_mid_us - atomic_load_explicit(&advanced_us, memory_order_relaxed);
+	atomic_store(&lease_delta, ref_us - raw_mid);
+	atomic_store(&lease_anchored, 1);
+}
+
 void clock_test_advance(int64_t us) { atomic_fetch_add(&advanced_us, us); }
 
 void clock_test_step_wall(int64_t us) { atomic_fetch_add(&wall_step_us, us); }

@@ -22,6 +22,12 @@ int64_t clock_lease_us(void);
 /* Read the anchor now (a server calls it at start). */
 void clock_lease_anchor(void);
 
+/* Anchor lease time to another clock: `ref_us` is that clock's reading taken when this
+ * process's clock_mono_us() read `mono_mid_us`. A node of a fleet follows the database's
+ * clock this way, so that nodes need not agree on time; the test clock's advances still
+ * apply on top. */
+void clock_lease_follow(int64_t ref_us, int64_t mono_mid_us);
+
 /* Test seam of a running server: clock_test_advance() moves wall and monotonic time (and
  * so lease time) forward by `us`; clock_test_step_wall() steps the wall clock alone by
  * `us` (either sign), as an NTP step or an operator's `date -s` would. Both are offsets

@@ -97,7 +97,7 @@ static enum err write_lease(struct sql_store *s, const struct work_item *w, int 
 		   " stop_requested_at = ?, stopped_at = ?, delivered_at = ?, delivery_count = ?,"
 		   " lease_expires_at = ?, ttl_seconds = ?, cycle_deliveries = ?, ack_proven = ?,"
 		   " queue_seq = CASE WHEN ? THEN created_at - ? ELSE queue_seq END,"
-		   " token_hash = CASE WHEN ? THEN ? ELSE token_hash END"
+		   " token_hash = CASE WHEN ? = 0 THEN token_hash ELSE ? END"
 		   " WHERE id = ?");
 	if (!st)
 		return ERR_INTERNAL;
@@ -116,8 +116,7 @@ static enum err write_lease(struct sql_store *s, const struct work_item *w, int 
 	db_bind_i64(st, 12, l->ack_proven);
 	db_bind_i64(st, 13, requeue_at_head);
 	db_bind_i64(st, 14, HEAD_OFFSET);
-	/* A boolean condition, as for queue_seq: PostgreSQL types the parameter from it. */
-	db_bind_i64(st, 15, token == TOKEN_SET);
+	db_bind_i64(st, 15, token);
 	db_bind_text(st, 16, token_hash);
 	db_bind_text(st, 17, w->id);
 	int rc = db_step(st);

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "store/db_pg.h"
+#include "store/pg_bus.h"
 #include "store/sql_int.h"
 
 #define MIGRATION_LOCK 0x656e7669726f6e64LL /* "environd" */
@@ -69,6 +70,10 @@ static const char *const migrations[] = {
 	/* SQLite's instr(), which the shared SQL uses. */
 	"CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS INTEGER"
 	" LANGUAGE sql IMMUTABLE STRICT AS 'SELECT strpos(haystack, needle)';",
+	/* 2: workers seen polling, written by every node (workers_polling). */
+	"CREATE TABLE workers_seen(environment_id TEXT NOT NULL, worker TEXT NOT NULL, seen_at BIGINT NOT NULL,"
+	" PRIMARY KEY(environment_id, worker));"
+	"CREATE INDEX workers_seen_at ON workers_seen(seen_at);",
 };
 
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -89,7 +94,7 @@ static enum err migrate(const char *url, struct errbuf *eb)
 	PGconn *pg = db_pg_connect(url);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
 		enum err rc = errf(eb, ERR_UNAVAILABLE, "--db: cannot connect to PostgreSQL: %s",
-				   pg ? PQerrorMessage(pg) : "out of memory");
+				   pg ? db_pg_message(pg) : "out of memory");
 		PQfinish(pg);
 		return rc;
 	}
@@ -151,21 +156,92 @@ static enum err queue_seq(struct sql_store *s, int64_t now, int64_t *seq)
 	return ERR_OK;
 }
 
+/* What the backend keeps besides the driver: the URL for the bus's own connection. */
+struct pg_backend {
+	char *url;
+	struct pg_bus *bus;
+};
+
+static enum err subscribe(struct sql_store *s, store_wake_fn fn, void *arg)
+{
+	struct pg_backend *b = s->backend;
+	if (!fn) {
+		pg_bus_stop(b->bus);
+		b->bus = NULL;
+		return ERR_OK;
+	}
+	if (b->bus)
+		return ERR_INVALID;
+	b->bus = pg_bus_start(b->url, fn, arg);
+	return b->bus ? ERR_OK : ERR_NOMEM;
+}
+
+static void publish(struct sql_store *s, const char *key, size_t n)
+{
+	struct pg_backend *b = s->backend;
+	pg_bus_publish(b->bus, key, n);
+}
+
+static int wake_epoch(struct sql_store *s, uint64_t *epoch)
+{
+	struct pg_backend *b = s->backend;
+	if (!b->bus) {
+		*epoch = 0;
+		return -1;
+	}
+	return pg_bus_epoch(b->bus, epoch);
+}
+
+/* Transactional: PostgreSQL delivers it at the commit, to every listening node. The
+ * sender's id "-" is nobody's, so this node hears it too. */
+static enum err notify(struct sql_store *s, const char *key)
+{
+	char payload[160];
+	snprintf(payload, sizeof(payload), "-\n0 %s\n", key);
+	struct db_stmt *st = sql_stmt(s, "SELECT pg_notify('environd', ?)");
+	if (!st)
+		return ERR_INTERNAL;
+	db_bind_text(st, 1, payload);
+	return sql_err(s, db_step(st));
+}
+
+static void backend_close(struct sql_store *s)
+{
+	struct pg_backend *b = s->backend;
+	pg_bus_stop(b->bus);
+	free(b->url);
+	free(b);
+}
+
 enum err store_pg_open(const char *url, size_t pool, struct store **out, struct errbuf *eb)
 {
 	enum err rc = migrate(url, eb);
 	if (rc)
 		return rc;
 	struct sql_store *s = calloc(1, sizeof(*s));
-	if (!s)
+	struct pg_backend *b = calloc(1, sizeof(*b));
+	if (!s || !b || !(b->url = strdup(url))) {
+		free(b);
+		free(s);
 		return errf(eb, ERR_NOMEM, "store: out of memory");
+	}
 	s->db = db_pg_open(url, pool, eb);
 	if (!s->db) {
+		free(b->url);
+		free(b);
 		free(s);
 		return ERR_UNAVAILABLE;
 	}
+	s->backend = b;
+	s->base.fleet = 1;
 	s->queue_seq = queue_seq;
+	s->subscribe = subscribe;
+	s->publish = publish;
+	s->wake_epoch = wake_epoch;
+	s->notify = notify;
+	s->backend_close = backend_close;
 	if ((rc = sql_store_init(s, eb))) {
+		backend_close(s);
 		s->db->ops->close(s->db);
 		free(s);
 		return rc;
