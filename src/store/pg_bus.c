@@ -79,11 +79,16 @@ static void sync_clock(PGconn *pg)
 	PQclear(r);
 }
 
-/* Lines of "N KEY" after the sender's id on the first line. */
+/* Lines of "N KEY" after the sender's id on the first line. The id "-" is nobody's: a
+ * notification a transaction sent at its commit (a revocation) reaches every node. */
 static void deliver_payload(struct pg_bus *b, const char *payload)
 {
 	const char *nl = strchr(payload, '\n');
-	if (!nl || (size_t)(nl - payload) != strlen(b->node) || memcmp(payload, b->node, strlen(b->node)) == 0)
+	if (!nl)
+		return;
+	size_t id_len = (size_t)(nl - payload);
+	int anyone = id_len == 1 && payload[0] == '-';
+	if (!anyone && (id_len != strlen(b->node) || memcmp(payload, b->node, id_len) == 0))
 		return; /* ours, or not one of ours at all */
 	const char *p = nl + 1;
 	while (*p) {

@@ -151,7 +151,7 @@ int conf_teardown(void **state)
 		c->s->ops->close(c->s);
 	if (c->postgres) {
 		char sql[128];
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", c->dbname);
+		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", c->dbname);
 		pg_exec(getenv("ENVIROND_STORE_URL"), sql);
 	} else {
 		static const char *const files[] = {"environd.db", "environd.db-wal", "environd.db-shm",

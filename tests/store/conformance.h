@@ -135,6 +135,7 @@ int conf_group_queue(void);
 int conf_group_race(void);
 int conf_group_race_session(void);
 int conf_group_race_edit(void);
+int conf_group_fleet(void);
 int conf_group_agent(void);
 int conf_group_session(void);
 

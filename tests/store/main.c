@@ -1,5 +1,5 @@
 /* main.c - the store conformance suite's entry: every group, or those named on the
- * command line (keys env work queue race race-session race-edit agent session). The backend is the one
+ * command line (keys env work queue race race-session race-edit agent session fleet). The backend is the one
  * ENVIROND_STORE_URL names (see conformance.h). */
 #include "conformance.h"
 
@@ -16,6 +16,7 @@ static const struct {
 	{"keys", conf_group_keys},   {"env", conf_group_env},     {"work", conf_group_work},
 	{"queue", conf_group_queue}, {"race", conf_group_race},   {"race-session", conf_group_race_session},
 	{"race-edit", conf_group_race_edit}, {"agent", conf_group_agent}, {"session", conf_group_session},
+	{"fleet", conf_group_fleet},
 };
 
 int main(int argc, char **argv)
