@@ -181,19 +181,19 @@ static void test_env_delete(void **state)
 	assert_int_equal(WORK_STARTING, w_ack(c, &t, env, live, conf_tick(c, 1000), NULL));
 
 	/* Live work (starting, active, stopping) keeps the environment. */
-	assert_int_equal(ERR_HAS_LIVE_WORK, s->ops->env_delete(s, &t, env));
+	assert_int_equal(ERR_HAS_LIVE_WORK, e_delete(c, &t, env));
 	assert_int_equal(WORK_STOPPING, w_stop(c, &t, env, live, 0, conf_tick(c, 1000), NULL));
-	assert_int_equal(ERR_HAS_LIVE_WORK, s->ops->env_delete(s, &t, env));
+	assert_int_equal(ERR_HAS_LIVE_WORK, e_delete(c, &t, env));
 	assert_int_equal(WORK_STOPPED, w_stop(c, &t, env, live, 0, conf_tick(c, 1000), NULL));
 
 	struct tenant other;
 	conf_tenant(c, "del-other", &other);
-	assert_int_equal(ERR_NOT_FOUND, s->ops->env_delete(s, &other, env));
+	assert_int_equal(ERR_NOT_FOUND, e_delete(c, &other, env));
 	/* Queued and stopped work, and the keys, go with it. */
-	assert_int_equal(ERR_OK, s->ops->env_delete(s, &t, env));
+	assert_int_equal(ERR_OK, e_delete(c, &t, env));
 	struct environment e;
 	assert_int_equal(ERR_NOT_FOUND, s->ops->env_get(s, &t, env, &e));
-	assert_int_equal(ERR_NOT_FOUND, s->ops->env_delete(s, &t, env));
+	assert_int_equal(ERR_NOT_FOUND, e_delete(c, &t, env));
 	assert_int_equal(ERR_NOT_FOUND, w_get(c, &t, env, queued, &w));
 	assert_int_equal(ERR_NOT_FOUND, w_get(c, &t, env, live, &w));
 	struct credential cr;
@@ -232,7 +232,7 @@ static void test_env_tenancy(void **state)
 			DIRTY(out);
 			assert_int_equal(ERR_NOT_FOUND, s->ops->env_archive(s, x, ids[j], conf_tick(c, 1), &out));
 			assert_true(all_zero(&out, sizeof(out)));
-			assert_int_equal(ERR_NOT_FOUND, s->ops->env_delete(s, x, ids[j]));
+			assert_int_equal(ERR_NOT_FOUND, e_delete(c, x, ids[j]));
 		}
 		struct env_page p;
 		assert_int_equal(ERR_OK, s->ops->env_list(s, x, 1, NULL, 100, &p));
@@ -247,7 +247,7 @@ static void test_env_tenancy(void **state)
 	assert_true(all_zero(&out, sizeof(out)));
 	assert_int_equal(ERR_NOT_FOUND, s->ops->env_update(s, &other_acct, acct_env.id, b, conf_tick(c, 1), &out, &eb));
 	assert_int_equal(ERR_NOT_FOUND, s->ops->env_archive(s, &other_acct, acct_env.id, conf_tick(c, 1), &out));
-	assert_int_equal(ERR_NOT_FOUND, s->ops->env_delete(s, &other_acct, acct_env.id));
+	assert_int_equal(ERR_NOT_FOUND, e_delete(c, &other_acct, acct_env.id));
 	struct env_page p;
 	assert_int_equal(ERR_OK, s->ops->env_list(s, &other_acct, 1, NULL, 100, &p));
 	assert_int_equal(1, p.count);

@@ -38,7 +38,7 @@ static void expire(struct conf *c, int64_t now, size_t max, size_t want_expired,
 {
 	size_t n_expired = 99;
 	*n_envs = 99;
-	assert_int_equal(ERR_OK, c->s->ops->leases_expire(c->s, now, max, envs, n_envs, &n_expired));
+	assert_int_equal(ERR_OK, l_expire(c, now, max, envs, n_envs, &n_expired));
 	assert_int_equal(want_expired, n_expired);
 }
 

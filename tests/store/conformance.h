@@ -121,6 +121,10 @@ int w_beat(struct conf *c, const struct tenant *t, const char *env, const char *
 int w_stop(struct conf *c, const struct tenant *t, const char *env, const char *id, int force, int64_t now,
 	   enum err *rc);
 
+/* leases_expire: the environments that got items back in the queue as ids (room for max). */
+enum err l_expire(struct conf *c, int64_t now, size_t max, char (*envs)[ID_MAX], size_t *n_envs, size_t *n_expired);
+enum err e_delete(struct conf *c, const struct tenant *t, const char *env);
+
 enum err k_create(struct conf *c, const struct tenant *t, const char *env, const char *name, const char *hash,
 		  int64_t now, struct env_key *out);
 enum err k_list(struct conf *c, const struct tenant *t, const char *env, const struct cursor *after, size_t limit,

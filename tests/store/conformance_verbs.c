@@ -1,6 +1,7 @@
-/* conformance_verbs.c - the one place the suite calls the work and environment-key
- * verbs: their signatures are the ones expected to change (the caller's tenant checked
- * inside the verb's transaction), and only this file follows them. */
+/* conformance_verbs.c - the one place the suite calls the work and environment-key verbs,
+ * env_delete and leases_expire: their signatures are the ones expected to change (the
+ * caller's tenant checked inside the verb's transaction, what to wake reported), and
+ * only this file follows them. */
 #include "conformance.h"
 
 #include <stdio.h>
@@ -142,4 +143,14 @@ enum err k_revoke(struct conf *c, const struct tenant *t, const char *env, const
 {
 	(void)t;
 	return c->s->ops->env_key_revoke(c->s, env, key_id);
+}
+
+enum err l_expire(struct conf *c, int64_t now, size_t max, char (*envs)[ID_MAX], size_t *n_envs, size_t *n_expired)
+{
+	return c->s->ops->leases_expire(c->s, now, max, envs, n_envs, n_expired);
+}
+
+enum err e_delete(struct conf *c, const struct tenant *t, const char *env)
+{
+	return c->s->ops->env_delete(c->s, t, env);
 }
