@@ -194,12 +194,88 @@ static void test_concurrent_enqueue_one_live_item(void **state)
 	race_free(r);
 }
 
+/* Half the threads heartbeat every item just before its lease runs out, the other half
+ * sweep expired leases at the moment it would have run out: a heartbeat that was answered
+ * renewed the lease, and the sweep must not requeue the item after it. Each round races
+ * its own items (the sweep takes them all in one batch: a wide window), from `first`. */
+#define LEASE_S 30
+#define LEASED 80
+#define LEASE_ROUNDS 3
+struct lease_race {
+	struct race *r;
+	int first;
+	int64_t end; /* when every lease of the round runs out */
+};
+
+static void lease_racer(void *arg, int me)
+{
+	struct lease_race *l = arg;
+	struct race *r = l->r;
+	if (me % 2 == 0) {
+		for (int i = l->first + me / 2; i < l->first + LEASED; i += THREADS / 2) {
+			enum err rc;
+			int st = w_beat(r->c, &r->t, r->env, r->ids[i], WORK_EXPECT_OMITTED, 0, LEASE_S, l->end - 1, NULL, &rc);
+			if (st == WORK_ACTIVE)
+				__atomic_store_n(&r->wins[i], 1, __ATOMIC_SEQ_CST);
+			else if (rc != ERR_CONFLICT) /* already swept back to the queue: T12 */
+				r->errors[me]++;
+		}
+	} else {
+		char(*envs)[ID_MAX] = calloc(LEASED, ID_MAX);
+		for (int i = 0; envs && i < 8; i++) {
+			size_t n_envs, n_expired;
+			if (l_expire(r->c, l->end, LEASED, envs, &n_envs, &n_expired))
+				r->errors[me]++;
+		}
+		free(envs);
+	}
+}
+
+static void test_heartbeat_never_undone_by_lease_sweep(void **state)
+{
+	struct race *r = race_new(state, "sweep");
+	for (int round = 0; round < LEASE_ROUNDS; round++) {
+		int64_t base = CONF_T0 + round * US(1000);
+		struct lease_race l = {r, round * LEASED, base + US(100) + US(LEASE_S)};
+		for (int i = l.first; i < l.first + LEASED; i++) {
+			w_enqueue_ok(r->c, &r->t, r->env, base + i, r->ids[i]);
+			struct work_item w;
+			assert_int_equal(ERR_OK, w_claim(r->c, &r->t, r->env, NULL, US(3600), base + US(50) + i, &w, NULL));
+			assert_string_equal(r->ids[i], w.id);
+			work_item_clear(&w);
+			assert_int_equal(WORK_STARTING, w_ack(r->c, &r->t, r->env, r->ids[i], base + US(60), NULL));
+			/* Every lease of the round ends at the same time. */
+			assert_int_equal(WORK_ACTIVE, w_beat(r->c, &r->t, r->env, r->ids[i], WORK_EXPECT_NONE, 0, LEASE_S,
+							    base + US(100), NULL, NULL));
+		}
+		conf_threads(THREADS, lease_racer, &l);
+		for (int i = 0; i < THREADS; i++)
+			assert_int_equal(0, r->errors[i]);
+		for (int i = l.first; i < l.first + LEASED; i++) {
+			if (!r->wins[i])
+				continue;
+			struct work_item w;
+			assert_int_equal(ERR_OK, w_get(r->c, &r->t, r->env, r->ids[i], &w));
+			int now_state = w.lease.state;
+			work_item_clear(&w);
+			if (now_state != WORK_ACTIVE)
+				fail_msg("work %s was renewed by a heartbeat, then requeued by the sweep (state %d)", r->ids[i],
+					 now_state);
+		}
+		/* Out of the next round's way: what is still active stops. */
+		for (int i = l.first; i < l.first + LEASED; i++)
+			w_stop(r->c, &r->t, r->env, r->ids[i], 1, l.end + 1, NULL);
+	}
+	race_free(r);
+}
+
 int conf_group_race(void)
 {
 	const struct CMUnitTest tests[] = {
 		CONF_TEST(test_concurrent_claims_deliver_once),
 		CONF_TEST(test_concurrent_acks_one_wins),
 		CONF_TEST(test_concurrent_enqueue_one_live_item),
+		CONF_TEST(test_heartbeat_never_undone_by_lease_sweep),
 	};
 	return cmocka_run_group_tests_name("store conformance: concurrency", tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #define EDITS 4
 #define ENV_EDITS (METADATA_MAX_KEYS / THREADS) /* every key fits the limit */
 #define TURNS 40
+#define TURN_ROUNDS 3
 #define LEASE US(30)
 
 struct edit {
@@ -133,10 +134,11 @@ static void turn_racer(void *arg, int me)
 				failed(e, me, rc);
 		}
 	} else {
-		for (int i = 0; i < TURNS; i++) {
-			char orgs[4][TENANT_NAME_MAX + 1];
+		/* One batch takes every turn: a wide window between its read and its writes. */
+		for (int i = 0; i < 8; i++) {
+			char orgs[TURNS][TENANT_NAME_MAX + 1];
 			size_t n_orgs, n_expired;
-			enum err rc = e->c->s->ops->turns_expire(e->c->s, e->base + LEASE, 4, orgs, &n_orgs, &n_expired);
+			enum err rc = e->c->s->ops->turns_expire(e->c->s, e->base + LEASE, TURNS, orgs, &n_orgs, &n_expired);
 			if (rc)
 				failed(e, me, rc);
 		}
@@ -148,39 +150,43 @@ static void test_turn_heartbeat_never_undone_by_sweep(void **state)
 	struct edit *e = calloc(1, sizeof(*e));
 	assert_non_null(e);
 	e->c = *state;
-	conf_tenant(e->c, "turnbeat", &e->t);
-	e->sc = (struct session_scope){e->t.org, e->t.workspace, ""};
-	char env[ID_MAX];
-	conf_env_id(e->c, &e->t, CONF_T0, env);
-	char agent[ID_MAX];
-	conf_agent(e->c, &e->t, "agent", "model-a", CONF_T0, agent);
-	e->base = CONF_T0 + US(1);
-	char sessions[TURNS][ID_MAX];
-	for (int i = 0; i < TURNS; i++) {
-		struct session_rec s;
-		conf_session(e->c, &e->t, env, agent, "go", CONF_T0 + i, &s, NULL);
-		snprintf(sessions[i], ID_MAX, "%s", s.id);
-		session_rec_clear(&s);
-		struct agent_turn turn;
-		assert_int_equal(ERR_OK, e->c->s->ops->turn_claim(e->c->s, &e->sc, NULL, e->base, LEASE, &turn));
-		snprintf(e->turns[i], ID_MAX, "%s", turn.id);
-		agent_turn_clear(&turn);
-	}
-	run(e, turn_racer);
-	/* A heartbeat that was answered OK extended the lease past the sweep's time: the turn
-	 * must still be held. */
-	for (int i = 0; i < TURNS; i++) {
-		if (!e->beat_ok[i])
-			continue;
-		struct session_rec s;
-		int found = 0;
-		for (int j = 0; j < TURNS && !found; j++) {
-			assert_int_equal(ERR_OK, e->c->s->ops->session_get(e->c->s, &e->sc, sessions[j], &s));
-			found = strcmp(s.state.turn_id, e->turns[i]) == 0;
+	/* Rounds of their own turns (a tenant each), each checked before the next. */
+	for (int round = 0; round < TURN_ROUNDS; round++) {
+		int64_t t0 = CONF_T0 + round * US(1000);
+		conf_tenant(e->c, "turnbeat", &e->t);
+		e->sc = (struct session_scope){e->t.org, e->t.workspace, ""};
+		char env[ID_MAX], agent[ID_MAX];
+		conf_env_id(e->c, &e->t, t0, env);
+		conf_agent(e->c, &e->t, "agent", "model-a", t0, agent);
+		e->base = t0 + US(1);
+		memset(e->beat_ok, 0, sizeof(e->beat_ok));
+		char sessions[TURNS][ID_MAX];
+		for (int i = 0; i < TURNS; i++) {
+			struct session_rec s;
+			conf_session(e->c, &e->t, env, agent, "go", t0 + i, &s, NULL);
+			snprintf(sessions[i], ID_MAX, "%s", s.id);
 			session_rec_clear(&s);
+			struct agent_turn turn;
+			assert_int_equal(ERR_OK, e->c->s->ops->turn_claim(e->c->s, &e->sc, NULL, e->base, LEASE, &turn));
+			snprintf(e->turns[i], ID_MAX, "%s", turn.id);
+			agent_turn_clear(&turn);
 		}
-		if (!found)
-			fail_msg("turn %s was extended by a heartbeat, then taken by the sweep", e->turns[i]);
+		run(e, turn_racer);
+		/* A heartbeat that was answered OK extended the lease past the sweep's time: the
+		 * turn must still be held. */
+		for (int i = 0; i < TURNS; i++) {
+			if (!e->beat_ok[i])
+				continue;
+			struct session_rec s;
+			int found = 0;
+			for (int j = 0; j < TURNS && !found; j++) {
+				assert_int_equal(ERR_OK, e->c->s->ops->session_get(e->c->s, &e->sc, sessions[j], &s));
+				found = strcmp(s.state.turn_id, e->turns[i]) == 0;
+				session_rec_clear(&s);
+			}
+			if (!found)
+				fail_msg("turn %s was extended by a heartbeat, then taken by the sweep", e->turns[i]);
+		}
 	}
 	free(e);
 }
