@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/encode.h"
+#include "api/work_wake.h"
 #include "common/clock.h"
 #include "common/jsonw.h"
 
@@ -86,11 +87,12 @@ enum err env_archive(struct call *c)
 
 enum err env_delete(struct call *c)
 {
-	enum err rc = c->app->store->ops->env_delete(c->app->store, &c->tenant, c->match.params[0]);
+	struct work_wake wake;
+	enum err rc = c->app->store->ops->env_delete(c->app->store, &c->tenant, c->match.params[0], &wake);
 	if (rc)
 		return not_found(c, rc);
-	/* Polls held on the environment answer now (their claim finds it gone). */
-	waiters_wake(c->app->waiters, c->match.params[0], 0);
+	/* Polls held on the environment answer now (their claim finds the key gone). */
+	work_wake_polls(c->app, &wake);
 	struct buf body;
 	buf_init(&body, 4096);
 	struct jsonw w;

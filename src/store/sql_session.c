@@ -206,8 +206,13 @@ static enum err create_job(struct sql_store *s, void *arg)
 	struct sess_ctx c_ = *(struct sess_ctx *)arg, *c = &c_;
 	struct session_rec *r = c->out;
 	memset(r, 0, sizeof(*r));
+	/* The environment takes a new session now, in this transaction (FOR SHARE: an archive
+	 * or a delete of it waits for this job, or this job sees it). */
+	enum err rc = sql_env_require(s, c->t, c->n->environment_id, ENV_FOR_SESSION, ENV_LOCK_SHARE, c->eb);
+	if (rc)
+		return rc;
 	struct agent_rec a;
-	enum err rc = sql_agent_load(s, c->t->org, c->t->workspace, c->n->agent_id, c->n->agent_version, &a);
+	rc = sql_agent_load(s, c->t->org, c->t->workspace, c->n->agent_id, c->n->agent_version, &a);
 	if (rc == ERR_NOT_FOUND)
 		return c->n->agent_version
 			       ? errf(c->eb, ERR_INVALID, "agent: agent %.64s has no version %lld", c->n->agent_id,

@@ -54,14 +54,42 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Enqueue one item of env "env_d" and return its id in `id`. */
+static const struct tenant TENANT = {"org_d", "acct_d", "ws_d"};
+/* The id of the fixture's self_hosted environment (created by env_d()). */
+static char ENV_D[ID_MAX];
+
+/* Create the self_hosted environment the items go into, once per store. */
+static const char *env_d(struct store *s)
+{
+	struct env_fields f;
+	struct errbuf eb;
+	json_t *body = json_pack("{s:s, s:{s:s}}", "name", "decode", "config", "type", "self_hosted");
+	assert_non_null(body);
+	assert_int_equal(ERR_OK, env_parse_create(body, &f, &eb));
+	json_decref(body);
+	struct environment e;
+	enum err rc = s->ops->env_create(s, &TENANT, &f, T0, &e);
+	env_fields_clear(&f);
+	if (rc == ERR_NAME_TAKEN)
+		return ENV_D;
+	assert_int_equal(ERR_OK, rc);
+	snprintf(ENV_D, sizeof(ENV_D), "%s", e.id);
+	environment_clear(&e);
+	return ENV_D;
+}
+
+/* Enqueue one item of the fixture's environment and return its id in `id`. */
 static void enqueue(struct store *s, const char *session, char id[ID_MAX])
 {
 	json_t *meta = json_object();
 	assert_non_null(meta);
 	struct work_item w;
+	struct work_wake wake;
 	int created = 0;
-	assert_int_equal(ERR_OK, s->ops->work_enqueue(s, "env_d", "session", session, meta, T0, &w, &created));
+	assert_int_equal(ERR_OK, s->ops->work_enqueue(s, &TENANT, env_d(s), "session", session, meta, T0, &w, &created,
+						      &wake, NULL));
+	assert_int_equal(1, wake.claimable);
+	assert_string_equal(ENV_D, wake.environment_id);
 	json_decref(meta);
 	assert_int_equal(1, created);
 	snprintf(id, ID_MAX, "%s", w.id);
@@ -86,17 +114,18 @@ static void tamper(struct fixture *f, const char *sql, const char *id)
 static void expect_unreadable(struct store *s, const char *id)
 {
 	struct work_item w;
-	assert_int_equal(ERR_INTERNAL, s->ops->work_get(s, "env_d", id, &w));
+	assert_int_equal(ERR_INTERNAL, s->ops->work_get(s, &TENANT, ENV_D, id, &w, NULL));
 	assert_null(w.metadata);
 	struct work_page page;
-	assert_int_equal(ERR_INTERNAL, s->ops->work_list(s, "env_d", NULL, 20, &page));
+	assert_int_equal(ERR_INTERNAL, s->ops->work_list(s, &TENANT, ENV_D, NULL, 20, &page, NULL));
 	assert_int_equal(0, page.count);
 	assert_null(page.items);
 	struct work_event_out res;
 	for (int ev = 0; ev < WORK_EVENT__COUNT; ev++) {
 		struct work_input in = {0};
 		assert_int_equal(ERR_INTERNAL,
-				 s->ops->work_event(s, "env_d", id, (enum work_event)ev, &in, NULL, T0 + S(1), &w, &res));
+				 s->ops->work_event(s, &TENANT, ENV_D, id, (enum work_event)ev, &in, NULL, T0 + S(1), &w,
+						    &res, NULL));
 		assert_null(w.metadata);
 	}
 }
@@ -139,19 +168,26 @@ static void test_sweeper_skips_a_corrupt_row(void **state)
 	struct work_event_out res;
 	for (int i = 0; i < 2; i++) {
 		snprintf(claim.token_hash, sizeof(claim.token_hash), "%064d", i);
-		assert_int_equal(ERR_OK, f->s->ops->work_claim(f->s, "env_d", &claim, T0, &w));
+		assert_int_equal(ERR_OK, f->s->ops->work_claim(f->s, &TENANT, ENV_D, &claim, T0, &w, NULL));
 		char id[ID_MAX];
 		snprintf(id, sizeof(id), "%s", w.id);
 		work_item_clear(&w);
-		assert_int_equal(ERR_OK, f->s->ops->work_event(f->s, "env_d", id, WORK_EV_ACK, NULL, NULL, T0, &w, &res));
+		assert_int_equal(ERR_OK,
+				 f->s->ops->work_event(f->s, &TENANT, ENV_D, id, WORK_EV_ACK, NULL, NULL, T0, &w, &res, NULL));
 		work_item_clear(&w);
 	}
 	tamper(f, "UPDATE work SET state = 77 WHERE id = ?", bad);
-	char envs[8][ID_MAX];
-	size_t n_envs = 0, n_expired = 0;
-	assert_int_equal(ERR_OK, f->s->ops->leases_expire(f->s, T0 + S(WORK_TTL_DEFAULT_S), 8, envs, &n_envs, &n_expired));
+	struct work_wake wakes[8];
+	size_t n_wakes = 0, n_expired = 0;
+	assert_int_equal(ERR_OK,
+			 f->s->ops->leases_expire(f->s, T0 + S(WORK_TTL_DEFAULT_S), 8, wakes, &n_wakes, &n_expired));
 	assert_int_equal(1, n_expired);
-	assert_int_equal(ERR_OK, f->s->ops->work_get(f->s, "env_d", good, &w));
+	/* The good item is claimable again in its environment: one wake names it. */
+	assert_int_equal(1, n_wakes);
+	assert_string_equal(ENV_D, wakes[0].environment_id);
+	assert_int_equal(1, wakes[0].claimable);
+	assert_int_equal(0, wakes[0].recheck);
+	assert_int_equal(ERR_OK, f->s->ops->work_get(f->s, &TENANT, ENV_D, good, &w, NULL));
 	assert_int_equal(WORK_QUEUED, w.lease.state);
 	work_item_clear(&w);
 }

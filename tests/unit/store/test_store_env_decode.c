@@ -117,7 +117,8 @@ static void expect_unreadable(struct store *s, const char *id)
 	json_decref(body);
 	int rc_archive = s->ops->env_archive(s, &TENANT, id, T0 + S(2), &e);
 	int archive_zeroed = zeroed(&e);
-	int rc_delete = s->ops->env_delete(s, &TENANT, id);
+	struct work_wake wake;
+	int rc_delete = s->ops->env_delete(s, &TENANT, id, &wake);
 	struct env_page page;
 	int rc_list = s->ops->env_list(s, &TENANT, 1, NULL, 20, &page);
 
