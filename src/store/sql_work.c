@@ -48,8 +48,9 @@ static enum err read_work(struct db_stmt *st, struct work_item *w)
 	db_col_copy(st, 2, w->data_type, sizeof(w->data_type));
 	db_col_copy(st, 3, w->data_id, sizeof(w->data_id));
 	struct work_lease *l = &w->lease;
-	int state = db_col_int(st, 4);
-	if (!work_state_name((enum work_state)state))
+	/* Read whole: a stored 2^32 must not pass as 0 (queued) through a narrowing. */
+	int64_t state = db_col_i64(st, 4);
+	if (db_col_type(st, 4) != DB_INT || state < 0 || state >= WORK_STATE__COUNT)
 		return corrupt_row(w, "unknown state");
 	l->state = (enum work_state)state;
 	if (strcmp(w->data_type, "session") != 0 && strcmp(w->data_type, "healthcheck") != 0)

@@ -136,7 +136,10 @@ static void test_unknown_state(void **state)
 	char id[ID_MAX];
 	enqueue(f->s, "sesn_state", id);
 	const char *bad[] = {"UPDATE work SET state = 5 WHERE id = ?", "UPDATE work SET state = -1 WHERE id = ?",
-			     "UPDATE work SET state = 2147483647 WHERE id = ?"};
+			     "UPDATE work SET state = 2147483647 WHERE id = ?",
+			     /* 2^32 and 2^32 + 2 narrow to 0 (queued) and 2 (active) as a C int. */
+			     "UPDATE work SET state = 4294967296 WHERE id = ?", "UPDATE work SET state = 4294967298 WHERE id = ?",
+			     "UPDATE work SET state = 'queued' WHERE id = ?"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		tamper(f, bad[i], id);
 		expect_unreadable(f->s, id);
@@ -154,6 +157,34 @@ static void test_bad_metadata_and_type(void **state)
 		enqueue(f->s, session, id);
 		tamper(f, bad[i], id);
 		expect_unreadable(f->s, id);
+	}
+}
+
+/* A session's status is stored as a number too: one this build does not know is a 500,
+ * never read as another status. */
+static void test_session_unknown_status(void **state)
+{
+	struct fixture *f = *state;
+	const char *id = "sesn_decode";
+	tamper(f,
+	       "INSERT INTO sessions(id, org, workspace, account, environment_id, agent_id, agent, model_id, title,"
+	       " metadata, status, awaiting_turn, awaiting_since, turn_id, turn_expires_at, pending, required, last_seq,"
+	       " archived_at, deleted_at, created_at, updated_at) VALUES(?, 'org_d', 'ws_d', 'acct_d', 'env_none',"
+	       " 'agent_x', '{}', 'm', 'null', '{}', 1, 0, 0, '', 0, '{}', '[]', 0, 0, 0, 1, 1)",
+	       id);
+	const struct session_scope sc = {.org = "org_d", .workspace = "", .environment_id = ""};
+	struct session_rec r;
+	assert_int_equal(ERR_OK, f->s->ops->session_get(f->s, &sc, id, &r));
+	assert_int_equal(SESSION_RUNNING, r.state.status);
+	session_rec_clear(&r);
+	const char *bad[] = {"UPDATE sessions SET status = 4 WHERE id = ?", "UPDATE sessions SET status = -1 WHERE id = ?",
+			     "UPDATE sessions SET status = 4294967296 WHERE id = ?",
+			     "UPDATE sessions SET status = 'idle' WHERE id = ?"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tamper(f, bad[i], id);
+		assert_int_equal(ERR_INTERNAL, f->s->ops->session_get(f->s, &sc, id, &r));
+		assert_null(r.agent);
+		assert_null(r.metadata);
 	}
 }
 
@@ -197,6 +228,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unknown_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_metadata_and_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_unknown_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweeper_skips_a_corrupt_row, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
