@@ -330,9 +330,14 @@ static void test_undeliver(void **state)
 	snprintf(other, sizeof(other), "%064d", 8);
 	assert_int_equal(ERR_NOT_FOUND, s->ops->work_undeliver(s, item, other, T0 + 2, &wake));
 	assert_string_equal("", wake.environment_id);
+	struct credential cred;
+	assert_int_equal(ERR_OK, s->ops->credential_find(s, CRED_SESSION, claim.token_hash, T0 + 2, &cred));
+	assert_string_equal(item, cred.work_id);
 	assert_int_equal(ERR_OK, s->ops->work_undeliver(s, item, claim.token_hash, T0 + 2, &wake));
 	assert_string_equal(id, wake.environment_id);
 	assert_int_equal(1, wake.claimable);
+	/* The undone delivery's token died with it. */
+	assert_int_equal(ERR_UNAUTHENTICATED, s->ops->credential_find(s, CRED_SESSION, claim.token_hash, T0 + 2, &cred));
 	/* Undone once: again is nothing to undo. The item is fresh: claimable at once. */
 	assert_int_equal(ERR_NOT_FOUND, s->ops->work_undeliver(s, item, claim.token_hash, T0 + 3, &wake));
 	struct work_stats st;
