@@ -8,12 +8,16 @@
  * A verb that acts on an environment's work or keys takes the caller's tenant and checks,
  * in its own transaction, what the API would otherwise check in an earlier one: the
  * environment is visible to the tenant (else ERR_NOT_FOUND), self_hosted (else
- * ERR_INVALID) and, for verbs that add work, not archived (ERR_ENV_ARCHIVED). Verbs that
- * write load the environment row with " FOR SHARE", env_update/env_archive/env_delete
- * with " FOR UPDATE", so that an archive or a delete and a write in the environment are
- * serialized on a backend that runs them concurrently. Such a refusal comes with its
- * client message in `eb` (SPEC's wording, naming the environment); a refusal the verb
- * leaves unworded (an item not found, a store failure) leaves `eb` as it was.
+ * ERR_INVALID) and, for verbs that add work or a session, not archived (ERR_ENV_ARCHIVED;
+ * ERR_INVALID for a session). The verbs that write in an environment (work_enqueue,
+ * work_claim, work_event, work_update_metadata, env_key_create, env_key_revoke,
+ * session_create) load its row with " FOR SHARE" and env_update/env_archive/env_delete
+ * with " FOR UPDATE", so that on a backend that runs them concurrently an archive or a
+ * delete and a write in the environment are serialized: the write commits first (and a
+ * delete takes what it wrote along) or it sees the archive or the delete. Such a refusal
+ * comes with its client message in `eb` (the route's wording, naming the environment);
+ * any other error (an item not found, a model refusal, a store failure) leaves `eb` as
+ * it was, for the caller to word.
  *
  * Verbs never wake anything: a verb whose commit lets held polls make progress says so in
  * a struct work_wake (or struct session_wake), and the caller wakes from that. A backend
@@ -148,13 +152,17 @@ struct work_beat {
 	int32_t ttl_seconds;
 };
 
-/* What a work event reports besides the item. */
+/* What a work event reports besides the item. Filled on success and on the model's
+ * refusal of the event (what happened on the way was committed); zeroed on any other
+ * error. */
 struct work_event_out {
 	struct work_beat beat; /* HEARTBEAT: the reply (also on ERR_HEARTBEAT_PRECONDITION) */
-	int requeued;          /* the lease had run out: the item went back to the queue first
-				* (T18), whatever became of the event itself */
+	int requeued;          /* an item became claimable: the lease had run out and the item
+				* went back to the queue first (T18), whatever became of the event
+				* itself, or the event stopped a session's item and the session,
+				* still needing a worker, got a fresh one */
 	enum work_state state; /* the item's state after the event, or when it was refused */
-	struct work_wake wake; /* the item (or its session's fresh item) is claimable again */
+	struct work_wake wake; /* set with requeued: one item claimable in the environment */
 };
 
 /* --- agents and sessions (SPEC §6) ------------------------------------------------------ */
