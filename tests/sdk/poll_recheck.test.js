@@ -5,7 +5,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Server } = require('./lib/server');
-const { selfHosted, waitFor } = require('./lib/work');
+const { selfHosted, waitFor, pollsHeld } = require('./lib/work');
 
 let server, key;
 
@@ -20,12 +20,6 @@ after(async () => {
   server.cleanup();
 });
 
-async function pollsHeld() {
-  const m = /^environd_polls_held (\d+)$/m.exec(await (await fetch(server.url + '/metrics')).text());
-  assert.ok(m, 'no environd_polls_held in /metrics');
-  return Number(m[1]);
-}
-
 // Holds `n` polls (block_ms 999) on a fresh environment, then runs `act` on it. Returns
 // whether the polls were held and `act` done well before their deadline (conclusive), and
 // each poll's status and time to answer.
@@ -33,7 +27,7 @@ async function heldThen(name, n, act) {
   const env = await selfHosted(server, key, name);
   // Use the key once first: its first use records last_used_at, a write of its own.
   assert.equal(await env.worker.beta.environments.work.poll(env.envId), null);
-  const base = await pollsHeld();
+  const base = await pollsHeld(server);
   const sentAt = Date.now();
   const polls = Array.from({ length: n }, () =>
     env.worker.beta.environments.work.poll(env.envId, { block_ms: 999 }).then(
@@ -41,7 +35,7 @@ async function heldThen(name, n, act) {
       (e) => ({ status: e.status, at: Date.now() - sentAt }),
     ),
   );
-  await waitFor(async () => (await pollsHeld()) >= base + n, { timeoutMs: 5000, intervalMs: 5, what: 'the held polls' });
+  await waitFor(async () => (await pollsHeld(server)) >= base + n, { timeoutMs: 5000, intervalMs: 5, what: 'the held polls' });
   await act(env);
   const actedAt = Date.now() - sentAt;
   const answers = await Promise.all(polls);

@@ -18,46 +18,13 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/sqlite_fixture.h"
 
 #define S(s) ((int64_t)(s) * 1000000)
 #define T0 S(1795880057)
 
 static const struct tenant OWNER = {"org_s", "acct_s", "ws_s"};
 static const struct tenant STRANGER = {"org_s", "acct_s", "ws_other"};
-
-struct fixture {
-	char dir[64];
-	char path[128];
-	struct store *s;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/environd-scope-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/environd.db", f->dir);
-	struct errbuf eb;
-	assert_int_equal(ERR_OK, store_open(f->path, 1, &f->s, &eb));
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	f->s->ops->close(f->s);
-	char p[160];
-	const char *suffix[] = {"", "-wal", "-shm"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
 
 /* A new environment of OWNER: self_hosted or cloud. */
 static void new_env(struct store *s, const char *name, int self_hosted, char id[ID_MAX])
