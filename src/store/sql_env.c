@@ -156,6 +156,22 @@ enum err sql_env_require(struct sql_store *s, const struct tenant *t, const char
 	return ERR_OK;
 }
 
+enum err sql_env_lock_existing(struct sql_store *s, const char *env_id, int *exists)
+{
+	*exists = 0;
+	struct db_stmt *st = sql_stmt(s, "SELECT 1 FROM environments WHERE id = ? FOR SHARE");
+	if (!st)
+		return ERR_INTERNAL;
+	db_bind_text(st, 1, env_id);
+	int rc = db_step(st);
+	if (rc == DB_ROW)
+		*exists = 1;
+	else if (rc != DB_DONE)
+		return sql_err(s, rc);
+	db_reset(st);
+	return ERR_OK;
+}
+
 /* Write an environment's mutable fields. Name clashes become ERR_NAME_TAKEN. */
 static enum err write_env(struct sql_store *s, const struct environment *e, int insert)
 {

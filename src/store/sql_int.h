@@ -67,6 +67,11 @@ enum env_lock { ENV_LOCK_NONE, ENV_LOCK_SHARE, ENV_LOCK_UPDATE };
 enum err sql_env_require(struct sql_store *s, const struct tenant *t, const char *env_id, enum env_need need,
 			    enum env_lock lock, struct errbuf *eb);
 
+/* Inside a write job, for work that follows a session (no tenant, no wording): does
+ * environment env_id still exist (*exists)? Its row is read " FOR SHARE", so a delete of
+ * it waits for the job, or the job sees it gone. */
+enum err sql_env_lock_existing(struct sql_store *s, const char *env_id, int *exists);
+
 /* Fill the verbs of the store into s (sql_store.c), load or create the cursor key. */
 enum err sql_store_init(struct sql_store *s, struct errbuf *eb);
 
@@ -114,8 +119,8 @@ enum err sql_leases_expire(struct store *s, int64_t now, size_t max, struct work
 enum err sql_next_lease_expiry(struct store *s, int64_t *at);
 
 /* Inside a write job: make sure the session has a live work item (enqueue one when it has
- * none; *created tells), or move its live item towards stopped (queued → stopped,
- * starting/active → stopping) through model/work.c. */
+ * none, unless its environment was deleted; *created tells), or move its live item
+ * towards stopped (queued → stopped, starting/active → stopping) through model/work.c. */
 enum err sql_work_session_ensure(struct sql_store *s, const char *env_id, const char *session_id,
 				    int64_t now, int *created);
 enum err sql_work_session_stop(struct sql_store *s, const char *env_id, const char *session_id,

@@ -750,13 +750,21 @@ enum err sql_next_lease_expiry(struct store *base, int64_t *at)
 enum err sql_work_session_ensure(struct sql_store *s, const char *env_id, const char *session_id,
 				    int64_t now, int *created)
 {
+	*created = 0;
+	/* A session whose environment was deleted gets no item: no key of it is left to poll
+	 * one, and the row would outlive its environment. The row lock (FOR SHARE) makes a
+	 * delete wait for this job, which then takes the new item along. */
+	int exists = 0;
+	enum err rc = sql_env_lock_existing(s, env_id, &exists);
+	if (rc || !exists)
+		return rc;
 	struct work_item w;
 	json_t *meta = json_object();
 	if (!meta)
 		return ERR_NOMEM;
 	struct work_ctx c = {.env_id = env_id, .data_type = "session", .data_id = session_id, .json = meta,
 			     .now = now, .out = &w};
-	enum err rc = enqueue_job(s, &c);
+	rc = enqueue_job(s, &c);
 	json_decref(meta);
 	*created = rc ? 0 : c.created;
 	if (!rc)

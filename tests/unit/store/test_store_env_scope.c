@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "model/agent.h"
 #include "store/store.h"
 #include "store/sqlite_fixture.h"
 
@@ -326,6 +327,45 @@ static void test_undeliver(void **state)
 	work_item_clear(&w);
 }
 
+/* A session outlives its environment's deletion; a message posted to it afterwards leaves
+ * no work item where no environment is. */
+static void test_session_after_delete(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	char id[ID_MAX];
+	new_env(s, "sessions", 1, id);
+	struct errbuf eb = {{0}};
+	json_t *body = json_pack("{s:s, s:s}", "name", "scope-agent", "model", "claude-sonnet-4-5");
+	json_t *config = NULL;
+	assert_int_equal(ERR_OK, agent_from_create(body, &config, &eb));
+	json_decref(body);
+	struct agent_rec a;
+	assert_int_equal(ERR_OK, s->ops->agent_create(s, &OWNER, config, T0, &a));
+	json_decref(config);
+	json_t *events = json_pack("[{s:s, s:[{s:s, s:s}]}]", "type", "user.message", "content", "type", "text", "text", "hi");
+	assert_non_null(events);
+	struct session_new n = {.environment_id = id, .agent_id = a.id, .initial_events = events};
+	struct session_rec r;
+	struct session_wake wake;
+	assert_int_equal(ERR_OK, s->ops->session_create(s, &OWNER, &n, T0, &r, &wake, &eb));
+	assert_int_equal(1, wake.work_enqueued);
+	assert_int_equal(1, rows_of(f, "work", "data_id", r.id));
+	struct work_wake ww;
+	assert_int_equal(ERR_OK, s->ops->env_delete(s, &OWNER, id, &ww));
+	assert_int_equal(0, rows_of(f, "work", "data_id", r.id));
+	const struct session_scope sc = {.org = OWNER.org, .workspace = OWNER.workspace, .environment_id = ""};
+	json_t *stored = NULL;
+	assert_int_equal(ERR_OK, s->ops->session_post(s, &sc, r.id, events, T0 + S(1), &stored, &wake, &eb));
+	json_decref(stored);
+	assert_int_equal(0, wake.work_enqueued);
+	assert_int_equal(0, rows_of(f, "work", "data_id", r.id));
+	assert_int_equal(0, rows_of(f, "work", "environment_id", id));
+	json_decref(events);
+	session_rec_clear(&r);
+	agent_rec_clear(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +375,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoke_wakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_undeliver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_after_delete, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
