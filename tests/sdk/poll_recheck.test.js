@@ -1,6 +1,8 @@
-// A poll held on an environment whose key is revoked, or which is deleted, answers 401 at
-// once, not at its own deadline: the store's revoke and delete say that every held poll of
-// the environment must claim again, and the server wakes them all.
+// What a store verb commits decides which held polls are woken, at once rather than at
+// their own deadline:
+// - a key revoked or the environment deleted: every poll held on it claims again (401);
+// - a session's item stopped while the session still needs a worker: the fresh item the
+//   same transaction enqueued goes to a held poll.
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -71,4 +73,40 @@ test('polls held when their environment is deleted answer 401 at once, all of th
   await expectWoken(t, 'recheck-delete', async (env) => {
     assert.deepEqual(await server.client(key).beta.environments.delete(env.envId), { id: env.envId, type: 'environment_deleted' });
   });
+});
+
+test('a poll held when a session\'s item is stopped gets the session\'s fresh item at once', async (t) => {
+  const api = server.client(key);
+  const agent = await api.beta.agents.create({ name: 'recheck', model: 'claude-sonnet-4-5' });
+  const results = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const env = await selfHosted(server, key, `recheck-session-${attempt}`);
+    const w = env.worker.beta.environments.work;
+    // A session awaiting its turn needs a worker: it has a live item, delivered and acked here.
+    const s = await api.beta.sessions.create({
+      agent: agent.id,
+      environment_id: env.envId,
+      initial_events: [{ type: 'user.message', content: [{ type: 'text', text: 'hi' }] }],
+    });
+    const item = await w.poll(env.envId);
+    assert.ok(item && item.data.id === s.id, JSON.stringify(item));
+    await w.ack(item.id, { environment_id: env.envId });
+    const base = await pollsHeld(server);
+    const sentAt = Date.now();
+    const held = w.poll(env.envId, { block_ms: 999 }).then((v) => ({ v, at: Date.now() - sentAt }));
+    await waitFor(async () => (await pollsHeld(server)) > base, { timeoutMs: 5000, intervalMs: 5, what: 'the held poll' });
+    // Its holder stops the item: the session still awaits its turn, so a fresh item is queued.
+    await w.stop(item.id, { environment_id: env.envId, force: true });
+    const stoppedAt = Date.now() - sentAt;
+    const got = await held;
+    assert.ok(got.v && got.v.data.id === s.id && got.v.id !== item.id, `not the session's fresh item: ${JSON.stringify(got.v)}`);
+    results.push({ conclusive: stoppedAt < 500, at: got.at });
+    await w.stop(got.v.id, { environment_id: env.envId, force: true });
+    await api.beta.sessions.archive(s.id);
+    if (stoppedAt < 500) break;
+  }
+  t.diagnostic(JSON.stringify(results));
+  const conclusive = results.filter((r) => r.conclusive);
+  assert.ok(conclusive.length > 0, "the machine was too slow to stop the item before the poll's deadline");
+  for (const r of conclusive) assert.ok(r.at < 950, `the held poll answered at its deadline: ${JSON.stringify(results)}`);
 });
