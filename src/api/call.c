@@ -117,6 +117,13 @@ enum err call_env_credential(struct call *c)
 	return ERR_OK;
 }
 
+enum err call_store_failed(struct call *c, enum err rc, const char *what)
+{
+	if (!c->eb.message[0])
+		errf(&c->eb, rc, "%s", what);
+	return rc;
+}
+
 enum err call_events_body(struct call *c, const json_t **events)
 {
 	static const char *const f[] = {"events", NULL};

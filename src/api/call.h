@@ -110,6 +110,9 @@ void call_reply(struct call *c, int status, struct buf *body);
  * named by the first path parameter (403 otherwise). Whether that environment is visible
  * and what it allows is checked by the store verb, in its own transaction. */
 enum err call_env_credential(struct call *c);
+/* A store verb's error: the message the store wrote into c->eb (its refusal about the
+ * environment), else `what`. Returns rc. */
+enum err call_store_failed(struct call *c, enum err rc, const char *what);
 
 /* A list reply `{"data":[…],"next_page":…}` that stops at a byte budget: items are
  * encoded one by one, and the first one that takes the reply past `budget` is taken back

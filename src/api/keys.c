@@ -13,14 +13,6 @@
 #include "model/fields.h"
 #include "model/metadata.h"
 
-/* A store failure, unless the store worded the refusal (the environment). */
-static enum err key_store_failed(struct call *c, enum err rc, const char *what)
-{
-	if (!c->eb.message[0])
-		errf(&c->eb, rc, "%s", what);
-	return rc;
-}
-
 enum err env_key_create(struct call *c)
 {
 	static const char *const allowed[] = {"name", NULL};
@@ -49,7 +41,7 @@ enum err env_key_create(struct call *c)
 	rc = c->app->store->ops->env_key_create(c->app->store, &c->tenant, c->match.params[0], name, hash,
 						clock_wall_us(), &k, &c->eb);
 	if (rc)
-		return key_store_failed(c, rc, "could not create the key");
+		return call_store_failed(c, rc, "could not create the key");
 	struct buf body;
 	buf_init(&body, 8192);
 	struct jsonw w;
@@ -73,7 +65,7 @@ enum err env_key_list(struct call *c)
 	rc = c->app->store->ops->env_key_list(c->app->store, &c->tenant, c->match.params[0], has_after ? &after : NULL,
 					      limit, &page, &c->eb);
 	if (rc)
-		return key_store_failed(c, rc, "could not list keys");
+		return call_store_failed(c, rc, "could not list keys");
 	struct buf body;
 	buf_init(&body, 1024 * 1024);
 	struct jsonw w;
@@ -103,7 +95,7 @@ enum err env_key_revoke(struct call *c)
 	if (rc == ERR_NOT_FOUND && !c->eb.message[0])
 		return errf(&c->eb, rc, "environment key %.64s not found", c->match.params[1]);
 	if (rc)
-		return key_store_failed(c, rc, "could not revoke the key");
+		return call_store_failed(c, rc, "could not revoke the key");
 	/* Polls held with the revoked key answer 401 now (their claim checks the key). */
 	work_wake_polls(c->app, &wake);
 	struct buf body;

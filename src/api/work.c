@@ -43,13 +43,6 @@ static enum err work_not_found(struct call *c, enum err rc)
 	return rc;
 }
 
-/* A store failure, unless the store worded the refusal (the environment). */
-static enum err store_failed(struct call *c, enum err rc, const char *what)
-{
-	if (!c->eb.message[0])
-		errf(&c->eb, rc, "%s", what);
-	return rc;
-}
 
 static void reply_work(struct call *c, int status, const struct work_item *w, const char *secret)
 {
@@ -103,7 +96,7 @@ enum err work_enqueue(struct call *c)
 					      json_string_value(id), metadata, clock_lease_us(), &w, &created, &wake,
 					      &c->eb);
 	if (rc) {
-		store_failed(c, rc, "could not enqueue the work item");
+		call_store_failed(c, rc, "could not enqueue the work item");
 		goto out;
 	}
 	if (created)
@@ -466,7 +459,7 @@ enum err work_list(struct call *c)
 	rc = c->app->store->ops->work_list(c->app->store, &c->tenant, c->match.params[0], has_after ? &after : NULL,
 					   limit, &page, &c->eb);
 	if (rc)
-		return store_failed(c, rc, "could not list work");
+		return call_store_failed(c, rc, "could not list work");
 	struct call_list l;
 	call_list_begin(&l, CALL_LIST_BUDGET);
 	for (size_t i = 0; i < page.count; i++) {
@@ -493,7 +486,7 @@ enum err work_stats(struct call *c)
 	struct work_stats st;
 	rc = c->app->store->ops->work_stats(c->app->store, &c->tenant, c->match.params[0], &st, &c->eb);
 	if (rc)
-		return store_failed(c, rc, "could not read the queue's stats");
+		return call_store_failed(c, rc, "could not read the queue's stats");
 	struct buf body;
 	buf_init(&body, 1024);
 	struct jsonw jw;
