@@ -484,12 +484,106 @@ static void test_metadata(void **state)
 	work_item_clear(&w);
 }
 
+/* Every work and key verb checks the environment in its own transaction: another org,
+ * workspace or account (of an account-scoped environment) gets ERR_NOT_FOUND and an empty
+ * output, a cloud environment ERR_INVALID, an archived one takes no new work. */
+static void test_environment_checked(void **state)
+{
+	struct conf_fx f;
+	conf_fx_init(&f, state, "envcheck");
+	struct environment acct_env, cloud;
+	conf_env(f.c, &f.t, 1, 1, NULL, conf_tick(f.c, 1000), &acct_env);
+	conf_env(f.c, &f.t, 0, 0, NULL, conf_tick(f.c, 1000), &cloud);
+	char id[ID_MAX], key_hash[SECRET_HASH_HEX + 1];
+	w_enqueue_ok(f.c, &f.t, acct_env.id, conf_tick(f.c, 1000), id);
+	conf_hash("envd_env_checked", key_hash);
+	struct env_key k;
+	assert_int_equal(ERR_OK, k_create(f.c, &f.t, acct_env.id, "k", key_hash, conf_tick(f.c, 1000), &k));
+
+	struct tenant strangers[3];
+	tenant_set(&strangers[0], "org-elsewhere", f.t.account, f.t.workspace);
+	tenant_set(&strangers[1], f.t.org, f.t.account, "ws-elsewhere");
+	tenant_set(&strangers[2], f.t.org, "acct-elsewhere", f.t.workspace);
+	for (size_t i = 0; i < 3; i++) {
+		const struct tenant *x = &strangers[i];
+		const char *env = acct_env.id;
+		struct work_item w;
+		struct work_event_out res;
+		struct work_stats st;
+		struct work_page wp;
+		struct env_key_page kp;
+		struct env_key nk;
+		struct errbuf eb;
+		int created = 7;
+		int64_t at = 7;
+		DIRTY(w);
+		assert_int_equal(ERR_NOT_FOUND, w_enqueue(f.c, x, env, "healthcheck", "x", NULL, conf_tick(f.c, 1), &w, &created));
+		assert_true(all_zero(&w, sizeof(w)));
+		assert_int_equal(0, created);
+		DIRTY(w);
+		assert_int_equal(ERR_NOT_FOUND, w_claim(f.c, x, env, NULL, 0, conf_tick(f.c, 1), &w, NULL));
+		assert_true(all_zero(&w, sizeof(w)));
+		DIRTY(w);
+		assert_int_equal(ERR_NOT_FOUND, w_get(f.c, x, env, id, &w));
+		assert_true(all_zero(&w, sizeof(w)));
+		DIRTY(w);
+		DIRTY(res);
+		assert_int_equal(ERR_NOT_FOUND, w_event(f.c, x, env, id, WORK_EV_ACK, NULL, NULL, conf_tick(f.c, 1), &w, &res));
+		assert_true(all_zero(&w, sizeof(w)));
+		assert_true(all_zero(&res, sizeof(res)));
+		json_t *patch = json_pack("{s:s}", "x", "y");
+		DIRTY(w);
+		assert_int_equal(ERR_NOT_FOUND, w_metadata(f.c, x, env, id, patch, &w, &eb));
+		assert_true(all_zero(&w, sizeof(w)));
+		json_decref(patch);
+		DIRTY(wp);
+		assert_int_equal(ERR_NOT_FOUND, w_list(f.c, x, env, NULL, 10, &wp));
+		assert_true(all_zero(&wp, sizeof(wp)));
+		DIRTY(st);
+		assert_int_equal(ERR_NOT_FOUND, w_stats(f.c, x, env, &st));
+		assert_true(all_zero(&st, sizeof(st)));
+		assert_int_equal(ERR_NOT_FOUND, w_next_reclaim(f.c, x, env, US(5), &at));
+		assert_int_equal(0, at);
+		DIRTY(nk);
+		assert_int_equal(ERR_NOT_FOUND, k_create(f.c, x, env, "stolen", "0000", conf_tick(f.c, 1), &nk));
+		assert_true(all_zero(&nk, sizeof(nk)));
+		DIRTY(kp);
+		assert_int_equal(ERR_NOT_FOUND, k_list(f.c, x, env, NULL, 10, &kp));
+		assert_true(all_zero(&kp, sizeof(kp)));
+		assert_int_equal(ERR_NOT_FOUND, k_revoke(f.c, x, env, k.id));
+	}
+	/* Nothing of the owner's moved. */
+	struct work_item w;
+	assert_int_equal(ERR_OK, w_get(f.c, &f.t, acct_env.id, id, &w));
+	assert_int_equal(WORK_QUEUED, w.lease.state);
+	assert_int_equal(0, w.lease.delivered_at);
+	assert_int_equal(0, json_object_size(w.metadata));
+	work_item_clear(&w);
+	struct credential cr;
+	assert_int_equal(ERR_OK, f.c->s->ops->credential_find(f.c->s, CRED_ENV_KEY, key_hash, f.c->now, &cr));
+
+	/* Work exists only in self_hosted environments. */
+	int created;
+	assert_int_equal(ERR_INVALID, w_enqueue(f.c, &f.t, cloud.id, "healthcheck", "x", NULL, conf_tick(f.c, 1), &w, &created));
+	assert_int_equal(ERR_INVALID, w_claim(f.c, &f.t, cloud.id, NULL, 0, conf_tick(f.c, 1), &w, NULL));
+	/* An archived environment takes no new work; what it holds can still finish. */
+	struct environment out;
+	assert_int_equal(ERR_OK, f.c->s->ops->env_archive(f.c->s, &f.t, acct_env.id, conf_tick(f.c, 1000), &out));
+	environment_clear(&out);
+	assert_int_equal(ERR_ENV_ARCHIVED,
+			 w_enqueue(f.c, &f.t, acct_env.id, "healthcheck", "late", NULL, conf_tick(f.c, 1), &w, &created));
+	assert_int_equal(WORK_STOPPED, w_stop(f.c, &f.t, acct_env.id, id, 0, conf_tick(f.c, 1), NULL));
+	environment_clear(&acct_env);
+	environment_clear(&cloud);
+}
+
 int conf_group_work(void)
 {
 	const struct CMUnitTest tests[] = {
 		CONF_TEST(test_enqueue),	 CONF_TEST(test_lifecycle),	     CONF_TEST(test_ack_retry),
 		CONF_TEST(test_heartbeat_refusals), CONF_TEST(test_ttl_clamp),	     CONF_TEST(test_stop_paths),
 		CONF_TEST(test_session_token_checked), CONF_TEST(test_get_and_scope), CONF_TEST(test_metadata),
+		CONF_TEST(test_environment_checked),
 	};
 	return cmocka_run_group_tests_name("store conformance: work state machine", tests, NULL, NULL);
 }

@@ -5,14 +5,18 @@
 #include "conformance.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
 
 enum err w_enqueue(struct conf *c, const struct tenant *t, const char *env, const char *type, const char *data_id,
 		   const json_t *metadata, int64_t now, struct work_item *out, int *created)
 {
-	(void)t;
 	json_t *empty = metadata ? NULL : json_object();
-	enum err rc = c->s->ops->work_enqueue(c->s, env, type, data_id, metadata ? metadata : empty, now, out, created);
+	struct work_wake wake;
+	struct errbuf eb;
+	enum err rc = c->s->ops->work_enqueue(c->s, t, env, type, data_id, metadata ? metadata : empty, now, out, created,
+					      &wake, &eb);
 	json_decref(empty);
 	return rc;
 }
@@ -32,7 +36,6 @@ void w_enqueue_ok(struct conf *c, const struct tenant *t, const char *env, int64
 enum err w_claim(struct conf *c, const struct tenant *t, const char *env, const char *key_hash,
 		 int64_t reclaim_us, int64_t now, struct work_item *out, char *token_hash)
 {
-	(void)t;
 	struct work_claim claim;
 	memset(&claim, 0, sizeof(claim));
 	claim.reclaim_older_than_us = reclaim_us;
@@ -40,7 +43,8 @@ enum err w_claim(struct conf *c, const struct tenant *t, const char *env, const 
 	conf_token(claim.token_hash);
 	if (token_hash)
 		memcpy(token_hash, claim.token_hash, SECRET_HASH_HEX + 1);
-	return c->s->ops->work_claim(c->s, env, &claim, now, out);
+	struct errbuf eb;
+	return c->s->ops->work_claim(c->s, t, env, &claim, now, out, &eb);
 }
 
 enum err w_undeliver(struct conf *c, const struct tenant *t, const char *env, const char *work_id,
@@ -48,47 +52,47 @@ enum err w_undeliver(struct conf *c, const struct tenant *t, const char *env, co
 {
 	(void)t;
 	(void)env;
-	return c->s->ops->work_undeliver(c->s, work_id, token_hash);
+	struct work_wake wake;
+	return c->s->ops->work_undeliver(c->s, work_id, token_hash, c->now, &wake);
 }
 
 enum err w_get(struct conf *c, const struct tenant *t, const char *env, const char *work_id, struct work_item *out)
 {
-	(void)t;
-	return c->s->ops->work_get(c->s, env, work_id, out);
+	struct errbuf eb;
+	return c->s->ops->work_get(c->s, t, env, work_id, out, &eb);
 }
 
 enum err w_event(struct conf *c, const struct tenant *t, const char *env, const char *work_id, enum work_event ev,
 		 const struct work_input *in, const char *session_hash, int64_t now, struct work_item *out,
 		 struct work_event_out *res)
 {
-	(void)t;
-	return c->s->ops->work_event(c->s, env, work_id, ev, in, session_hash, now, out, res);
+	struct errbuf eb;
+	return c->s->ops->work_event(c->s, t, env, work_id, ev, in, session_hash, now, out, res, &eb);
 }
 
 enum err w_metadata(struct conf *c, const struct tenant *t, const char *env, const char *work_id, const json_t *patch,
 		    struct work_item *out, struct errbuf *eb)
 {
-	(void)t;
-	return c->s->ops->work_update_metadata(c->s, env, work_id, patch, out, eb);
+	return c->s->ops->work_update_metadata(c->s, t, env, work_id, patch, out, eb);
 }
 
 enum err w_list(struct conf *c, const struct tenant *t, const char *env, const struct cursor *after, size_t limit,
 		struct work_page *out)
 {
-	(void)t;
-	return c->s->ops->work_list(c->s, env, after, limit, out);
+	struct errbuf eb;
+	return c->s->ops->work_list(c->s, t, env, after, limit, out, &eb);
 }
 
 enum err w_stats(struct conf *c, const struct tenant *t, const char *env, struct work_stats *out)
 {
-	(void)t;
-	return c->s->ops->work_stats(c->s, env, out);
+	struct errbuf eb;
+	return c->s->ops->work_stats(c->s, t, env, out, &eb);
 }
 
 enum err w_next_reclaim(struct conf *c, const struct tenant *t, const char *env, int64_t reclaim_us, int64_t *at)
 {
-	(void)t;
-	return c->s->ops->work_next_reclaim(c->s, env, reclaim_us, at);
+	struct errbuf eb;
+	return c->s->ops->work_next_reclaim(c->s, t, env, reclaim_us, at, &eb);
 }
 
 static int event_state(struct conf *c, const struct tenant *t, const char *env, const char *id, enum work_event ev,
@@ -128,29 +132,37 @@ int w_stop(struct conf *c, const struct tenant *t, const char *env, const char *
 enum err k_create(struct conf *c, const struct tenant *t, const char *env, const char *name, const char *hash,
 		  int64_t now, struct env_key *out)
 {
-	(void)t;
-	return c->s->ops->env_key_create(c->s, env, name, hash, now, out);
+	struct errbuf eb;
+	return c->s->ops->env_key_create(c->s, t, env, name, hash, now, out, &eb);
 }
 
 enum err k_list(struct conf *c, const struct tenant *t, const char *env, const struct cursor *after, size_t limit,
 		struct env_key_page *out)
 {
-	(void)t;
-	return c->s->ops->env_key_list(c->s, env, after, limit, out);
+	struct errbuf eb;
+	return c->s->ops->env_key_list(c->s, t, env, after, limit, out, &eb);
 }
 
 enum err k_revoke(struct conf *c, const struct tenant *t, const char *env, const char *key_id)
 {
-	(void)t;
-	return c->s->ops->env_key_revoke(c->s, env, key_id);
+	struct work_wake wake;
+	struct errbuf eb;
+	return c->s->ops->env_key_revoke(c->s, t, env, key_id, &wake, &eb);
 }
 
 enum err l_expire(struct conf *c, int64_t now, size_t max, char (*envs)[ID_MAX], size_t *n_envs, size_t *n_expired)
 {
-	return c->s->ops->leases_expire(c->s, now, max, envs, n_envs, n_expired);
+	struct work_wake *wakes = calloc(max ? max : 1, sizeof(*wakes));
+	assert_non_null(wakes);
+	enum err rc = c->s->ops->leases_expire(c->s, now, max, wakes, n_envs, n_expired);
+	for (size_t i = 0; i < *n_envs; i++)
+		snprintf(envs[i], ID_MAX, "%s", wakes[i].environment_id);
+	free(wakes);
+	return rc;
 }
 
 enum err e_delete(struct conf *c, const struct tenant *t, const char *env)
 {
-	return c->s->ops->env_delete(c->s, t, env);
+	struct work_wake wake;
+	return c->s->ops->env_delete(c->s, t, env, &wake);
 }
