@@ -127,11 +127,27 @@ enum err sql_agent_get(struct store *base, const struct tenant *t, const char *i
 	return finish_agent(out, sql_read((struct sql_store *)base, get_job, &c));
 }
 
+/* Writers of one agent take turns on its first version's row, which never changes: the
+ * latest version's row would not do, since a writer that waited on it would find it
+ * superseded (no longer latest) and miss the version that replaced it. */
+static enum err lock_agent(struct sql_store *s, const char *id)
+{
+	struct db_stmt *st = sql_stmt(s, "SELECT 1 FROM agents WHERE id = ? AND version = 1 FOR UPDATE");
+	if (!st)
+		return ERR_INTERNAL;
+	db_bind_text(st, 1, id);
+	int rc = db_step(st);
+	db_reset(st);
+	return rc == DB_ROW || rc == DB_DONE ? ERR_OK : sql_err(s, rc);
+}
+
 static enum err update_job(struct sql_store *s, void *arg)
 {
 	struct agent_ctx *c = arg;
 	struct agent_rec *a = c->out;
-	enum err rc = sql_agent_load(s, c->t->org, c->t->workspace, c->id, 0, a);
+	enum err rc = lock_agent(s, c->id);
+	if (!rc)
+		rc = sql_agent_load(s, c->t->org, c->t->workspace, c->id, 0, a);
 	if (rc)
 		return rc;
 	json_t *merged = NULL;
@@ -187,7 +203,9 @@ enum err sql_agent_update(struct store *base, const struct tenant *t, const char
 static enum err archive_job(struct sql_store *s, void *arg)
 {
 	struct agent_ctx *c = arg;
-	enum err rc = sql_agent_load(s, c->t->org, c->t->workspace, c->id, 0, c->out);
+	enum err rc = lock_agent(s, c->id);
+	if (!rc)
+		rc = sql_agent_load(s, c->t->org, c->t->workspace, c->id, 0, c->out);
 	if (rc || c->out->archived_at)
 		return rc;
 	struct db_stmt *st = sql_stmt(s, "UPDATE agents SET archived_at = ?, updated_at = ? WHERE id = ? AND latest = 1");

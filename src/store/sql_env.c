@@ -100,7 +100,8 @@ static enum err read_env(struct db_stmt *st, struct environment *e)
 /* Load one visible environment inside a job. */
 static enum err load_env(struct sql_store *s, const struct tenant *t, const char *id, struct environment *out)
 {
-	struct db_stmt *st = sql_stmt(s, "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE);
+	struct db_stmt *st = sql_stmt(s, "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE
+					  " FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, id);

@@ -56,7 +56,7 @@ enum err sql_session_load(struct sql_store *s, const struct session_scope *sc, c
 			     struct session_rec *out, struct session_row *x)
 {
 	struct db_stmt *st = sql_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND deleted_at = 0"
-					  " AND org = ? AND (? = '' OR workspace = ?) AND (? = '' OR environment_id = ?)");
+					  " AND org = ? AND (? = '' OR workspace = ?) AND (? = '' OR environment_id = ?) FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, id);
@@ -611,10 +611,10 @@ static enum err events_job(struct sql_store *s, void *arg)
 	struct db_stmt *st =
 		q->descending
 			? sql_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ?"
-					 " AND (? = 0 OR seq < ?) AND (? IS NULL OR instr(?, ',' || type || ',') > 0)"
+					 " AND (? = 0 OR seq < ?) AND (CAST(? AS TEXT) IS NULL OR instr(?, ',' || type || ',') > 0)"
 					 " ORDER BY seq DESC LIMIT ?")
 			: sql_stmt(s, "SELECT seq, id, body FROM session_events WHERE session_id = ?"
-					 " AND (? = 0 OR seq > ?) AND (? IS NULL OR instr(?, ',' || type || ',') > 0)"
+					 " AND (? = 0 OR seq > ?) AND (CAST(? AS TEXT) IS NULL OR instr(?, ',' || type || ',') > 0)"
 					 " ORDER BY seq LIMIT ?");
 	if (!st)
 		return ERR_INTERNAL;
@@ -713,7 +713,7 @@ enum err sql_session_item_stopped(struct sql_store *s, const char *env_id, const
 {
 	*requeued = 0;
 	struct db_stmt *st = sql_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND environment_id = ?"
-					  " AND deleted_at = 0 AND archived_at = 0");
+					  " AND deleted_at = 0 AND archived_at = 0 FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, session_id);

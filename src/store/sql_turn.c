@@ -7,48 +7,63 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Claims are tried this many times when another node takes the chosen session first. */
+#define CLAIM_TRIES 8
+
 static enum err claim_job(struct sql_store *s, void *arg)
 {
 	struct sess_ctx *c = arg;
-	/* Oldest awaiting session in scope whose model is allowed; models are matched in C so
-	 * that one static statement serves any list. */
-	struct db_stmt *st = sql_stmt(s, "SELECT id, model_id, agent FROM sessions WHERE org = ? AND awaiting_turn = 1"
-					  " AND turn_id = '' AND deleted_at = 0 AND archived_at = 0 AND status != 3"
-					  " AND (? = '' OR workspace = ?) ORDER BY awaiting_since, id");
-	if (!st)
-		return ERR_INTERNAL;
-	db_bind_text(st, 1, c->sc->org);
-	db_bind_text(st, 2, c->sc->workspace);
-	db_bind_text(st, 3, c->sc->workspace);
-	int rc;
 	struct agent_turn *t = c->turn;
-	int found = 0;
-	while (!found && (rc = db_step(st)) == DB_ROW) {
-		const char *model = db_col_text(st, 1);
-		int ok = c->models == NULL;
-		for (size_t i = 0; !ok && c->models[i]; i++)
-			ok = model && strcmp(model, c->models[i]) == 0;
-		if (!ok)
-			continue;
-		db_col_copy(st, 0, t->session_id, sizeof(t->session_id));
-		t->agent = json_loads(db_col_text(st, 2), 0, NULL);
-		found = 1;
+	/* Several nodes (PostgreSQL) may pick the same oldest session at once: the UPDATE takes
+	 * it only if it still awaits a turn, and the one that lost looks again (each look sees
+	 * what the winners committed, so it moves on). */
+	for (int attempt = 0; attempt < CLAIM_TRIES; attempt++) {
+		/* Oldest awaiting session in scope whose model is allowed; models are matched in C
+		 * so that one static statement serves any list. */
+		struct db_stmt *st = sql_stmt(s, "SELECT id, model_id, agent FROM sessions WHERE org = ? AND awaiting_turn = 1"
+						  " AND turn_id = '' AND deleted_at = 0 AND archived_at = 0 AND status != 3"
+						  " AND (? = '' OR workspace = ?) ORDER BY awaiting_since, id");
+		if (!st)
+			return ERR_INTERNAL;
+		db_bind_text(st, 1, c->sc->org);
+		db_bind_text(st, 2, c->sc->workspace);
+		db_bind_text(st, 3, c->sc->workspace);
+		int rc;
+		int found = 0;
+		while (!found && (rc = db_step(st)) == DB_ROW) {
+			const char *model = db_col_text(st, 1);
+			int ok = c->models == NULL;
+			for (size_t i = 0; !ok && c->models[i]; i++)
+				ok = model && strcmp(model, c->models[i]) == 0;
+			if (!ok)
+				continue;
+			db_col_copy(st, 0, t->session_id, sizeof(t->session_id));
+			t->agent = json_loads(db_col_text(st, 2), 0, NULL);
+			found = 1;
+		}
+		db_reset(st);
+		if (!found)
+			return rc == DB_DONE ? ERR_NOT_FOUND : sql_err(s, rc);
+		if (!t->agent)
+			return ERR_INTERNAL;
+		ids_new_at("turn_", c->now, t->id);
+		t->lease_expires_at = c->now + c->lease_us;
+		st = sql_stmt(s, "UPDATE sessions SET awaiting_turn = 0, turn_id = ?, turn_expires_at = ? WHERE id = ?"
+				    " AND awaiting_turn = 1 AND turn_id = '' AND deleted_at = 0 AND archived_at = 0"
+				    " AND status != 3");
+		if (!st)
+			return ERR_INTERNAL;
+		db_bind_text(st, 1, t->id);
+		db_bind_i64(st, 2, t->lease_expires_at);
+		db_bind_text(st, 3, t->session_id);
+		rc = db_step(st);
+		if (rc != DB_DONE)
+			return sql_err(s, rc);
+		if (db_changes(st) == 1)
+			return ERR_OK;
+		agent_turn_clear(t);
 	}
-	db_reset(st);
-	if (!found)
-		return ERR_NOT_FOUND;
-	if (!t->agent)
-		return ERR_INTERNAL;
-	ids_new_at("turn_", c->now, t->id);
-	t->lease_expires_at = c->now + c->lease_us;
-	st = sql_stmt(s, "UPDATE sessions SET awaiting_turn = 0, turn_id = ?, turn_expires_at = ? WHERE id = ?");
-	if (!st)
-		return ERR_INTERNAL;
-	db_bind_text(st, 1, t->id);
-	db_bind_i64(st, 2, t->lease_expires_at);
-	db_bind_text(st, 3, t->session_id);
-	rc = db_step(st);
-	return rc == DB_DONE ? ERR_OK : sql_err(s, rc);
+	return ERR_NOT_FOUND;
 }
 
 enum err sql_turn_claim(struct store *base, const struct session_scope *sc, const char *const *models, int64_t now,
@@ -85,7 +100,10 @@ static enum err load_turn(struct sql_store *s, struct sess_ctx *c, const char *t
 	enum err err = sql_session_load(s, c->sc, id, r, x);
 	if (err)
 		return err;
-	if (r->state.turn_expires_at <= c->now || r->state.status == SESSION_TERMINATED) {
+	/* The session may have changed between the two reads (it is locked only by the
+	 * second): the turn must still be the one it holds. */
+	if (strcmp(r->state.turn_id, turn_id) != 0 || r->state.turn_expires_at <= c->now ||
+	    r->state.status == SESSION_TERMINATED) {
 		session_rec_clear(r);
 		return ERR_TURN_LOST; /* expired: the sweeper returns it to awaiting */
 	}
@@ -167,7 +185,7 @@ static enum err turns_expire_job(struct sql_store *s, void *arg)
 	struct sess_ctx *c = arg;
 	c->n_orgs = c->n_expired = 0;
 	struct db_stmt *st = sql_stmt(s, "SELECT id, org FROM sessions WHERE turn_id != '' AND turn_expires_at <= ?"
-					  " ORDER BY turn_expires_at LIMIT ?");
+					  " ORDER BY turn_expires_at LIMIT ? FOR UPDATE SKIP LOCKED");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_i64(st, 1, c->now);

@@ -6,6 +6,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const Anthropic = require('@anthropic-ai/sdk').default;
+const pg = require('./pg');
 
 const BIN = process.env.ENVIROND_BIN || path.resolve(__dirname, '../../../build/environd');
 const BETA = 'managed-agents-2026-04-01';
@@ -17,7 +18,10 @@ function sleep(ms) {
 class Server {
   constructor(opts = {}) {
     this.dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'environd-test-'));
-    this.db = opts.db || path.join(this.dir, 'environd.db');
+    this.pgName = null; // the PostgreSQL database this server owns (ENVIROND_TEST_PG)
+    if (opts.db) this.db = opts.db;
+    else if (pg.PG) ({ name: this.pgName, url: this.db } = pg.createDatabase());
+    else this.db = path.join(this.dir, 'environd.db');
     this.extraArgs = opts.args || [];
     this.env = opts.env || {};
     this.scheme = opts.scheme || 'http'; // 'https' when args hold --tls-cert/--tls-key
@@ -115,6 +119,10 @@ class Server {
     try {
       fs.rmSync(this.dir, { recursive: true, force: true });
     } catch {}
+    if (this.pgName) {
+      pg.dropDatabase(this.pgName);
+      this.pgName = null;
+    }
   }
 }
 
