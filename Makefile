@@ -51,7 +51,7 @@ CONSOLE_GEN   := $(BUILD)/gen/console_files.c
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all dev test unit unit-build oom sdk asan clean deps fuzz fuzz-smoke install uninstall install-check mutants
+.PHONY: all dev test unit unit-build oom sdk sdk-pg asan clean deps fuzz fuzz-smoke install uninstall install-check mutants
 all: $(BUILD)/environd
 
 $(BUILD)/%.o: %.c
@@ -97,16 +97,29 @@ oom:
 sdk: $(BUILD)/environd
 	cd tests/sdk && ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
 
+# The SDK suite on PostgreSQL: a throwaway cluster (scripts/pg-cluster) in a temp dir,
+# stopped and removed however the suite ends; every test server gets a database of its
+# own on it (ENVIROND_TEST_PG, tests/sdk/lib/pg.js). Fails, never skips, when PostgreSQL
+# cannot start.
+sdk-pg: $(BUILD)/environd
+	@set -e; dir=$$(mktemp -d "$${TMPDIR:-/tmp}/environd-pg.XXXXXX"); \
+	trap '$(CURDIR)/scripts/pg-cluster stop "$$dir"; rm -rf "$$dir"' EXIT; \
+	url=$$($(CURDIR)/scripts/pg-cluster start "$$dir"); \
+	echo "sdk-pg: PostgreSQL at $$url"; \
+	cd tests/sdk && ENVIROND_TEST_PG="$$url" ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
+
 # A development build: warnings are errors.
 dev:
 	$(MAKE) WERROR=-Werror all
 
-# The whole suite: unit tests and SDK tests on a normal build, the fuzzers' short runs
+# The whole suite: unit tests and SDK tests on a normal build (the SDK tests on SQLite,
+# then on PostgreSQL), the fuzzers' short runs
 # (after the SDK tests: the in-process server fuzzer would load the machine under their
 # timing), the install check, then the unit tests and SDK tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, then the mutation check. Warnings are errors.
 test:
 	$(MAKE) WERROR=-Werror unit sdk
+	$(MAKE) WERROR=-Werror sdk-pg
 	$(MAKE) WERROR=-Werror fuzz-smoke install-check
 	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit sdk
 	scripts/mutants --no-baseline   # the suites above just passed unmutated

@@ -51,6 +51,9 @@ class Server {
         if (port) {
           this.port = Number(port);
           this.url = `${this.scheme}://127.0.0.1:${this.port}`;
+          // environd prints its start lines (the URL, a first key) before it writes the port
+          // file, but they come through a pipe: wait for them (bounded) so tests can read them.
+          for (let j = 0; j < 200 && !this.stdout.includes('serving the Environments API'); j++) await sleep(25);
           return this;
         }
       }
