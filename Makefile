@@ -103,7 +103,7 @@ sdk: $(BUILD)/environd
 # cannot start.
 sdk-pg: $(BUILD)/environd
 	@set -e; dir=$$(mktemp -d "$${TMPDIR:-/tmp}/environd-pg.XXXXXX"); \
-	trap '$(CURDIR)/scripts/pg-cluster stop "$$dir"; rm -rf "$$dir"' EXIT; \
+	trap '$(CURDIR)/scripts/pg-cluster stop "$$dir" || true; rm -rf "$$dir"' EXIT; trap 'exit 130' INT TERM; \
 	url=$$($(CURDIR)/scripts/pg-cluster start "$$dir"); \
 	echo "sdk-pg: PostgreSQL at $$url"; \
 	cd tests/sdk && ENVIROND_TEST_PG="$$url" ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
