@@ -165,7 +165,7 @@ build-fuzz/fuzz_body: tests/fuzz/fuzz_body.c $(FUZZ_COMMON) src/model/environmen
 build-fuzz/fuzz_cursor: tests/fuzz/fuzz_cursor.c $(FUZZ_COMMON) src/model/cursor.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ $(shell pkg-config --libs libcrypto) -o $@
-build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c
+build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c src/common/utf8.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ -o $@
 build-fuzz/fuzz_sse: tests/fuzz/fuzz_sse.c src/client/sse.c src/common/buf.c

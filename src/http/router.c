@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 #define MAX_SEGMENTS 8
 
 static int hexval(char c)
@@ -15,44 +17,6 @@ static int hexval(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
-}
-
-/* Is s[0..len) well-formed UTF-8 (no overlong forms, surrogates or code points past
- * U+10FFFF)? */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		unsigned char c = s[i];
-		size_t n;
-		unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			if (c == 0xe0)
-				lo = 0xa0;
-			else if (c == 0xed)
-				hi = 0x9f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			if (c == 0xf0)
-				lo = 0x90;
-			else if (c == 0xf4)
-				hi = 0x8f;
-		} else {
-			return 0;
-		}
-		if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
-			return 0;
-		for (size_t k = 2; k <= n; k++)
-			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-				return 0;
-		i += n + 1;
-	}
-	return 1;
 }
 
 /* Percent-decode one segment into out (ROUTER_PARAM_MAX bytes). -1 for a bad escape, a
@@ -76,7 +40,7 @@ static int decode(const char *seg, size_t len, char *out, size_t *out_len)
 	}
 	out[o] = '\0';
 	*out_len = o;
-	return utf8_valid((const unsigned char *)out, o) ? 0 : -1;
+	return utf8_valid(out, o) ? 0 : -1;
 }
 
 /* Split "/a/b/c" into segments; -1 for an empty segment, too many or too long ones. */
