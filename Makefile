@@ -51,7 +51,7 @@ CONSOLE_GEN   := $(BUILD)/gen/console_files.c
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all dev test unit unit-build oom sdk asan clean deps fuzz fuzz-smoke install uninstall install-check mutants \
+.PHONY: all dev test unit unit-build oom sdk sdk-pg asan clean deps fuzz fuzz-smoke install uninstall install-check mutants \
 	store-conformance store-conformance-pg
 all: $(BUILD)/environd
 
@@ -113,17 +113,30 @@ oom:
 sdk: $(BUILD)/environd
 	cd tests/sdk && ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
 
+# The SDK suite on PostgreSQL: a throwaway cluster (scripts/pg-cluster) in a temp dir,
+# stopped and removed however the suite ends; every test server gets a database of its
+# own on it (ENVIROND_TEST_PG, tests/sdk/lib/pg.js). Fails, never skips, when PostgreSQL
+# cannot start.
+sdk-pg: $(BUILD)/environd
+	@set -e; dir=$$(mktemp -d "$${TMPDIR:-/tmp}/environd-pg.XXXXXX"); \
+	trap '$(CURDIR)/scripts/pg-cluster stop "$$dir" || true; rm -rf "$$dir"' EXIT; trap 'exit 130' INT TERM; \
+	url=$$($(CURDIR)/scripts/pg-cluster start "$$dir"); \
+	echo "sdk-pg: PostgreSQL at $$url"; \
+	cd tests/sdk && ENVIROND_TEST_PG="$$url" ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
+
 # A development build: warnings are errors.
 dev:
 	$(MAKE) WERROR=-Werror all
 
 # The whole suite: unit tests, the store conformance suite (SQLite and PostgreSQL) and SDK
-# tests on a normal build, the fuzzers' short runs (after the SDK tests: the in-process
-# server fuzzer would load the machine under their timing), the install check, then the
-# unit tests, the conformance suite on SQLite and the SDK tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then the mutation check. Warnings are errors.
+# tests on a normal build (the SDK tests on SQLite, then on PostgreSQL), the fuzzers' short
+# runs (after the SDK tests: the in-process server fuzzer would load the machine under their
+# timing), the install check, then the unit tests, the conformance suite on SQLite and the
+# SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then the mutation
+# check. Warnings are errors.
 test:
 	$(MAKE) WERROR=-Werror unit store-conformance store-conformance-pg sdk
+	$(MAKE) WERROR=-Werror sdk-pg
 	$(MAKE) WERROR=-Werror fuzz-smoke install-check
 	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit store-conformance sdk
 	scripts/mutants --no-baseline   # the suites above just passed unmutated
@@ -169,7 +182,7 @@ build-fuzz/fuzz_body: tests/fuzz/fuzz_body.c $(FUZZ_COMMON) src/model/environmen
 build-fuzz/fuzz_cursor: tests/fuzz/fuzz_cursor.c $(FUZZ_COMMON) src/model/cursor.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ $(shell pkg-config --libs libcrypto) -o $@
-build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c
+build-fuzz/fuzz_route: tests/fuzz/fuzz_route.c src/http/router.c src/common/utf8.c
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $^ -o $@
 build-fuzz/fuzz_sse: tests/fuzz/fuzz_sse.c src/client/sse.c src/common/buf.c

@@ -13,6 +13,7 @@
 #include "api/encode.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "model/fields.h"
 #include "model/metadata.h"
 
@@ -305,7 +306,7 @@ enum err sessions_list(struct call *c)
 	if (ia && !include_archived && strcmp(ia, "false") != 0)
 		return errf(&c->eb, ERR_INVALID, "include_archived: must be true or false");
 	const char *agent_id = http_query(c->req, "agent_id");
-	if (agent_id && (!*agent_id || strlen(agent_id) >= ID_MAX))
+	if (agent_id && (!*agent_id || strlen(agent_id) >= ID_MAX || !utf8_valid(agent_id, strlen(agent_id))))
 		return errf(&c->eb, ERR_INVALID, "agent_id: \"%.64s\" is not an agent id", agent_id);
 	struct session_page p;
 	if ((rc = c->app->store->ops->session_list(c->app->store, &sc, include_archived, agent_id,

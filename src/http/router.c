@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 #define MAX_SEGMENTS 8
 
 static int hexval(char c)
@@ -17,8 +19,9 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Percent-decode one segment into out (ROUTER_PARAM_MAX bytes). -1 for a bad escape or a
- * NUL (which would cut the id short: "env_a%00x" must not find env_a). */
+/* Percent-decode one segment into out (ROUTER_PARAM_MAX bytes). -1 for a bad escape, a
+ * NUL (which would cut the id short: "env_a%00x" must not find env_a) or bytes that are
+ * not UTF-8 (no id is, and a store whose text is UTF-8 would refuse them). */
 static int decode(const char *seg, size_t len, char *out, size_t *out_len)
 {
 	size_t o = 0;
@@ -37,7 +40,7 @@ static int decode(const char *seg, size_t len, char *out, size_t *out_len)
 	}
 	out[o] = '\0';
 	*out_len = o;
-	return 0;
+	return utf8_valid(out, o) ? 0 : -1;
 }
 
 /* Split "/a/b/c" into segments; -1 for an empty segment, too many or too long ones. */

@@ -34,6 +34,7 @@ struct pstmt {
 	int slot;            /* its index in the cache, which names it on the connection */
 	int nparams;
 	char *vals[PARAMS_MAX];
+	int unbound;         /* a parameter could not be copied (out of memory) */
 	PGresult *res;
 	int executed;
 	int row, nrows;
@@ -115,6 +116,7 @@ static void clear_params(struct pstmt *s)
 		free(s->vals[i]);
 		s->vals[i] = NULL;
 	}
+	s->unbound = 0;
 }
 
 static void clear_result(struct pstmt *s)
@@ -197,7 +199,10 @@ static void set_param(struct pstmt *s, int i, char *v)
 
 static void p_bind_text(struct db_stmt *st, int i, const char *text)
 {
-	set_param(PST(st), i, text ? strdup(text) : NULL);
+	char *v = text ? strdup(text) : NULL;
+	if (text && !v)
+		PST(st)->unbound = 1;
+	set_param(PST(st), i, v);
 }
 
 static void p_bind_i64(struct db_stmt *st, int i, int64_t v)
@@ -205,6 +210,8 @@ static void p_bind_i64(struct db_stmt *st, int i, int64_t v)
 	char *t = malloc(24);
 	if (t)
 		snprintf(t, 24, "%lld", (long long)v);
+	else
+		PST(st)->unbound = 1;
 	set_param(PST(st), i, t);
 }
 
@@ -221,6 +228,8 @@ static void p_bind_blob(struct db_stmt *st, int i, const void *p, size_t n)
 			t[3 + 2 * k] = hex[b[k] & 15];
 		}
 		t[2 + 2 * n] = '\0';
+	} else {
+		PST(st)->unbound = 1;
 	}
 	set_param(PST(st), i, t);
 }
@@ -235,6 +244,11 @@ static const char *primary_message(struct pstmt *s)
 static int p_step(struct db_stmt *st)
 {
 	struct pstmt *s = PST(st);
+	if (!s->executed && s->unbound) {
+		/* A parameter that could not be copied would travel as NULL: fail instead. */
+		set_state("53200");
+		return DB_FAIL;
+	}
 	if (!s->executed) {
 		char name[16];
 		snprintf(name, sizeof(name), "e%d", s->slot);
@@ -441,6 +455,22 @@ static int exec_simple(struct pconn *c, const char *sql)
 	return ok;
 }
 
+/* COMMIT answers COMMAND_OK even when it rolled back (a statement of the transaction had
+ * failed and the job went on): only a "COMMIT" tag means the writes are durable. */
+static int commit(struct pconn *c)
+{
+	PGresult *r = PQexec(c->pg, "COMMIT");
+	int done = PQresultStatus(r) == PGRES_COMMAND_OK;
+	int ok = done && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+	if (!ok) {
+		set_state(done ? "25P02" : r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL);
+		if (PQstatus(c->pg) != CONNECTION_OK)
+			c->broken = 1;
+	}
+	PQclear(r);
+	return ok;
+}
+
 static int retryable(void)
 {
 	return strcmp(last_state, "40001") == 0 || strcmp(last_state, "40P01") == 0 || strcmp(last_state, "23505") == 0;
@@ -475,7 +505,7 @@ static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
 		for (size_t i = 0; i < c->cached; i++)
 			p_reset(&c->cache[i].base);
 		if (rc == ERR_OK) {
-			if (exec_simple(c, "COMMIT"))
+			if (commit(c))
 				break;
 			rc = map_state(last_state);
 			if (!rc || rc == ERR_CONFLICT)

@@ -726,7 +726,7 @@ enum err sql_session_item_stopped(struct sql_store *s, const char *env_id, const
 {
 	*requeued = 0;
 	struct db_stmt *st = sql_stmt(s, "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ? AND environment_id = ?"
-					  " AND deleted_at = 0 AND archived_at = 0");
+					  " AND deleted_at = 0 AND archived_at = 0 FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, session_id);

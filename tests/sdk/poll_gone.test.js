@@ -13,6 +13,7 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const { BETA } = require('./lib/server');
 const { storageServer } = require('./lib/storage');
+const { sqliteOnly } = require('./lib/pg');
 const { selfHosted, enqueueOk, waitFor, sleep } = require('./lib/work');
 
 let server, key;
@@ -108,7 +109,9 @@ test('held polls whose clients left get no delivery; the next poller gets each i
   assert.equal(handed, 0, 'items were handed to pollers that had left');
 });
 
-test('a delivery whose answer never reached the client is undone at once', async (t) => {
+test('a delivery whose answer never reached the client is undone at once', {
+  skip: sqliteOnly('the claim\'s commit is held in its fsync by the SQLite test VFS'),
+}, async (t) => {
   const { envId, envKey, worker } = await selfHosted(server, key, 'gone-reset');
   // Use the key once first: its first use also records last_used_at, a write of its own.
   assert.equal(await worker.beta.environments.work.poll(envId), null);

@@ -6,6 +6,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const Anthropic = require('@anthropic-ai/sdk').default;
+const pg = require('./pg');
 
 const BIN = process.env.ENVIROND_BIN || path.resolve(__dirname, '../../../build/environd');
 const BETA = 'managed-agents-2026-04-01';
@@ -17,7 +18,10 @@ function sleep(ms) {
 class Server {
   constructor(opts = {}) {
     this.dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'environd-test-'));
-    this.db = opts.db || path.join(this.dir, 'environd.db');
+    this.pgName = null; // the PostgreSQL database this server owns (ENVIROND_TEST_PG)
+    if (opts.db) this.db = opts.db;
+    else if (pg.PG) ({ name: this.pgName, url: this.db } = pg.createDatabase());
+    else this.db = path.join(this.dir, 'environd.db');
     this.extraArgs = opts.args || [];
     this.env = opts.env || {};
     this.scheme = opts.scheme || 'http'; // 'https' when args hold --tls-cert/--tls-key
@@ -47,6 +51,9 @@ class Server {
         if (port) {
           this.port = Number(port);
           this.url = `${this.scheme}://127.0.0.1:${this.port}`;
+          // environd prints its start lines (the URL, a first key) before it writes the port
+          // file, but they come through a pipe: wait for them (bounded) so tests can read them.
+          for (let j = 0; j < 200 && !this.stdout.includes('serving the Environments API'); j++) await sleep(25);
           return this;
         }
       }
@@ -115,6 +122,10 @@ class Server {
     try {
       fs.rmSync(this.dir, { recursive: true, force: true });
     } catch {}
+    if (this.pgName) {
+      pg.dropDatabase(this.pgName);
+      this.pgName = null;
+    }
   }
 }
 

@@ -131,6 +131,7 @@ static void found_cases(void)
 	assert_found("GET", "/v1/environments/e%2fx/work/poll", 7, 1, "e/x", NULL);
 	assert_found("GET", "/v1/%65nvironments/e", 2, 1, "e", NULL);
 	assert_found("GET", "/v1/environments/a.b-c_d~", 2, 1, "a.b-c_d~", NULL);
+	assert_found("GET", "/v1/environments/%F0%9F%9A%80%C3%A9", 2, 1, "\xF0\x9F\x9A\x80\xC3\xA9", NULL);
 }
 
 static void test_found(void **state)
@@ -179,6 +180,12 @@ static void not_found_cases(void)
 	assert_not_found("GET", "/v1/environments/env%2");
 	assert_not_found("GET", "/v1/environments/env%zz");
 	assert_not_found("GET", "/v1/environments/%");
+	/* Bytes that are not UTF-8 name nothing; UTF-8 passes through to the handler. */
+	assert_not_found("GET", "/v1/environments/%ff");
+	assert_not_found("GET", "/v1/environments/env_%C0%AF");
+	assert_not_found("GET", "/v1/environments/%ED%A0%80");
+	assert_not_found("GET", "/v1/environments/%F4%90%80%80");
+	assert_not_found("GET", "/v1/environments/env_%E2%82");
 	assert_not_found("GET", "/v1/env");
 	assert_not_found("GET", "/v1/Environments");
 	assert_not_found("GET", "/v1");
