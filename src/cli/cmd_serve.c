@@ -168,6 +168,10 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "environd serve: --test-vfs-control needs --test-vfs powercut\n");
 		return 2;
 	}
+	if (test_vfs && store_is_postgres(v.str[OPT_DB])) {
+		fprintf(stderr, "environd serve: --test-vfs is a SQLite storage layer: it cannot apply to a PostgreSQL --db\n");
+		return 2;
+	}
 	if (test_vfs && test_vfs_install(test_vfs, v.str[OPT_TEST_VFS_CONTROL], why, sizeof(why))) {
 		fprintf(stderr, "environd serve: %s\n", why);
 		return 2;

@@ -471,9 +471,14 @@ static int commit(struct pconn *c)
 	return ok;
 }
 
-static int retryable(void)
+/* Worth running the job again: a serialization failure or a deadlock, always (up to
+ * RETRIES); a unique violation once (a concurrent job committed the row this one was about
+ * to create, and a second run sees it; one that still collides is a real conflict). */
+static int retryable(int attempt)
 {
-	return strcmp(last_state, "40001") == 0 || strcmp(last_state, "40P01") == 0 || strcmp(last_state, "23505") == 0;
+	if (strcmp(last_state, "40001") == 0 || strcmp(last_state, "40P01") == 0)
+		return 1;
+	return strcmp(last_state, "23505") == 0 && attempt == 0;
 }
 
 static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
@@ -491,7 +496,8 @@ static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
 			rc = ERR_UNAVAILABLE;
 			break;
 		}
-		if (!exec_simple(c, read ? "BEGIN READ ONLY" : "BEGIN")) {
+		/* A read of several statements sees one snapshot, as it does on SQLite. */
+		if (!exec_simple(c, read ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN")) {
 			rc = map_state(last_state);
 			if (!rc)
 				rc = ERR_UNAVAILABLE;
@@ -510,12 +516,12 @@ static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
 			rc = map_state(last_state);
 			if (!rc || rc == ERR_CONFLICT)
 				rc = ERR_UNAVAILABLE;
-			if (retryable() && !c->broken)
+			if (retryable(attempt) && !c->broken)
 				continue;
 			log_event(LOG_WARN, "store_commit_failed", "sqlstate", last_state, NULL);
 			break;
 		}
-		int again = retryable() && !c->broken;
+		int again = retryable(attempt) && !c->broken;
 		if (!c->broken)
 			exec_simple(c, "ROLLBACK");
 		if (!again)
