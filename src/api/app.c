@@ -6,6 +6,7 @@
 #include "api/app.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -82,26 +83,26 @@ static void sweep_turns(struct app *a)
 #define SEEN_FLUSH_US (5 * 1000000LL)
 #define SEEN_FLUSH_BATCH 512
 
-/* A fleet: write the workers this node saw polling to the store, for every node's stats. */
-static void flush_seen(struct app *a)
+void app_flush_seen(struct app *a)
 {
-	static __thread struct seen_row rows[SEEN_FLUSH_BATCH];
-	static __thread struct worker_seen out[SEEN_FLUSH_BATCH];
-	for (int round = 0; round < 256; round++) {
+	struct seen_row *rows = malloc(SEEN_FLUSH_BATCH * sizeof(*rows));
+	struct worker_seen *out = malloc(SEEN_FLUSH_BATCH * sizeof(*out));
+	for (int round = 0; rows && out && round < 256; round++) {
 		size_t n = seen_take_dirty(a->seen, rows, SEEN_FLUSH_BATCH);
 		if (!n)
-			return;
+			break;
 		int64_t now_mono = clock_mono_us(), now_lease = clock_lease_us();
 		for (size_t i = 0; i < n; i++) {
 			memcpy(out[i].environment_id, rows[i].env_id, sizeof(out[i].environment_id));
 			snprintf(out[i].worker, sizeof(out[i].worker), "%016llx", (unsigned long long)rows[i].worker_hash);
 			out[i].seen_at = now_lease - (now_mono - rows[i].last_mono);
 		}
-		if (a->store->ops->workers_seen(a->store, out, n, now_lease - SEEN_WINDOW_US))
-			return; /* the store is away: these sightings are dropped, the next ones will do */
-		if (n < SEEN_FLUSH_BATCH)
-			return;
+		/* The store away: these sightings are dropped, the next ones will do. */
+		if (a->store->ops->workers_seen(a->store, out, n, now_lease - SEEN_WINDOW_US) || n < SEEN_FLUSH_BATCH)
+			break;
 	}
+	free(rows);
+	free(out);
 }
 
 static void *sweeper(void *arg)
@@ -117,7 +118,7 @@ static void *sweeper(void *arg)
 			next_sweep = now + a->sweep_interval_us;
 		}
 		if (a->store->fleet && now >= next_flush) {
-			flush_seen(a);
+			app_flush_seen(a);
 			next_flush = now + SEEN_FLUSH_US;
 		}
 		if (now >= next_collect) {

@@ -69,5 +69,8 @@ void app_sweep_leases(struct app *a);
 /* Resume the held polls or streams waiting under key (n as waiters_wake's) on this node and,
  * in a fleet, on every other node. After the commit that made them worth waking. */
 void app_wake(struct app *a, const char *key, size_t n);
+/* A fleet: write the workers this node saw polling since the last time to the store, for
+ * every node's stats (the sweeper does it every few seconds; the stats route first). */
+void app_flush_seen(struct app *a);
 
 #endif

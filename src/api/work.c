@@ -500,13 +500,14 @@ enum err work_list(struct call *c)
 }
 
 /* One server counts the workers it saw; a fleet's nodes count what all of them wrote to
- * the store (each writes its sightings every few seconds: see app.c). */
+ * the store (each writes its sightings every few seconds, and before it answers stats). */
 static int64_t workers_polling(struct call *c)
 {
 	struct store *s = c->app->store;
 	if (!s->fleet)
 		return seen_count(c->app->seen, c->match.params[0], clock_mono_us());
 	int64_t n = 0;
+	app_flush_seen(c->app); /* this node's own sightings count at once */
 	if (s->ops->workers_polling(s, c->match.params[0], clock_lease_us() - SEEN_WINDOW_US, &n))
 		return seen_count(c->app->seen, c->match.params[0], clock_mono_us()); /* this node's, at least */
 	return n;

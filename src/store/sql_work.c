@@ -133,15 +133,43 @@ static enum err write_lease(struct sql_store *s, const struct work_item *w, int 
 	return rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 }
 
+/* Did the transition only renew the lease (a heartbeat of an active item)? */
+static int only_renewed(const struct work_lease *a, const struct work_lease *b)
+{
+	return a->state == b->state && a->delivered_at == b->delivered_at && a->delivery_count == b->delivery_count &&
+	       a->acknowledged_at == b->acknowledged_at && a->started_at == b->started_at &&
+	       a->stop_requested_at == b->stop_requested_at && a->stopped_at == b->stopped_at &&
+	       a->cycle_deliveries == b->cycle_deliveries && a->ack_proven == b->ack_proven;
+}
+
+/* A renewal writes what it changed and nothing else: no indexed column but the lease
+ * expiry, so the database can update the row in place (PostgreSQL: a HOT update) and a
+ * heartbeat stays one primary-key UPDATE. */
+static enum err write_renewal(struct sql_store *s, const struct work_item *w)
+{
+	struct db_stmt *st = sql_stmt(s, "UPDATE work SET latest_heartbeat_at = ?, lease_expires_at = ?, ttl_seconds = ?"
+					  " WHERE id = ?");
+	if (!st)
+		return ERR_INTERNAL;
+	db_bind_i64(st, 1, w->lease.latest_heartbeat_at);
+	db_bind_i64(st, 2, w->lease.lease_expires_at);
+	db_bind_i64(st, 3, w->lease.ttl_seconds);
+	db_bind_text(st, 4, w->id);
+	return sql_err(s, db_step(st));
+}
+
 /* Apply an event with the model and persist the outcome. Returns a store error; the
  * model's refusal, if any, goes to *refusal (so what was persisted before stays). A new
  * delivery stores token_hash; an undone one stores none. */
 static enum err apply(struct sql_store *s, struct work_item *w, enum work_event ev, const struct work_input *in,
 		      int64_t now, struct work_outcome *o, enum err *refusal, const char *token_hash)
 {
+	struct work_lease before = w->lease;
 	*refusal = work_transition(&w->lease, ev, in, now, o);
 	if (*refusal || !o->changed)
 		return ERR_OK;
+	if (only_renewed(&before, &w->lease))
+		return write_renewal(s, w);
 	if (o->new_delivery)
 		return write_lease(s, w, o->requeue_at_head, TOKEN_SET, token_hash);
 	if (o->delivery_undone)
