@@ -72,7 +72,8 @@ static enum err read_work(struct db_stmt *st, struct work_item *w)
 /* Load one item of env inside a job; ERR_NOT_FOUND when absent or under another env. */
 static enum err load_work(struct sql_store *s, const char *env_id, const char *work_id, struct work_item *out)
 {
-	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE id = ? AND environment_id = ?");
+	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE id = ? AND environment_id = ?"
+					  " FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, work_id);
@@ -278,7 +279,8 @@ static enum err claim_job(struct sql_store *s, void *arg)
 	}
 	/* Reclaimable items first (oldest delivery first), then fresh ones in FIFO order. */
 	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ? AND state = 0"
-					  " AND delivered_at > 0 AND delivered_at <= ? ORDER BY delivered_at, queue_seq LIMIT 1");
+					  " AND delivered_at > 0 AND delivered_at <= ? ORDER BY delivered_at, queue_seq LIMIT 1"
+					  " FOR UPDATE SKIP LOCKED");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, c->env_id);
@@ -286,7 +288,7 @@ static enum err claim_job(struct sql_store *s, void *arg)
 	int rc = db_step(st);
 	if (rc == DB_DONE) {
 		st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ? AND state = 0"
-				    " AND delivered_at = 0 ORDER BY queue_seq LIMIT 1");
+				    " AND delivered_at = 0 ORDER BY queue_seq LIMIT 1 FOR UPDATE SKIP LOCKED");
 		if (!st)
 			return ERR_INTERNAL;
 		db_bind_text(st, 1, c->env_id);
@@ -562,7 +564,7 @@ static enum err expire_job(struct sql_store *s, void *arg)
 	struct expire_ctx *c = arg;
 	c->n_envs = c->n_expired = 0;
 	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE lease_expires_at > 0"
-					  " AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?");
+					  " AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ? FOR UPDATE SKIP LOCKED");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_i64(st, 1, c->now);

@@ -1,0 +1,103 @@
+// Cross-node wake-ups (LISTEN/NOTIFY): a poll held on one node answers at once when the
+// item is enqueued through another; after the notification connection drops, a poll held
+// through the gap is not left waiting and later enqueues still wake across nodes.
+'use strict';
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const F = require('./lib/fleet');
+
+const BLOCK_MS = 999;
+let cluster;
+let db;
+let nodes;
+let apiKey;
+
+before(async () => {
+  cluster = F.Cluster.shared();
+  db = cluster.freshDb('wake');
+  nodes = await F.startNodes(db.url, 3);
+  apiKey = nodes[0].createKey();
+});
+
+after(async () => {
+  if (nodes) await F.stopNodes(nodes);
+  if (cluster) cluster.stop();
+});
+
+// Holds a poll on `holder` until it is parked there, then enqueues through `producer`.
+// Returns the poll's answer and the time from the enqueue's request to the poll's answer.
+async function crossWake(holder, producer, envId, envKey, sid) {
+  const held = F.metric(holder, 'environd_polls_held');
+  const before = await held;
+  const started = Date.now();
+  const pollP = F.poll(holder, envKey, envId, `w-${sid}`, BLOCK_MS).then((r) => ({ r, at: Date.now() }));
+  await F.waitFor(async () => (await F.metric(holder, 'environd_polls_held')) > before, {
+    timeoutMs: 10000,
+    intervalMs: 5,
+    what: 'the poll to be held',
+  });
+  const sent = Date.now();
+  const item = await F.enqueue(producer, apiKey, envId, sid);
+  const { r, at } = await pollP;
+  return { r, item, afterEnqueue: at - sent, total: at - started };
+}
+
+test('a poll held on one node answers at once with an item enqueued on another (every pair of nodes)', async () => {
+  const { envId, envKey } = await F.environment(nodes[0], apiKey, 'wake-pairs');
+  let n = 0;
+  for (let a = 0; a < 3; a++) {
+    for (let b = 0; b < 3; b++) {
+      if (a === b) continue;
+      const { r, item, afterEnqueue } = await crossWake(nodes[a], nodes[b], envId, envKey, `sesn_pair_${n++}`);
+      assert.equal(r.status, 200, r.text);
+      assert.ok(r.json, `poll on node ${a} answered null for an item enqueued on node ${b}`);
+      assert.equal(r.json.id, item.id, `poll on node ${a} answered with the item enqueued on node ${b}`);
+      assert.ok(afterEnqueue < BLOCK_MS / 2, `poll on node ${a} answered ${afterEnqueue} ms after the enqueue on node ${b} (block ${BLOCK_MS} ms)`);
+      await F.finish(nodes[a], envKey, envId, item.id);
+    }
+  }
+});
+
+// The bus's connections: the LISTEN, the NOTIFYs and the clock reads are theirs alone.
+function busPids() {
+  const out = cluster.psql(
+    `SELECT pid FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()` +
+      ` AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify(%' OR query LIKE '%clock_timestamp()%')`,
+  );
+  return out ? out.split('\n').map(Number).sort() : [];
+}
+
+test('after the notification connections are terminated, held polls are woken and cross-node wakes resume', async () => {
+  const { envId, envKey } = await F.environment(nodes[0], apiKey, 'wake-bus');
+  const old = await F.waitFor(() => (busPids().length === 3 ? busPids() : null), { what: "the three nodes' LISTEN connections" });
+
+  // A poll held on A through the drop: B's notification is lost with the connection, so
+  // only A's wake of everything after its reconnect can answer it within its block.
+  const A = nodes[0];
+  const B = nodes[1];
+  const before = await F.metric(A, 'environd_polls_held');
+  const pollP = F.poll(A, envKey, envId, 'w-gap', BLOCK_MS);
+  await F.waitFor(async () => (await F.metric(A, 'environd_polls_held')) > before, { intervalMs: 5, what: 'the poll to be held' });
+  const killed = cluster.psql(`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (${old.join(',')})) t`);
+  assert.equal(killed, '3');
+  const item = await F.enqueue(B, apiKey, envId, 'sesn_gap');
+  const r = await pollP;
+  assert.equal(r.status, 200, r.text);
+  assert.ok(r.json, 'the poll held through the dropped connection answered null: it was left waiting');
+  assert.equal(r.json.id, item.id);
+  await F.finish(A, envKey, envId, item.id);
+
+  // Every node is back on a new connection; wakes cross nodes again, promptly.
+  await F.waitFor(() => {
+    const now = busPids();
+    return now.length === 3 && now.every((p) => !old.includes(p));
+  }, { what: 'three new LISTEN connections' });
+  for (const [a, b] of [[0, 1], [1, 2], [2, 0]]) {
+    const { r: r2, item: it, afterEnqueue } = await crossWake(nodes[a], nodes[b], envId, envKey, `sesn_after_${a}${b}`);
+    assert.equal(r2.status, 200, r2.text);
+    assert.ok(r2.json, `after the reconnect, poll on node ${a} answered null`);
+    assert.equal(r2.json.id, it.id);
+    assert.ok(afterEnqueue < BLOCK_MS / 2, `after the reconnect, poll on node ${a} answered ${afterEnqueue} ms after the enqueue on node ${b}`);
+    await F.finish(nodes[a], envKey, envId, it.id);
+  }
+});
