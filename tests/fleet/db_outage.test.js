@@ -34,7 +34,7 @@ test('the database crashes and restarts under load: 503 + retry-after meanwhile,
   const seen = (what, r) => {
     const k = `${what} ${r.status}`;
     statuses.set(k, (statuses.get(k) || 0) + 1);
-    assert.ok(r.status < 400 || r.status === 503, `${what} answered ${r.status} (a 4xx would stop the SDK's workers): ${r.text}`);
+    assert.ok(r.status < 400 || r.status === 503, `${what} answered ${r.status}: only a success or a 503 may answer while the database is away (a 4xx stops the SDK's workers, a 500 says environd broke): ${r.text}`);
     if (r.status === 503) {
       assert.match(r.headers.get('retry-after') || '', /^\d+$/, `${what}: 503 without retry-after`);
       assert.equal(r.json && r.json.error && r.json.error.type, 'overloaded_error', r.text);

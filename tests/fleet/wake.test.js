@@ -58,32 +58,89 @@ test('a poll held on one node answers at once with an item enqueued on another (
   }
 });
 
-// The bus's connections: the LISTEN, the NOTIFYs and the clock reads are theirs alone.
-function busPids() {
+// The bus's connections (of one node, or of all): the LISTEN, the NOTIFYs and the clock
+// reads are theirs alone.
+function busPids(node) {
   const out = cluster.psql(
     `SELECT pid FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()` +
+      (node ? ` AND application_name = '${node.appName}'` : '') +
       ` AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify(%' OR query LIKE '%clock_timestamp()%')`,
   );
   return out ? out.split('\n').map(Number).sort() : [];
 }
 
+const terminate = (pids) =>
+  cluster.psql(`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (${pids.join(',')})) t`);
+
+test("a poll held through its node's lost notification connection is answered when the node is back", async () => {
+  // A fourth node D that logs in as a role of its own: with the role's LOGIN taken away,
+  // D's pool keeps its connections but D cannot LISTEN again until it is given back.
+  const role = `fleet_d_${process.pid}`;
+  cluster.psql(`CREATE ROLE ${role} LOGIN SUPERUSER`);
+  const [D] = await F.startNodes(db.url.replace(/\/\/[^@]+@/, `//${role}@`), 1);
+  const dPids = () => {
+    const out = cluster.psql(
+      `SELECT pid FROM pg_stat_activity WHERE datname = '${db.name}' AND usename = '${role}'` +
+        ` AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify(%' OR query LIKE '%clock_timestamp()%')`,
+    );
+    return out ? out.split('\n').map(Number) : [];
+  };
+  try {
+    const { envId, envKey } = await F.environment(nodes[0], apiKey, 'wake-gap');
+    const B = nodes[1];
+    // The notification B publishes while D is away is lost to D: only D's wake of
+    // everything once it is back answers the poll before its block runs out. An attempt
+    // answered only at the deadline (a slow machine) is tried again; a node that does not
+    // wake its held polls after a reconnect fails every attempt.
+    const outcomes = [];
+    let woken = false;
+    for (let attempt = 0; attempt < 5 && !woken; attempt++) {
+      const old = await F.waitFor(() => (dPids().length === 1 ? dPids() : null), { what: "D's LISTEN connection" });
+      const before = await F.metric(D, 'environd_polls_held');
+      const pollP = F.poll(D, envKey, envId, 'w-gap', BLOCK_MS).then((r) => ({ r, at: Date.now() }));
+      await F.waitFor(async () => (await F.metric(D, 'environd_polls_held')) > before, { intervalMs: 5, what: 'the poll to be held' });
+      const t0 = Date.now();
+      cluster.psql(`ALTER ROLE ${role} NOLOGIN`);
+      assert.equal(terminate(old), '1');
+      const item = await F.enqueue(B, apiKey, envId, `sesn_gap_${attempt}`);
+      cluster.psql(`ALTER ROLE ${role} LOGIN`);
+      const { r, at } = await pollP;
+      assert.equal(r.status, 200, r.text);
+      // A held poll looks at the queue again at its deadline: the item is there either way.
+      const got = r.json || (await F.poll(D, envKey, envId, 'w-gap')).json;
+      assert.equal(got && got.id, item.id);
+      await F.finish(D, envKey, envId, item.id);
+      woken = Boolean(r.json) && at - t0 < BLOCK_MS * 0.75;
+      outcomes.push(`${r.json ? 'item' : 'null'} after ${at - t0} ms`);
+      await F.waitFor(() => {
+        const now = dPids();
+        return now.length === 1 && !old.includes(now[0]);
+      }, { what: "D's new LISTEN connection" });
+    }
+    assert.ok(woken, `the held poll was never woken by its node's reconnect: ${outcomes.join('; ')}`);
+  } finally {
+    await F.stopNodes([D]);
+    cluster.psql(`ALTER ROLE ${role} LOGIN`);
+    cluster.psql(`DROP ROLE ${role}`);
+  }
+});
+
 test('after the notification connections are terminated, held polls are woken and cross-node wakes resume', async () => {
   const { envId, envKey } = await F.environment(nodes[0], apiKey, 'wake-bus');
   const old = await F.waitFor(() => (busPids().length === 3 ? busPids() : null), { what: "the three nodes' LISTEN connections" });
 
-  // A poll held on A through the drop: B's notification is lost with the connection, so
-  // only A's wake of everything after its reconnect can answer it within its block.
+  // A poll held on A through the drop of every node's connection: it is answered with the
+  // item enqueued on B meanwhile, within its block.
   const A = nodes[0];
   const B = nodes[1];
   const before = await F.metric(A, 'environd_polls_held');
-  const pollP = F.poll(A, envKey, envId, 'w-gap', BLOCK_MS);
+  const pollP = F.poll(A, envKey, envId, 'w-all', BLOCK_MS);
   await F.waitFor(async () => (await F.metric(A, 'environd_polls_held')) > before, { intervalMs: 5, what: 'the poll to be held' });
-  const killed = cluster.psql(`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (${old.join(',')})) t`);
-  assert.equal(killed, '3');
-  const item = await F.enqueue(B, apiKey, envId, 'sesn_gap');
+  assert.equal(terminate(old), '3');
+  const item = await F.enqueue(B, apiKey, envId, 'sesn_all');
   const r = await pollP;
   assert.equal(r.status, 200, r.text);
-  assert.ok(r.json, 'the poll held through the dropped connection answered null: it was left waiting');
+  assert.ok(r.json, 'the poll held through the dropped connections answered null: it was left waiting');
   assert.equal(r.json.id, item.id);
   await F.finish(A, envKey, envId, item.id);
 

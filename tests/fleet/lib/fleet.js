@@ -102,9 +102,15 @@ class Cluster {
 }
 
 // N nodes on one database. The first creates the schema while the others wait on its
-// advisory lock: they are started at once on purpose.
+// advisory lock: they are started at once on purpose. Node i's connections carry
+// application_name environd-node<i> (a URL parameter wins over environd's own), so a test
+// can find them in pg_stat_activity.
 async function startNodes(dbUrl, n, { pool = 4, args = [] } = {}) {
-  const nodes = Array.from({ length: n }, () => new Server({ db: dbUrl, args: ['--db-pool', String(pool), ...args] }));
+  const nodes = Array.from({ length: n }, (_, i) => {
+    const s = new Server({ db: `${dbUrl}&application_name=environd-node${i}`, args: ['--db-pool', String(pool), ...args] });
+    s.appName = `environd-node${i}`;
+    return s;
+  });
   await Promise.all(nodes.map((s) => s.start()));
   return nodes;
 }
