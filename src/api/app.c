@@ -14,7 +14,6 @@
 #include "api/test_mode.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/secret.h"
 
 #define EXPIRE_BATCH 128
 
@@ -41,45 +40,12 @@ void app_wake(struct app *a, const char *key, size_t n)
 	a->store->ops->publish(a->store, key, n);
 }
 
-/* Worker sightings travel between nodes on the wake channel under keys of their own:
- * SEEN_KEY env_id "/" digest. The digest (of the id as seen.c bounds it) keeps keys short
- * and free of newlines whatever the id holds, and is what every node counts, so a worker
- * that polls two nodes is one worker on each. */
-#define SEEN_KEY "workers_polling/"
-#define SEEN_DIGEST_HEX 32
-
-void app_worker_seen(struct app *a, const char *env_id, const char *worker_id)
-{
-	char hex[SECRET_HASH_HEX + 1];
-	secret_sha256_hex(worker_id, strnlen(worker_id, SEEN_WORKER_ID_MAX), hex);
-	hex[SEEN_DIGEST_HEX] = '\0';
-	if (!seen_touch(a->seen, env_id, hex, clock_mono_us()))
-		return;
-	char key[sizeof(SEEN_KEY) + ID_MAX + SEEN_DIGEST_HEX + 1];
-	if ((size_t)snprintf(key, sizeof(key), SEEN_KEY "%s/%s", env_id, hex) < sizeof(key))
-		a->store->ops->publish(a->store, key, 0);
-}
-
-/* Another node's sighting: env_id "/" digest after SEEN_KEY. Anything else is ignored. */
-static void seen_from_fleet(struct app *a, const char *rest)
-{
-	const char *slash = strchr(rest, '/');
-	if (!slash || slash == rest || (size_t)(slash - rest) >= ID_MAX || strlen(slash + 1) != SEEN_DIGEST_HEX)
-		return;
-	char env_id[ID_MAX];
-	memcpy(env_id, rest, (size_t)(slash - rest));
-	env_id[slash - rest] = '\0';
-	seen_touch_shared(a->seen, env_id, slash + 1, clock_mono_us());
-}
-
 /* Another node's wake (key NULL: its notifications may have been lost, look again at
- * everything), or its worker sighting. */
+ * everything). */
 static void fleet_wake(void *arg, const char *key, size_t n)
 {
 	struct app *a = arg;
-	if (key && strncmp(key, SEEN_KEY, sizeof(SEEN_KEY) - 1) == 0)
-		seen_from_fleet(a, key + sizeof(SEEN_KEY) - 1);
-	else if (key)
+	if (key)
 		waiters_wake(a->waiters, key, n);
 	else
 		waiters_wake_every(a->waiters);

@@ -67,8 +67,5 @@ void app_sweep_leases(struct app *a);
 /* Resume the held polls or streams waiting under key (n as waiters_wake's) on this node and,
  * in a fleet, on every other node. After the commit that made them worth waking. */
 void app_wake(struct app *a, const char *key, size_t n);
-/* A worker polled env_id: counted in this node's workers_polling, and (now and then, see
- * seen.h) in every other node's of a fleet. */
-void app_worker_seen(struct app *a, const char *env_id, const char *worker_id);
 
 #endif

@@ -14,7 +14,6 @@
 struct seen_worker {
 	uint64_t hash;
 	int64_t last_mono;
-	int64_t shared_mono; /* when the fleet last heard of it (from this node or another) */
 	char id[SEEN_WORKER_ID_MAX + 1];
 };
 
@@ -139,9 +138,8 @@ static void make_room(struct seen *s, int64_t now_mono, const struct seen_env *k
 	}
 }
 
-static int touch(struct seen *s, const char *env_id, const char *worker_id, int64_t now_mono, int shared)
+void seen_touch(struct seen *s, const char *env_id, const char *worker_id, int64_t now_mono)
 {
-	int share = 0;
 	size_t wlen = strnlen(worker_id, SEEN_WORKER_ID_MAX);
 	uint64_t h = fnv(worker_id, wlen);
 	pthread_mutex_lock(&s->lock);
@@ -157,10 +155,6 @@ static int touch(struct seen *s, const char *env_id, const char *worker_id, int6
 		struct seen_worker *w = &e->workers[i];
 		if (w->hash == h && strncmp(w->id, worker_id, wlen) == 0 && w->id[wlen] == '\0') {
 			w->last_mono = now_mono;
-			if (shared || now_mono - w->shared_mono >= SEEN_SHARE_US) {
-				share = !shared;
-				w->shared_mono = now_mono;
-			}
 			goto out;
 		}
 		if (stale == e->n && now_mono - w->last_mono >= SEEN_WINDOW_US)
@@ -189,8 +183,6 @@ static int touch(struct seen *s, const char *env_id, const char *worker_id, int6
 	}
 	w->hash = h;
 	w->last_mono = now_mono;
-	w->shared_mono = now_mono;
-	share = !shared;
 	memcpy(w->id, worker_id, wlen);
 	w->id[wlen] = '\0';
 out:
@@ -202,17 +194,6 @@ out:
 		free(e);
 	}
 	pthread_mutex_unlock(&s->lock);
-	return share;
-}
-
-int seen_touch(struct seen *s, const char *env_id, const char *worker_id, int64_t now_mono)
-{
-	return touch(s, env_id, worker_id, now_mono, 0);
-}
-
-void seen_touch_shared(struct seen *s, const char *env_id, const char *worker_id, int64_t now_mono)
-{
-	touch(s, env_id, worker_id, now_mono, 1);
 }
 
 int64_t seen_count(struct seen *s, const char *env_id, int64_t now_mono)

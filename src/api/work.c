@@ -206,7 +206,7 @@ static enum err poll_start(struct call *c)
 		return rc;
 	const char *worker = http_header(c->req, "Anthropic-Worker-ID");
 	if (worker && *worker)
-		app_worker_seen(c->app, c->match.params[0], worker);
+		seen_touch(c->app->seen, c->match.params[0], worker, clock_mono_us());
 	snprintf(c->waiter.env_id, sizeof(c->waiter.env_id), "%.39s", c->match.params[0]);
 	c->waiter.req = c->req;
 	c->poll_reclaim_us = reclaim_ms * 1000;

@@ -73,31 +73,10 @@ static void test_global_bound_does_not_starve(void **state)
 	seen_free(s);
 }
 
-/* What a fleet's other nodes hear: a worker new here at once, then again every
- * SEEN_SHARE_US while it polls; another node's report counts alike and is not passed on. */
-static void test_shared_now_and_then(void **state)
-{
-	struct seen *s = seen_new(100);
-	assert_non_null(s);
-	assert_true(2 * SEEN_SHARE_US < SEEN_WINDOW_US);
-	assert_int_equal(1, seen_touch(s, "env_a", "w1", 1 * SEC));
-	assert_int_equal(0, seen_touch(s, "env_a", "w1", 2 * SEC));
-	assert_int_equal(0, seen_touch(s, "env_a", "w1", 1 * SEC + SEEN_SHARE_US - 1));
-	assert_int_equal(1, seen_touch(s, "env_a", "w1", 1 * SEC + SEEN_SHARE_US));
-	seen_touch_shared(s, "env_a", "w2", 3 * SEC);
-	assert_int_equal(2, seen_count(s, "env_a", 4 * SEC));
-	assert_int_equal(0, seen_touch(s, "env_a", "w2", 4 * SEC)); /* the fleet heard of it already */
-	assert_int_equal(1, seen_touch(s, "env_a", "w2", 3 * SEC + SEEN_SHARE_US));
-	/* The same id in another environment is another worker there. */
-	assert_int_equal(1, seen_touch(s, "env_b", "w1", 4 * SEC));
-	seen_free(s);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counts_per_environment),
-		cmocka_unit_test(test_shared_now_and_then),
 		cmocka_unit_test(test_per_environment_bound),
 		cmocka_unit_test(test_global_bound_does_not_starve),
 	};
