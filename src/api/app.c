@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/cred_cache.h"
 #include "api/dispatch.h"
+#include "api/poll_hint.h"
 #include "api/sessions.h"
 #include "api/test_mode.h"
 #include "common/clock.h"
@@ -45,10 +47,14 @@ void app_wake(struct app *a, const char *key, size_t n)
 static void fleet_wake(void *arg, const char *key, size_t n)
 {
 	struct app *a = arg;
-	if (key)
+	if (key && strcmp(key, STORE_KEY_CREDENTIALS) == 0) {
+		cred_cache_clear(a->creds);
+	} else if (key) {
 		waiters_wake(a->waiters, key, n);
-	else
+	} else {
+		cred_cache_clear(a->creds);
 		waiters_wake_every(a->waiters);
+	}
 }
 
 /* wait/ suspends and resumes requests through these. */
@@ -72,10 +78,35 @@ static void sweep_turns(struct app *a)
 	}
 }
 
+#define SEEN_FLUSH_US (5 * 1000000LL)
+#define SEEN_FLUSH_BATCH 512
+
+/* A fleet: write the workers this node saw polling to the store, for every node's stats. */
+static void flush_seen(struct app *a)
+{
+	static __thread struct seen_row rows[SEEN_FLUSH_BATCH];
+	static __thread struct worker_seen out[SEEN_FLUSH_BATCH];
+	for (int round = 0; round < 256; round++) {
+		size_t n = seen_take_dirty(a->seen, rows, SEEN_FLUSH_BATCH);
+		if (!n)
+			return;
+		int64_t now_mono = clock_mono_us(), now_lease = clock_lease_us();
+		for (size_t i = 0; i < n; i++) {
+			memcpy(out[i].environment_id, rows[i].env_id, sizeof(out[i].environment_id));
+			snprintf(out[i].worker, sizeof(out[i].worker), "%016llx", (unsigned long long)rows[i].worker_hash);
+			out[i].seen_at = now_lease - (now_mono - rows[i].last_mono);
+		}
+		if (a->store->ops->workers_seen(a->store, out, n, now_lease - SEEN_WINDOW_US))
+			return; /* the store is away: these sightings are dropped, the next ones will do */
+		if (n < SEEN_FLUSH_BATCH)
+			return;
+	}
+}
+
 static void *sweeper(void *arg)
 {
 	struct app *a = arg;
-	int64_t next_sweep = 0, next_collect = clock_mono_us() + 60 * 1000000LL;
+	int64_t next_sweep = 0, next_collect = clock_mono_us() + 60 * 1000000LL, next_flush = 0;
 	while (!atomic_load(&a->stopping)) {
 		int64_t now = clock_mono_us();
 		waiters_expire(a->waiters, now);
@@ -83,6 +114,10 @@ static void *sweeper(void *arg)
 			app_sweep_leases(a);
 			sweep_turns(a);
 			next_sweep = now + a->sweep_interval_us;
+		}
+		if (a->store->fleet && now >= next_flush) {
+			flush_seen(a);
+			next_flush = now + SEEN_FLUSH_US;
 		}
 		if (now >= next_collect) {
 			waiters_collect(a->waiters, now);
@@ -107,11 +142,13 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	static const struct waiter_hooks hooks = {app_suspend, app_resume};
 	a->waiters = waiters_new(cfg->max_held_polls, a->max_held_streams, &hooks);
 	a->seen = seen_new(cfg->max_workers_tracked);
+	a->creds = cred_cache_new(65536);
+	a->hints = poll_hint_new(65536);
 	if (cfg->test_mode && !(a->test_mode = test_mode_new())) {
 		snprintf(why, why_len, "out of memory");
 		return -1;
 	}
-	if (!a->waiters || !a->seen) {
+	if (!a->waiters || !a->seen || !a->creds || !a->hints) {
 		snprintf(why, why_len, "out of memory");
 		return -1;
 	}
@@ -162,5 +199,7 @@ void app_stop(struct app *a)
 	a->store->ops->subscribe(a->store, NULL, NULL); /* no more deliveries into the waiters */
 	waiters_free(a->waiters);
 	seen_free(a->seen);
+	cred_cache_free(a->creds);
+	poll_hint_free(a->hints);
 	test_mode_free(a->test_mode);
 }

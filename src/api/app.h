@@ -40,6 +40,8 @@ struct app {
 	struct store *store;
 	struct waiters *waiters;
 	struct seen *seen;        /* worker ids seen polling, per environment */
+	struct cred_cache *creds; /* environment keys resolved recently */
+	struct poll_hint *hints;  /* environments where a claim just found nothing */
 	unsigned char cursor_key[CURSOR_KEY_LEN];
 	char public_url[512];
 	struct http_server *http;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/cred_cache.h"
 #include "common/clock.h"
 #include "common/secret.h"
 
@@ -38,6 +39,25 @@ static const char *credential_text(struct call *c)
 	return NULL;
 }
 
+/* Environment keys come from this node's cache while it is valid (cred_cache.h): a poll
+ * or a heartbeat then costs no store lookup. */
+static enum err resolve(struct app *a, enum cred_kind kind, const char *hash, struct credential *out)
+{
+	struct store *s = a->store;
+	uint64_t epoch = 0;
+	int cacheable = kind == CRED_ENV_KEY && s->ops->wake_epoch(s, &epoch) == 0;
+	int64_t now = clock_mono_us();
+	if (cacheable && cred_cache_get(a->creds, hash, epoch, now, out))
+		return ERR_OK;
+	uint64_t clears = cacheable ? cred_cache_clears(a->creds) : 0;
+	enum err rc = s->ops->credential_find(s, kind, hash, clock_wall_us(), out);
+	if (rc == ERR_OK && cacheable) {
+		memcpy(out->hash, hash, sizeof(out->hash));
+		cred_cache_put(a->creds, out, epoch, clears, now);
+	}
+	return rc;
+}
+
 enum err auth_resolve(struct call *c, unsigned allowed)
 {
 	const char *text = credential_text(c);
@@ -60,9 +80,11 @@ enum err auth_resolve(struct call *c, unsigned allowed)
 		return errf(&c->eb, ERR_UNAUTHENTICATED, "invalid credentials");
 	char hash[SECRET_HASH_HEX + 1];
 	secret_sha256_hex(text, len, hash);
-	enum err rc = c->app->store->ops->credential_find(c->app->store, kind, hash, clock_wall_us(), &c->cred);
+	enum err rc = resolve(c->app, kind, hash, &c->cred);
 	if (rc == ERR_UNAUTHENTICATED)
 		return errf(&c->eb, rc, "invalid credentials: unknown or revoked");
+	if (rc == ERR_UNAVAILABLE)
+		return errf(&c->eb, rc, "credential lookup failed: the store is unavailable, retry");
 	if (rc)
 		return errf(&c->eb, rc, "credential lookup failed");
 	memcpy(c->cred.hash, hash, sizeof(c->cred.hash));

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/cred_cache.h"
 #include "api/encode.h"
 #include "common/clock.h"
 #include "common/jsonw.h"
@@ -89,7 +90,9 @@ enum err env_delete(struct call *c)
 	enum err rc = c->app->store->ops->env_delete(c->app->store, &c->tenant, c->match.params[0]);
 	if (rc)
 		return not_found(c, rc);
-	/* Polls held on the environment answer now (their claim finds it gone). */
+	/* Its keys are gone: no request of this node uses them from now on. Polls held on the
+	 * environment answer now (their claim finds it gone). */
+	cred_cache_clear(c->app->creds);
 	app_wake(c->app, c->match.params[0], 0);
 	struct buf body;
 	buf_init(&body, 4096);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/auth.h"
+#include "api/cred_cache.h"
 #include "api/encode.h"
 #include "common/clock.h"
 #include "model/fields.h"
@@ -104,7 +105,10 @@ enum err env_key_revoke(struct call *c)
 		return errf(&c->eb, rc, "environment key %.64s not found", c->match.params[1]);
 	if (rc)
 		return errf(&c->eb, rc, "could not revoke the key");
-	/* Polls held with the revoked key answer 401 now (their claim checks the key). */
+	/* No request of this node uses it from now on; other nodes hear of it from the
+	 * revocation's own commit. Polls held with it answer 401 now (their claim checks the
+	 * key). */
+	cred_cache_clear(c->app->creds);
 	app_wake(c->app, c->match.params[0], 0);
 	struct buf body;
 	buf_init(&body, 4096);

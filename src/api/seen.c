@@ -14,6 +14,7 @@
 struct seen_worker {
 	uint64_t hash;
 	int64_t last_mono;
+	int dirty; /* seen since the last seen_take_dirty */
 	char id[SEEN_WORKER_ID_MAX + 1];
 };
 
@@ -155,6 +156,7 @@ void seen_touch(struct seen *s, const char *env_id, const char *worker_id, int64
 		struct seen_worker *w = &e->workers[i];
 		if (w->hash == h && strncmp(w->id, worker_id, wlen) == 0 && w->id[wlen] == '\0') {
 			w->last_mono = now_mono;
+			w->dirty = 1;
 			goto out;
 		}
 		if (stale == e->n && now_mono - w->last_mono >= SEEN_WINDOW_US)
@@ -183,6 +185,7 @@ void seen_touch(struct seen *s, const char *env_id, const char *worker_id, int64
 	}
 	w->hash = h;
 	w->last_mono = now_mono;
+	w->dirty = 1;
 	memcpy(w->id, worker_id, wlen);
 	w->id[wlen] = '\0';
 out:
@@ -204,6 +207,28 @@ int64_t seen_count(struct seen *s, const char *env_id, int64_t now_mono)
 	for (size_t i = 0; e && i < e->n; i++)
 		if (now_mono - e->workers[i].last_mono < SEEN_WINDOW_US)
 			n++;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+size_t seen_take_dirty(struct seen *s, struct seen_row *out, size_t max)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (size_t b = 0; b < SEEN_BUCKETS && n < max; b++) {
+		for (struct seen_env *e = s->buckets[b]; e && n < max; e = e->next) {
+			for (size_t i = 0; i < e->n && n < max; i++) {
+				struct seen_worker *w = &e->workers[i];
+				if (!w->dirty)
+					continue;
+				w->dirty = 0;
+				memcpy(out[n].env_id, e->env_id, sizeof(out[n].env_id));
+				out[n].worker_hash = w->hash;
+				out[n].last_mono = w->last_mono;
+				n++;
+			}
+		}
+	}
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

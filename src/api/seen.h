@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ids.h"
+
 #define SEEN_WINDOW_US (30 * 1000000LL)
 #define SEEN_WORKER_ID_MAX 128
 #define SEEN_PER_ENV_MAX 4096
@@ -25,5 +27,15 @@ void seen_free(struct seen *s);
 void seen_touch(struct seen *s, const char *env_id, const char *worker_id, int64_t now_mono);
 /* Distinct workers of env_id seen in the window ending at now_mono. */
 int64_t seen_count(struct seen *s, const char *env_id, int64_t now_mono);
+
+/* A worker seen since the last take: for a fleet, where every node writes what it saw
+ * to the store in batches and the stats count what all of them wrote. */
+struct seen_row {
+	char env_id[ID_MAX];
+	uint64_t worker_hash; /* the id's 64-bit FNV-1a hash: the id itself never leaves */
+	int64_t last_mono;
+};
+/* Up to max workers seen since their last take, each handed out once per sighting. */
+size_t seen_take_dirty(struct seen *s, struct seen_row *out, size_t max);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "api/auth.h"
 #include "api/encode.h"
+#include "api/poll_hint.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/secret.h"
@@ -201,7 +202,10 @@ static enum err poll_start(struct call *c)
 	has = call_query_uint(c, "reclaim_older_than_ms", 1, &reclaim_ms);
 	if (has < 0 || (has == 0 && (reclaim_ms < 0 || reclaim_ms > 86400000)))
 		return errf(&c->eb, ERR_INVALID, "reclaim_older_than_ms: must be an integer from 0 to 86400000");
-	enum err rc = work_env(c, NULL);
+	/* An environment's own key exists only while its self_hosted environment does: no
+	 * need to ask the store about the environment (the claim checks the key again). */
+	int own_key = c->cred.kind == CRED_ENV_KEY && strcmp(c->cred.environment_id, c->match.params[0]) == 0;
+	enum err rc = own_key ? ERR_OK : work_env(c, NULL);
 	if (rc)
 		return rc;
 	const char *worker = http_header(c->req, "Anthropic-Worker-ID");
@@ -231,9 +235,29 @@ enum err work_poll(struct call *c)
 		return ERR_OK;
 	}
 	struct store *s = c->app->store;
+	/* A worker polling with its environment's own key may trust this node's hint that
+	 * nothing is claimable (poll_hint.h); anyone else asks the store, which also checks
+	 * that the caller may see the environment. */
+	int hinted = c->cred.kind == CRED_ENV_KEY && strcmp(c->cred.environment_id, c->waiter.env_id) == 0;
 	for (int attempt = 0; attempt < 100; attempt++) {
-		uint64_t seq = waiters_seq(c->app->waiters, c->waiter.env_id);
-		rc = try_claim(c);
+		uint64_t seq = waiters_seq(c->app->waiters, c->waiter.env_id), epoch = 0;
+		int64_t oldest = 0, reclaim_at = 0;
+		int trusted = hinted && s->ops->wake_epoch(s, &epoch) == 0;
+		if (trusted && poll_hint_get(c->app->hints, c->waiter.env_id, seq, epoch, clock_mono_us(), &oldest) &&
+		    (!oldest || oldest + c->poll_reclaim_us > clock_lease_us())) {
+			rc = ERR_NOT_FOUND; /* as the store would answer, without asking it */
+			reclaim_at = oldest ? oldest + c->poll_reclaim_us : 0;
+		} else {
+			rc = try_claim(c);
+			if (rc == ERR_NOT_FOUND) {
+				/* When does the oldest unacked delivery become reclaimable? */
+				if (s->ops->work_next_reclaim(s, c->waiter.env_id, 0, &oldest) != ERR_OK)
+					oldest = -1;
+				else if (trusted)
+					poll_hint_put(c->app->hints, c->waiter.env_id, seq, epoch, oldest, clock_mono_us());
+				reclaim_at = oldest > 0 ? oldest + c->poll_reclaim_us : 0;
+			}
+		}
 		if (rc == ERR_OK)
 			return ERR_OK;
 		if (rc == ERR_UNAUTHENTICATED) {
@@ -249,8 +273,8 @@ enum err work_poll(struct call *c)
 		if (now >= c->poll_deadline_mono || c->app->stopping)
 			break;
 		/* Wake at the deadline, or when the oldest unacked delivery becomes reclaimable. */
-		int64_t wake = c->poll_deadline_mono, reclaim_at = 0;
-		if (s->ops->work_next_reclaim(s, c->waiter.env_id, c->poll_reclaim_us, &reclaim_at) == ERR_OK && reclaim_at) {
+		int64_t wake = c->poll_deadline_mono;
+		if (reclaim_at) {
 			int64_t in_us = reclaim_at - clock_lease_us();
 			if (now + in_us < wake)
 				wake = now + (in_us > 0 ? in_us : 0) + 1000;
@@ -485,6 +509,19 @@ enum err work_list(struct call *c)
 	return ERR_OK;
 }
 
+/* One server counts the workers it saw; a fleet's nodes count what all of them wrote to
+ * the store (each writes its sightings every few seconds: see app.c). */
+static int64_t workers_polling(struct call *c)
+{
+	struct store *s = c->app->store;
+	if (!s->fleet)
+		return seen_count(c->app->seen, c->match.params[0], clock_mono_us());
+	int64_t n = 0;
+	if (s->ops->workers_polling(s, c->match.params[0], clock_lease_us() - SEEN_WINDOW_US, &n))
+		return seen_count(c->app->seen, c->match.params[0], clock_mono_us()); /* this node's, at least */
+	return n;
+}
+
 enum err work_stats(struct call *c)
 {
 	enum err rc = work_env(c, NULL);
@@ -508,7 +545,7 @@ enum err work_stats(struct call *c)
 	jsonw_key(&jw, "oldest_queued_at");
 	jsonw_ts(&jw, st.oldest_queued_at);
 	jsonw_key(&jw, "workers_polling");
-	jsonw_i64(&jw, seen_count(c->app->seen, c->match.params[0], clock_mono_us()));
+	jsonw_i64(&jw, workers_polling(c));
 	jsonw_obj_close(&jw);
 	call_reply(c, 200, &body);
 	return ERR_OK;

@@ -64,6 +64,19 @@ static __thread struct pconn *current;
 static __thread int current_read;
 static __thread char last_state[6]; /* SQLSTATE of the last failure on this thread */
 
+const char *db_pg_message(PGconn *pg)
+{
+	static __thread char msg[512];
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pg));
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	for (char *p = msg; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	return msg;
+}
+
 PGconn *db_pg_connect(const char *url)
 {
 	/* Ours first: values in the caller's URI or conninfo win over them. */
@@ -212,6 +225,13 @@ static void p_bind_blob(struct db_stmt *st, int i, const void *p, size_t n)
 	set_param(PST(st), i, t);
 }
 
+/* The error's primary message only: its DETAIL may quote the row's values. */
+static const char *primary_message(struct pstmt *s)
+{
+	const char *m = s->res ? PQresultErrorField(s->res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	return m ? m : db_pg_message(s->c->pg);
+}
+
 static int p_step(struct db_stmt *st)
 {
 	struct pstmt *s = PST(st);
@@ -235,7 +255,7 @@ static int p_step(struct db_stmt *st)
 			 * whole by run(); they are not worth an error line. */
 			if (strcmp(state, "40001") && strcmp(state, "40P01") && strcmp(state, "23505"))
 				log_event(LOG_WARN, "store_statement_failed", "sqlstate", state, "error",
-					  s->res ? PQresultErrorMessage(s->res) : PQerrorMessage(s->c->pg), NULL);
+					  primary_message(s), NULL);
 			if (PQstatus(s->c->pg) != CONNECTION_OK)
 				s->c->broken = 1;
 			return DB_FAIL;
@@ -368,7 +388,7 @@ static int conn_ready(struct pdb *d, struct pconn *c)
 	c->pg = db_pg_connect(d->url);
 	c->broken = 0;
 	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
-		log_event(LOG_WARN, "store_connect_failed", "error", c->pg ? PQerrorMessage(c->pg) : "out of memory", NULL);
+		log_event(LOG_WARN, "store_connect_failed", "error", c->pg ? db_pg_message(c->pg) : "out of memory", NULL);
 		set_state("08001");
 		c->broken = 1;
 		return 0;
@@ -534,7 +554,7 @@ struct db *db_pg_open(const char *url, size_t pool, struct errbuf *eb)
 	/* One connection now, so that a wrong URL or a refused login fails the start. */
 	if (!conn_ready(d, &d->conns[d->n - 1])) {
 		errf(eb, ERR_UNAVAILABLE, "--db: cannot connect to PostgreSQL: %s",
-		     d->conns[d->n - 1].pg ? PQerrorMessage(d->conns[d->n - 1].pg) : "out of memory");
+		     d->conns[d->n - 1].pg ? db_pg_message(d->conns[d->n - 1].pg) : "out of memory");
 		p_close(&d->base);
 		return NULL;
 	}

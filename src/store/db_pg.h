@@ -16,4 +16,7 @@ struct db *db_pg_open(const char *url, size_t pool, struct errbuf *eb);
  * URL's own settings win. Check PQstatus. */
 PGconn *db_pg_connect(const char *url);
 
+/* libpq's last error on pg as one line (this thread's buffer). */
+const char *db_pg_message(PGconn *pg);
+
 #endif

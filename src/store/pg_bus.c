@@ -48,6 +48,8 @@ struct pg_bus {
 	struct pending *queue;
 	size_t queued;
 	atomic_int stopping;
+	atomic_int up;            /* LISTENing now */
+	_Atomic uint64_t epoch;   /* moves at every connect and every loss */
 	int ready; /* 1 once the first LISTEN is in place */
 	pthread_cond_t ready_cond;
 };
@@ -135,7 +137,7 @@ static PGconn *connect_listen(struct pg_bus *b)
 	PGconn *pg = db_pg_connect(b->url);
 	if (!pg || PQstatus(pg) != CONNECTION_OK || !exec_ok(pg, "LISTEN " CHANNEL)) {
 		if (pg)
-			log_event(LOG_WARN, "bus_connect_failed", "error", PQerrorMessage(pg), NULL);
+			log_event(LOG_WARN, "bus_connect_failed", "error", db_pg_message(pg), NULL);
 		PQfinish(pg);
 		return NULL;
 	}
@@ -157,6 +159,8 @@ static void *bus_main(void *arg)
 			continue;
 		}
 		pause = 100 * 1000;
+		atomic_fetch_add(&b->epoch, 1);
+		atomic_store(&b->up, 1);
 		sync_clock(pg);
 		pthread_mutex_lock(&b->lock);
 		b->ready = 1;
@@ -197,8 +201,10 @@ static void *bus_main(void *arg)
 			if (PQstatus(pg) != CONNECTION_OK)
 				break;
 		}
+		atomic_store(&b->up, 0);
+		atomic_fetch_add(&b->epoch, 1);
 		if (!b->stopping) {
-			log_event(LOG_WARN, "bus_connection_lost", "error", PQerrorMessage(pg), NULL);
+			log_event(LOG_WARN, "bus_connection_lost", "error", db_pg_message(pg), NULL);
 			lost = 1;
 		}
 		PQfinish(pg);
@@ -272,6 +278,12 @@ void pg_bus_publish(struct pg_bus *b, const char *key, size_t n)
 	char one = 1;
 	if (write(b->pipe_w, &one, 1) < 0 && errno != EAGAIN)
 		log_event(LOG_WARN, "bus_signal_failed", "error", strerror(errno), NULL);
+}
+
+int pg_bus_epoch(struct pg_bus *b, uint64_t *epoch)
+{
+	*epoch = atomic_load(&b->epoch);
+	return atomic_load(&b->up) ? 0 : -1;
 }
 
 void pg_bus_stop(struct pg_bus *b)

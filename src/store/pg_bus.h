@@ -11,6 +11,7 @@
 #define ENVIROND_STORE_PG_BUS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct pg_bus;
 
@@ -24,5 +25,8 @@ struct pg_bus *pg_bus_start(const char *url, pg_bus_deliver_fn deliver, void *ar
 /* Queue a wake of key for the other nodes (never blocks on the database). */
 void pg_bus_publish(struct pg_bus *b, const char *key, size_t n);
 void pg_bus_stop(struct pg_bus *b);
+/* 0 and the current epoch while the bus listens (what other nodes publish reaches this
+ * node); the epoch moves at every connect and every loss. -1 while it does not listen. */
+int pg_bus_epoch(struct pg_bus *b, uint64_t *epoch);
 
 #endif

@@ -302,7 +302,7 @@ static enum err delete_job(struct sql_store *s, void *arg)
 		if ((rc = step_done(s, st)))
 			return rc;
 	}
-	return ERR_OK;
+	return sql_notify_credentials(s); /* its keys went with it */
 }
 
 enum err sql_env_delete(struct store *base, const struct tenant *t, const char *id)
@@ -478,7 +478,7 @@ static enum err key_revoke_job(struct sql_store *s, void *arg)
 	enum err rc = step_done(s, st);
 	if (rc)
 		return rc;
-	return db_changes(st) ? ERR_OK : ERR_NOT_FOUND;
+	return db_changes(st) ? sql_notify_credentials(s) : ERR_NOT_FOUND;
 }
 
 enum err sql_env_key_revoke(struct store *base, const char *env_id, const char *key_id)

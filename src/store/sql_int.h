@@ -26,6 +26,10 @@ struct sql_store {
 	 * has a single process. */
 	enum err (*subscribe)(struct sql_store *s, store_wake_fn fn, void *arg);
 	void (*publish)(struct sql_store *s, const char *key, size_t n);
+	int (*wake_epoch)(struct sql_store *s, uint64_t *epoch);
+	/* Inside a write job: have every process hear `key` once this job's transaction
+	 * commits (and never if it rolls back). NULL for a single process. */
+	enum err (*notify)(struct sql_store *s, const char *key);
 	/* The backend's own close (before the driver's). */
 	void (*backend_close)(struct sql_store *s);
 	void *backend;
@@ -51,6 +55,10 @@ void sql_bind_after(struct db_stmt *st, int first, const struct cursor *after);
 /* Room for more items in a page's array: *cap doubles (from 16) and *items moves with it.
  * ERR_NOMEM leaves both as they were (the caller still owns and frees *items). */
 enum err sql_grow(void **items, size_t *cap, size_t size);
+
+/* Inside a write job: every process drops its cached credentials once the job commits
+ * (a revocation). A single process's server clears its own. */
+enum err sql_notify_credentials(struct sql_store *s);
 
 /* Fill the verbs of the store into s (sql_store.c), load or create the cursor key. */
 enum err sql_store_init(struct sql_store *s, struct errbuf *eb);
@@ -146,6 +154,9 @@ enum err sql_turn_post(struct store *s, const struct session_scope *sc, const ch
 			  int64_t now, json_t **stored, struct session_wake *wake, struct errbuf *eb);
 enum err sql_turns_expire(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
 			     size_t *n_orgs, size_t *n_expired);
+/* sql_workers.c */
+enum err sql_workers_seen(struct store *s, const struct worker_seen *rows, size_t n, int64_t prune_before);
+enum err sql_workers_polling(struct store *s, const char *env_id, int64_t since, int64_t *count);
 /* sql_reset.c */
 enum err sql_reset_all(struct store *s, struct store_reset *out);
 

@@ -74,6 +74,17 @@ static enum err sql_subscribe(struct store *base, store_wake_fn fn, void *arg)
 	return s->subscribe ? s->subscribe(s, fn, arg) : ERR_OK;
 }
 
+static int sql_wake_epoch(struct store *base, uint64_t *epoch)
+{
+	struct sql_store *s = (struct sql_store *)base;
+	if (s->wake_epoch)
+		return s->wake_epoch(s, epoch);
+	*epoch = 0;
+	return 0;
+}
+
+enum err sql_notify_credentials(struct sql_store *s) { return s->notify ? s->notify(s, STORE_KEY_CREDENTIALS) : ERR_OK; }
+
 static void sql_publish(struct store *base, const char *key, size_t n)
 {
 	struct sql_store *s = (struct sql_store *)base;
@@ -336,6 +347,9 @@ static const struct store_ops sql_ops = {
 	.cursor_key = sql_cursor_key,
 	.subscribe = sql_subscribe,
 	.publish = sql_publish,
+	.workers_seen = sql_workers_seen,
+	.workers_polling = sql_workers_polling,
+	.wake_epoch = sql_wake_epoch,
 	.api_key_count = sql_api_key_count,
 	.api_key_create = sql_api_key_create,
 	.api_key_list = sql_api_key_list,

@@ -224,6 +224,14 @@ struct agent_turn {
 	int64_t lease_expires_at;
 };
 
+/* A worker seen polling an environment (workers_polling in a fleet): its id's hash, never
+ * the id, and the lease time of the sighting. */
+struct worker_seen {
+	char environment_id[ID_MAX];
+	char worker[17]; /* 16 hex digits */
+	int64_t seen_at;
+};
+
 /* What a reset deleted: rows per table. */
 struct store_reset {
 	int64_t environments, env_keys, work, agents, sessions, events;
@@ -232,6 +240,8 @@ struct store_reset {
 struct store;
 
 typedef void (*store_wake_fn)(void *arg, const char *key, size_t n);
+/* The wake key of a revocation: every process forgets the credentials it cached. */
+#define STORE_KEY_CREDENTIALS "credentials!"
 
 struct store_ops {
 	int version; /* STORE_OPS_VERSION */
@@ -247,6 +257,11 @@ struct store_ops {
 	 * waiters_wake's). Neither ever blocks on the database. */
 	enum err (*subscribe)(struct store *s, store_wake_fn fn, void *arg);
 	void (*publish)(struct store *s, const char *key, size_t n);
+	/* 0 and an epoch while every other process's wakes reach this one (always, for a
+	 * single process); the epoch moves whenever some may have been missed. -1 while they
+	 * may be missed now. What a process caches on the strength of those wakes (held-poll
+	 * hints, credentials) is valid only within one epoch. */
+	int (*wake_epoch)(struct store *s, uint64_t *epoch);
 
 	/* API keys (operator side). */
 	enum err (*api_key_count)(struct store *s, int64_t *count);
@@ -371,6 +386,12 @@ struct store_ops {
 	enum err (*turns_expire)(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
 				 size_t *n_orgs, size_t *n_expired);
 
+	/* Workers seen polling, written by every node of a fleet in batches: each row keeps its
+	 * latest sighting; rows last seen before prune_before go. Counted per environment since
+	 * a lease time. */
+	enum err (*workers_seen)(struct store *s, const struct worker_seen *rows, size_t n, int64_t prune_before);
+	enum err (*workers_polling)(struct store *s, const char *env_id, int64_t since, int64_t *count);
+
 	/* Test mode only (`environd serve --test-mode`): delete every environment, environment
 	 * key, work item, agent, session and event of every tenant in one transaction. API
 	 * keys, agent keys and the server's settings stay. */
@@ -379,6 +400,9 @@ struct store_ops {
 
 struct store {
 	const struct store_ops *ops;
+	/* Shared by several server processes (a fleet): what one process knows only in its
+	 * memory (workers seen polling) must go through the store. */
+	int fleet;
 };
 
 /* Open the backend named by `url`: a postgres:// or postgresql:// URI for PostgreSQL

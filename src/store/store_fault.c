@@ -54,6 +54,16 @@ static enum err f_subscribe(struct store *s, store_wake_fn fn, void *arg)
 {
 	return INNER(s)->ops->subscribe(INNER(s), fn, arg);
 }
+static int f_wake_epoch(struct store *s, uint64_t *epoch) { return INNER(s)->ops->wake_epoch(INNER(s), epoch); }
+static enum err f_workers_seen(struct store *s, const struct worker_seen *rows, size_t n, int64_t prune_before)
+{
+	return trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->workers_seen(INNER(s), rows, n, prune_before);
+}
+static enum err f_workers_polling(struct store *s, const char *env_id, int64_t since, int64_t *count)
+{
+	*count = 0;
+	return trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->workers_polling(INNER(s), env_id, since, count);
+}
 static void f_publish(struct store *s, const char *key, size_t n) { INNER(s)->ops->publish(INNER(s), key, n); }
 static void f_cursor_key(struct store *s, unsigned char out[CURSOR_KEY_LEN]) { INNER(s)->ops->cursor_key(INNER(s), out); }
 static enum err f_api_key_count(struct store *s, int64_t *n) { return FORWARD_OUT(s, n, api_key_count, n); }
@@ -268,6 +278,9 @@ static const struct store_ops fault_ops = {
 	.cursor_key = f_cursor_key,
 	.subscribe = f_subscribe,
 	.publish = f_publish,
+	.workers_seen = f_workers_seen,
+	.workers_polling = f_workers_polling,
+	.wake_epoch = f_wake_epoch,
 	.api_key_count = f_api_key_count,
 	.api_key_create = f_api_key_create,
 	.api_key_list = f_api_key_list,
@@ -322,6 +335,7 @@ enum err store_fault_wrap(struct store *inner, unsigned long every, struct store
 	if (!f)
 		return ERR_NOMEM;
 	f->base.ops = &fault_ops;
+	f->base.fleet = inner->fleet;
 	f->inner = inner;
 	f->every = every ? every : 1;
 	*out = &f->base;

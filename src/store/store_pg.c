@@ -70,6 +70,10 @@ static const char *const migrations[] = {
 	/* SQLite's instr(), which the shared SQL uses. */
 	"CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS INTEGER"
 	" LANGUAGE sql IMMUTABLE STRICT AS 'SELECT strpos(haystack, needle)';",
+	/* 2: workers seen polling, written by every node (workers_polling). */
+	"CREATE TABLE workers_seen(environment_id TEXT NOT NULL, worker TEXT NOT NULL, seen_at BIGINT NOT NULL,"
+	" PRIMARY KEY(environment_id, worker));"
+	"CREATE INDEX workers_seen_at ON workers_seen(seen_at);",
 };
 
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -90,7 +94,7 @@ static enum err migrate(const char *url, struct errbuf *eb)
 	PGconn *pg = db_pg_connect(url);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
 		enum err rc = errf(eb, ERR_UNAVAILABLE, "--db: cannot connect to PostgreSQL: %s",
-				   pg ? PQerrorMessage(pg) : "out of memory");
+				   pg ? db_pg_message(pg) : "out of memory");
 		PQfinish(pg);
 		return rc;
 	}
@@ -178,6 +182,29 @@ static void publish(struct sql_store *s, const char *key, size_t n)
 	pg_bus_publish(b->bus, key, n);
 }
 
+static int wake_epoch(struct sql_store *s, uint64_t *epoch)
+{
+	struct pg_backend *b = s->backend;
+	if (!b->bus) {
+		*epoch = 0;
+		return -1;
+	}
+	return pg_bus_epoch(b->bus, epoch);
+}
+
+/* Transactional: PostgreSQL delivers it at the commit, to every listening node. The
+ * sender's id "-" is nobody's, so this node hears it too. */
+static enum err notify(struct sql_store *s, const char *key)
+{
+	char payload[160];
+	snprintf(payload, sizeof(payload), "-\n0 %s\n", key);
+	struct db_stmt *st = sql_stmt(s, "SELECT pg_notify('environd', ?)");
+	if (!st)
+		return ERR_INTERNAL;
+	db_bind_text(st, 1, payload);
+	return sql_err(s, db_step(st));
+}
+
 static void backend_close(struct sql_store *s)
 {
 	struct pg_backend *b = s->backend;
@@ -206,9 +233,12 @@ enum err store_pg_open(const char *url, size_t pool, struct store **out, struct 
 		return ERR_UNAVAILABLE;
 	}
 	s->backend = b;
+	s->base.fleet = 1;
 	s->queue_seq = queue_seq;
 	s->subscribe = subscribe;
 	s->publish = publish;
+	s->wake_epoch = wake_epoch;
+	s->notify = notify;
 	s->backend_close = backend_close;
 	if ((rc = sql_store_init(s, eb))) {
 		backend_close(s);

@@ -67,6 +67,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE work ADD COLUMN cycle_deliveries INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE work ADD COLUMN ack_proven INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE work SET cycle_deliveries = delivery_count WHERE state != 4 AND (state != 0 OR delivered_at > 0);",
+	/* 4: workers seen polling, as a fleet's nodes share them (one server keeps them in
+	 * memory; the table keeps the store's verbs the same on every backend). */
+	"CREATE TABLE workers_seen(environment_id TEXT NOT NULL, worker TEXT NOT NULL, seen_at INTEGER NOT NULL,"
+	" PRIMARY KEY(environment_id, worker));"
+	"CREATE INDEX workers_seen_at ON workers_seen(seen_at);",
 };
 
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))

@@ -17,7 +17,7 @@ static int closed;
 static void inner_close(struct store *s) { closed++; }
 /* With every = 1 no verb reaches the inner store: only close does. */
 static const struct store_ops inner_ops = {.version = STORE_OPS_VERSION, .close = inner_close};
-static struct store inner = {&inner_ops};
+static struct store inner = {.ops = &inner_ops};
 
 static int all_zero(const void *p, size_t n)
 {
