@@ -83,7 +83,11 @@ static void sync_clock(PGconn *pg)
 static void deliver_payload(struct pg_bus *b, const char *payload)
 {
 	const char *nl = strchr(payload, '\n');
-	if (!nl || (size_t)(nl - payload) != strlen(b->node) || memcmp(payload, b->node, strlen(b->node)) == 0)
+	/* Sender "-" is a notification sent inside a transaction (a revocation's): it is for
+	 * every node, this one included. */
+	int everyone = nl && nl - payload == 1 && payload[0] == '-';
+	if (!nl || (!everyone && ((size_t)(nl - payload) != strlen(b->node) ||
+				  memcmp(payload, b->node, strlen(b->node)) == 0)))
 		return; /* ours, or not one of ours at all */
 	const char *p = nl + 1;
 	while (*p) {
