@@ -3,28 +3,14 @@
 // again once it is back; no acknowledged write is lost. This file stops and restarts its
 // cluster, so it has a private one.
 'use strict';
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const F = require('./lib/fleet');
 
-let cluster;
-let nodes;
-let apiKey;
-
-before(async () => {
-  cluster = F.Cluster.start();
-  const db = cluster.freshDb('outage');
-  nodes = await F.startNodes(db.url, 3);
-  apiKey = nodes[0].createKey();
-});
-
-after(async () => {
-  if (nodes) await F.stopNodes(nodes);
-  if (cluster) cluster.stop();
-});
+const fx = F.perFile('outage', { privateCluster: true });
 
 test('the database crashes and restarts under load: 503 + retry-after meanwhile, nothing acknowledged lost', async () => {
-  const { envId, envKey } = await F.environment(nodes[0], apiKey, 'outage');
+  const { envId, envKey } = await F.environment(fx.nodes[0], fx.apiKey, 'outage');
   const enqueued = new Map(); // work id → session id: answered 201
   const acked = new Set(); // answered 200 to ack
   const statuses = new Map();
@@ -45,7 +31,7 @@ test('the database crashes and restarts under load: 503 + retry-after meanwhile,
   const producer = async (node) => {
     while (!stop) {
       const sid = `sesn_outage_${seq++}`;
-      const r = await F.call(node, 'POST', `/v1/environments/${envId}/work`, { apiKey, body: { data: { type: 'session', id: sid } } });
+      const r = await F.call(node, 'POST', `/v1/environments/${envId}/work`, { apiKey: fx.apiKey, body: { data: { type: 'session', id: sid } } });
       seen('enqueue', r);
       if (r.status === 201) enqueued.set(r.json.id, sid);
       else if (r.status === 503) await F.sleep(20);
@@ -65,19 +51,19 @@ test('the database crashes and restarts under load: 503 + retry-after meanwhile,
       if (a.status === 200) acked.add(r.json.id);
     }
   };
-  const load = Promise.all(nodes.flatMap((n, i) => [producer(n), worker(n, i)]));
+  const load = Promise.all(fx.nodes.flatMap((n, i) => [producer(n), worker(n, i)]));
 
   await F.waitFor(() => acked.size >= 20, { what: '20 acks before the crash' });
   down = true;
-  cluster.crash();
+  fx.cluster.crash();
   // Every node must answer 503 while the database is gone (not hang, not 4xx).
-  for (const n of nodes) {
-    const r = await F.call(n, 'GET', `/v1/environments/${envId}/work/stats`, { apiKey });
+  for (const n of fx.nodes) {
+    const r = await F.call(n, 'GET', `/v1/environments/${envId}/work/stats`, { apiKey: fx.apiKey });
     seen('stats', r);
     assert.equal(r.status, 503, `stats on ${n.url} with the database down: ${r.status} ${r.text}`);
   }
   await F.waitFor(() => during503 >= 10, { what: '503s under load while the database is down' });
-  cluster.restart();
+  fx.cluster.restart();
   down = false;
   const backAt = enqueued.size;
   await F.waitFor(() => enqueued.size >= backAt + 30, { timeoutMs: 60000, what: 'enqueues succeeding again' });
@@ -85,10 +71,10 @@ test('the database crashes and restarts under load: 503 + retry-after meanwhile,
   await load;
 
   // Every node serves again: ready, and a whole cycle through each.
-  for (const [i, n] of nodes.entries()) {
+  for (const [i, n] of fx.nodes.entries()) {
     const ready = await F.waitFor(async () => (await F.call(n, 'GET', '/readyz')).status === 200, { what: `/readyz on node ${i}` });
     assert.ok(ready);
-    const item = await F.enqueue(n, apiKey, envId, `sesn_after_${i}`);
+    const item = await F.enqueue(n, fx.apiKey, envId, `sesn_after_${i}`);
     // Held polls take what is queued first: drain until this one comes back.
     for (;;) {
       const r = await F.poll(n, envKey, envId, `after-${i}`, 999);
@@ -105,7 +91,7 @@ test('the database crashes and restarts under load: 503 + retry-after meanwhile,
   // Nothing acknowledged is lost: every 201 is an item, every 200 to an ack left it acked.
   assert.ok(enqueued.size > 50 && acked.size > 20, `load too small: ${enqueued.size} enqueued, ${acked.size} acked`);
   for (const [id, sid] of enqueued) {
-    const r = await F.call(nodes[seq++ % 3], 'GET', `/v1/environments/${envId}/work/${id}`, { apiKey });
+    const r = await F.call(fx.nodes[seq++ % 3], 'GET', `/v1/environments/${envId}/work/${id}`, { apiKey: fx.apiKey });
     assert.equal(r.status, 200, `enqueued ${id} (${sid}) answered 201 and is gone: ${r.text}`);
     assert.equal(r.json.data.id, sid);
     if (acked.has(id)) {

@@ -2,33 +2,18 @@
 // them: each item is delivered exactly once, counted by the workers, by the nodes'
 // delivery counters and by the database's own delivery count per item.
 'use strict';
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const F = require('./lib/fleet');
 
 const ITEMS = 2000;
 const POLLERS = 16;
 const PRODUCERS = 6;
-let cluster;
-let db;
-let nodes;
-let apiKey;
-
-before(async () => {
-  cluster = F.Cluster.shared();
-  db = cluster.freshDb('drain');
-  nodes = await F.startNodes(db.url, 3);
-  apiKey = nodes[0].createKey();
-});
-
-after(async () => {
-  if (nodes) await F.stopNodes(nodes);
-  if (cluster) cluster.stop();
-});
+const fx = F.perFile('drain');
 
 test(`${POLLERS} pollers over 3 nodes drain ${ITEMS} items, each delivered exactly once`, async () => {
-  const { envId, envKey } = await F.environment(nodes[1], apiKey, 'drain');
-  const counters = async (name) => (await Promise.all(nodes.map((n) => F.metric(n, name)))).reduce((a, b) => a + b, 0);
+  const { envId, envKey } = await F.environment(fx.nodes[1], fx.apiKey, 'drain');
+  const counters = async (name) => (await Promise.all(fx.nodes.map((n) => F.metric(n, name)))).reduce((a, b) => a + b, 0);
   const delivered0 = await counters('environd_work_delivered_total');
   const undelivered0 = await counters('environd_work_undelivered_total');
 
@@ -38,7 +23,7 @@ test(`${POLLERS} pollers over 3 nodes drain ${ITEMS} items, each delivered exact
     for (;;) {
       const i = next++;
       if (i >= ITEMS) return;
-      const item = await F.enqueue(nodes[(p + i) % 3], apiKey, envId, `sesn_drain_${i}`);
+      const item = await F.enqueue(fx.nodes[(p + i) % 3], fx.apiKey, envId, `sesn_drain_${i}`);
       enqueued.set(item.id, item.data.id);
     }
   };
@@ -48,7 +33,7 @@ test(`${POLLERS} pollers over 3 nodes drain ${ITEMS} items, each delivered exact
   let finished = 0;
   const deadline = Date.now() + 240000;
   const poller = async (w) => {
-    const node = nodes[w % 3];
+    const node = fx.nodes[w % 3];
     while (finished < ITEMS) {
       assert.ok(Date.now() < deadline, `drain still at ${finished}/${ITEMS} after 240 s`);
       const r = await F.poll(node, envKey, envId, `drainer-${w}`);
@@ -78,17 +63,17 @@ test(`${POLLERS} pollers over 3 nodes drain ${ITEMS} items, each delivered exact
   // The nodes' view: deliveries by poll, less those undone, over the fleet.
   const delivered = (await counters('environd_work_delivered_total')) - delivered0;
   const undelivered = (await counters('environd_work_undelivered_total')) - undelivered0;
-  assert.equal(delivered - undelivered, ITEMS, `nodes counted ${delivered} deliveries, ${undelivered} undone`);
+  assert.equal(delivered - undelivered, ITEMS, `fx.nodes counted ${delivered} deliveries, ${undelivered} undone`);
 
   // The database's view: one delivery per item, every item stopped.
-  const row = cluster.psql(
+  const row = fx.cluster.psql(
     `SELECT count(*), min(delivery_count), max(delivery_count), count(*) FILTER (WHERE state = 4) FROM work WHERE environment_id = '${envId}'`,
-    db.name,
+    fx.db.name,
   );
   assert.equal(row, `${ITEMS}|1|1|${ITEMS}`, 'count|min deliveries|max deliveries|stopped');
 
-  for (const n of nodes) {
-    const s = await F.stats(n, apiKey, envId);
+  for (const n of fx.nodes) {
+    const s = await F.stats(n, fx.apiKey, envId);
     assert.equal(s.depth, 0, `depth on ${n.url}`);
     assert.equal(s.pending, 0, `pending on ${n.url}`);
   }

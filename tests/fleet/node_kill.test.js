@@ -3,34 +3,19 @@
 // (the sweeper runs on every node) and pollers on the other nodes finish them. What was
 // acknowledged through the dead node stays as acknowledged.
 'use strict';
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const F = require('./lib/fleet');
 
 const TTL_S = 10; // the shortest lease a heartbeat can ask for
-let cluster;
-let db;
-let nodes;
-let apiKey;
-
-before(async () => {
-  cluster = F.Cluster.shared();
-  db = cluster.freshDb('kill');
-  nodes = await F.startNodes(db.url, 3);
-  apiKey = nodes[0].createKey();
-});
-
-after(async () => {
-  if (nodes) await F.stopNodes(nodes);
-  if (cluster) cluster.stop();
-});
+const fx = F.perFile('kill');
 
 test('kill -9 of a node holding leases: its items come back after the lease and are finished elsewhere; nothing acknowledged is lost', async () => {
-  const [A, B, C] = nodes;
-  const { envId, envKey } = await F.environment(A, apiKey, 'kill');
+  const [A, B, C] = fx.nodes;
+  const { envId, envKey } = await F.environment(A, fx.apiKey, 'kill');
   const N = 24;
   const ids = [];
-  for (let i = 0; i < N; i++) ids.push((await F.enqueue(nodes[i % 3], apiKey, envId, `sesn_kill_${i}`)).id);
+  for (let i = 0; i < N; i++) ids.push((await F.enqueue(fx.nodes[i % 3], fx.apiKey, envId, `sesn_kill_${i}`)).id);
 
   // Through C: 8 items finished (ack, heartbeat, stop), 16 acked and heartbeated with a
   // 10 s lease (`active`), which the dead node's workers will never renew.
@@ -86,12 +71,12 @@ test('kill -9 of a node holding leases: its items come back after the lease and 
 
   // Every item is there and stopped; those stopped through C were never touched again.
   for (const id of ids) {
-    const w = await F.callOk(A, 'GET', `/v1/environments/${envId}/work/${id}`, { apiKey });
+    const w = await F.callOk(A, 'GET', `/v1/environments/${envId}/work/${id}`, { apiKey: fx.apiKey });
     assert.equal(w.state, 'stopped', `${id}`);
   }
-  const rows = cluster.psql(
+  const rows = fx.cluster.psql(
     `SELECT id, delivery_count FROM work WHERE environment_id = '${envId}' ORDER BY id`,
-    db.name,
+    fx.db.name,
   ).split('\n').map((l) => l.split('|'));
   assert.equal(rows.length, N);
   for (const [id, n] of rows) assert.equal(Number(n), stoppedViaC.has(id) ? 1 : 2, `deliveries of ${id}`);

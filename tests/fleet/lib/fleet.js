@@ -13,7 +13,9 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { before, after } = require('node:test');
 const { Server, BETA, sleep } = require('../../sdk/lib/server');
+const work = require('../../sdk/lib/work');
 
 const ROOT = path.resolve(__dirname, '../../..');
 const PG_CLUSTER = path.join(ROOT, 'scripts/pg-cluster');
@@ -177,16 +179,25 @@ async function finish(node, envKey, envId, workId, { ttl } = {}) {
   return stopped;
 }
 
-// Polls `fn` until it returns a truthy value; bounded.
-async function waitFor(fn, { timeoutMs = 30000, intervalMs = 50, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
+// The SDK suites' bounded wait, with a longer default bound: a fleet on a loaded machine.
+const waitFor = (fn, opts = {}) => work.waitFor(fn, { timeoutMs: 30000, intervalMs: 50, ...opts });
+
+// A test file's fleet: before its tests, a fresh database (on the shared cluster, or on a
+// private one the file may stop and restart), `nodes` nodes on it and an API key; after
+// them, all stopped. The returned object is filled in by `before`.
+function perFile(tag, { nodes = 3, privateCluster = false } = {}) {
+  const fx = {};
+  before(async () => {
+    fx.cluster = privateCluster ? Cluster.start() : Cluster.shared();
+    fx.db = fx.cluster.freshDb(tag);
+    fx.nodes = await startNodes(fx.db.url, nodes);
+    fx.apiKey = fx.nodes[0].createKey();
+  });
+  after(async () => {
+    if (fx.nodes) await stopNodes(fx.nodes);
+    if (fx.cluster) fx.cluster.stop();
+  });
+  return fx;
 }
 
 // One counter of a node's Prometheus text.
@@ -200,6 +211,7 @@ async function metric(node, name) {
 
 module.exports = {
   Cluster,
+  perFile,
   startNodes,
   stopNodes,
   call,
