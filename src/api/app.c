@@ -2,7 +2,7 @@
  *
  * The sweeper does two timed jobs: it resumes held polls whose deadline (or reclaim
  * moment) came, and every sweep interval it expires leases in small batches (T18/T19)
- * and wakes the polls of environments that got items back. */
+ * and wakes the polls of environments that got items back, as many as the store says. */
 #include "api/app.h"
 
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "api/poll_hint.h"
 #include "api/sessions.h"
 #include "api/test_mode.h"
+#include "api/work_wake.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -21,15 +22,15 @@
 
 void app_sweep_leases(struct app *a)
 {
-	char env_ids[EXPIRE_BATCH][ID_MAX];
+	struct work_wake wakes[EXPIRE_BATCH];
 	for (int round = 0; round < 64; round++) {
-		size_t n_envs = 0, n_expired = 0;
-		if (a->store->ops->leases_expire(a->store, clock_lease_us(), EXPIRE_BATCH, env_ids, &n_envs, &n_expired))
+		size_t n_wakes = 0, n_expired = 0;
+		if (a->store->ops->leases_expire(a->store, clock_lease_us(), EXPIRE_BATCH, wakes, &n_wakes, &n_expired))
 			return;
 		atomic_fetch_add(&a->metrics.leases_expired, n_expired);
-		for (size_t i = 0; i < n_envs; i++) {
-			log_event(LOG_INFO, "leases_expired", "environment_id", env_ids[i], NULL);
-			app_wake(a, env_ids[i], 0);
+		for (size_t i = 0; i < n_wakes; i++) {
+			log_event(LOG_INFO, "leases_expired", "environment_id", wakes[i].environment_id, NULL);
+			work_wake_polls(a, &wakes[i]);
 		}
 		if (n_expired < EXPIRE_BATCH)
 			return;

@@ -110,17 +110,18 @@ int call_list_admit(struct call_list *l, size_t mark)
 	return 0;
 }
 
-enum err call_environment(struct call *c, struct environment *out)
+enum err call_env_credential(struct call *c)
 {
-	const char *env_id = c->match.params[0];
-	if (c->cred.kind != CRED_API_KEY && strcmp(env_id, c->cred.environment_id) != 0)
+	if (c->cred.kind != CRED_API_KEY && strcmp(c->match.params[0], c->cred.environment_id) != 0)
 		return errf(&c->eb, ERR_FORBIDDEN, "this credential belongs to another environment");
-	enum err rc = c->app->store->ops->env_get(c->app->store, &c->tenant, env_id, out);
-	if (rc == ERR_NOT_FOUND)
-		return errf(&c->eb, rc, "environment %.64s not found", env_id);
-	if (rc)
-		return errf(&c->eb, rc, "environment lookup failed");
 	return ERR_OK;
+}
+
+enum err call_store_failed(struct call *c, enum err rc, const char *what)
+{
+	if (!c->eb.message[0])
+		errf(&c->eb, rc, "%s", what);
+	return rc;
 }
 
 enum err call_events_body(struct call *c, const json_t **events)

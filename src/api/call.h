@@ -48,7 +48,6 @@ struct call {
 	/* A delivery made by this request, undone if the reply does not reach the client. */
 	char delivered_work_id[ID_MAX];
 	char delivered_token_hash[SECRET_HASH_HEX + 1];
-	char delivered_env_id[ID_MAX];
 	int test_fault;         /* a test-mode fault under way (test_mode.c) */
 };
 
@@ -107,9 +106,13 @@ void call_next_page(struct call *c, struct jsonw *w, const char *kind, const cha
 		    int64_t last_created_at, const char *last_id);
 /* Reply with a JSON buffer (status 200 unless given). */
 void call_reply(struct call *c, int status, struct buf *body);
-/* The environment named by the first path parameter, visible to the caller; for worker
- * credentials, also checks that the credential belongs to it (403 otherwise). */
-enum err call_environment(struct call *c, struct environment *out);
+/* A worker credential (environment key, session token) reaches only the environment
+ * named by the first path parameter (403 otherwise). Whether that environment is visible
+ * and what it allows is checked by the store verb, in its own transaction. */
+enum err call_env_credential(struct call *c);
+/* A store verb's error: the message the store wrote into c->eb (its refusal about the
+ * environment), else `what`. Returns rc. */
+enum err call_store_failed(struct call *c, enum err rc, const char *what);
 
 /* A list reply `{"data":[…],"next_page":…}` that stops at a byte budget: items are
  * encoded one by one, and the first one that takes the reply past `budget` is taken back

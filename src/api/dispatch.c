@@ -13,6 +13,7 @@
 #include "api/test_clock.h"
 #include "api/sessions.h"
 #include "api/test_mode.h"
+#include "api/work_wake.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "http/reply.h"
@@ -265,10 +266,12 @@ void app_done(void *arg, struct http_request *r, int reached_client)
 		atomic_fetch_sub(&a->polls_active, 1);
 	if (c && c->delivered_work_id[0] && !reached_client) {
 		/* The poller never got its item: give it back at once, and tell another poller. */
-		if (a->store->ops->work_undeliver(a->store, c->delivered_work_id, c->delivered_token_hash) == ERR_OK) {
+		struct work_wake wake;
+		if (a->store->ops->work_undeliver(a->store, c->delivered_work_id, c->delivered_token_hash, clock_lease_us(),
+						  &wake) == ERR_OK) {
 			atomic_fetch_add(&a->metrics.work_undelivered, 1);
 			log_event(LOG_INFO, "work_undelivered", "work_id", c->delivered_work_id, NULL);
-			app_wake(a, c->delivered_env_id, 1);
+			work_wake_polls(a, &wake);
 		}
 	}
 	if (log_enabled(LOG_DEBUG)) {

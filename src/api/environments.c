@@ -6,6 +6,7 @@
 
 #include "api/cred_cache.h"
 #include "api/encode.h"
+#include "api/work_wake.h"
 #include "common/clock.h"
 #include "common/jsonw.h"
 
@@ -87,13 +88,15 @@ enum err env_archive(struct call *c)
 
 enum err env_delete(struct call *c)
 {
-	enum err rc = c->app->store->ops->env_delete(c->app->store, &c->tenant, c->match.params[0]);
+	struct work_wake wake;
+	enum err rc = c->app->store->ops->env_delete(c->app->store, &c->tenant, c->match.params[0], &wake);
 	if (rc)
 		return not_found(c, rc);
-	/* Its keys are gone: no request of this node uses them from now on. Polls held on the
-	 * environment answer now (their claim finds it gone). */
+	/* Its keys are gone: no request of this node uses them from now on (other nodes hear
+	 * of it from the delete's own commit). Polls held on the environment answer now
+	 * (their claim finds the key gone). */
 	cred_cache_clear(c->app->creds);
-	app_wake(c->app, c->match.params[0], 0);
+	work_wake_polls(c->app, &wake);
 	struct buf body;
 	buf_init(&body, 4096);
 	struct jsonw w;

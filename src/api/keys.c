@@ -1,5 +1,6 @@
 /* keys.c - environment keys (SPEC §5): create, list, revoke. Only self_hosted
- * environments have them. The key text is shown once, in the create reply. */
+ * environments have them (the store checks, in each verb's transaction). The key text is
+ * shown once, in the create reply. */
 #include "api/call.h"
 
 #include <stdio.h>
@@ -8,23 +9,10 @@
 #include "api/auth.h"
 #include "api/cred_cache.h"
 #include "api/encode.h"
+#include "api/work_wake.h"
 #include "common/clock.h"
 #include "model/fields.h"
 #include "model/metadata.h"
-
-static enum err self_hosted_env(struct call *c)
-{
-	struct environment e;
-	enum err rc = call_environment(c, &e);
-	if (rc)
-		return rc;
-	int ok = env_is_self_hosted(&e.f);
-	environment_clear(&e);
-	if (!ok)
-		return errf(&c->eb, ERR_INVALID, "environment %.64s is not self_hosted: only self_hosted environments have keys",
-			    c->match.params[0]);
-	return ERR_OK;
-}
 
 enum err env_key_create(struct call *c)
 {
@@ -44,16 +32,17 @@ enum err env_key_create(struct call *c)
 			name = json_string_value(n);
 		}
 	}
-	enum err rc = self_hosted_env(c);
+	enum err rc = call_env_credential(c);
 	if (rc)
 		return rc;
 	char key[TOKEN_MAX], hash[SECRET_HASH_HEX + 1];
 	ids_token(ENV_KEY_PREFIX, key);
 	secret_sha256_hex(key, strlen(key), hash);
 	struct env_key k;
-	rc = c->app->store->ops->env_key_create(c->app->store, c->match.params[0], name, hash, clock_wall_us(), &k);
+	rc = c->app->store->ops->env_key_create(c->app->store, &c->tenant, c->match.params[0], name, hash,
+						clock_wall_us(), &k, &c->eb);
 	if (rc)
-		return errf(&c->eb, rc, "could not create the key");
+		return call_store_failed(c, rc, "could not create the key");
 	struct buf body;
 	buf_init(&body, 8192);
 	struct jsonw w;
@@ -65,7 +54,7 @@ enum err env_key_create(struct call *c)
 
 enum err env_key_list(struct call *c)
 {
-	enum err rc = self_hosted_env(c);
+	enum err rc = call_env_credential(c);
 	if (rc)
 		return rc;
 	size_t limit;
@@ -74,9 +63,10 @@ enum err env_key_list(struct call *c)
 	if ((rc = call_page_params(c, "env_keys", c->match.params[0], &limit, &after, &has_after)))
 		return rc;
 	struct env_key_page page;
-	rc = c->app->store->ops->env_key_list(c->app->store, c->match.params[0], has_after ? &after : NULL, limit, &page);
+	rc = c->app->store->ops->env_key_list(c->app->store, &c->tenant, c->match.params[0], has_after ? &after : NULL,
+					      limit, &page, &c->eb);
 	if (rc)
-		return errf(&c->eb, rc, "could not list keys");
+		return call_store_failed(c, rc, "could not list keys");
 	struct buf body;
 	buf_init(&body, 1024 * 1024);
 	struct jsonw w;
@@ -97,19 +87,21 @@ enum err env_key_list(struct call *c)
 
 enum err env_key_revoke(struct call *c)
 {
-	enum err rc = self_hosted_env(c);
+	enum err rc = call_env_credential(c);
 	if (rc)
 		return rc;
-	rc = c->app->store->ops->env_key_revoke(c->app->store, c->match.params[0], c->match.params[1]);
-	if (rc == ERR_NOT_FOUND)
+	struct work_wake wake;
+	rc = c->app->store->ops->env_key_revoke(c->app->store, &c->tenant, c->match.params[0], c->match.params[1], &wake,
+						&c->eb);
+	if (rc == ERR_NOT_FOUND && !c->eb.message[0])
 		return errf(&c->eb, rc, "environment key %.64s not found", c->match.params[1]);
 	if (rc)
-		return errf(&c->eb, rc, "could not revoke the key");
+		return call_store_failed(c, rc, "could not revoke the key");
 	/* No request of this node uses it from now on; other nodes hear of it from the
 	 * revocation's own commit. Polls held with it answer 401 now (their claim checks the
 	 * key). */
 	cred_cache_clear(c->app->creds);
-	app_wake(c->app, c->match.params[0], 0);
+	work_wake_polls(c->app, &wake);
 	struct buf body;
 	buf_init(&body, 4096);
 	struct jsonw w;

@@ -69,7 +69,8 @@ enum err sessions_scope(struct call *c, const char *id, struct session_scope *sc
 		 * (credential_find only finds the current token). */
 		sc->environment_id = c->cred.environment_id;
 		struct work_item w;
-		enum err rc = c->app->store->ops->work_get(c->app->store, c->cred.environment_id, c->cred.work_id, &w);
+		enum err rc = c->app->store->ops->work_get(c->app->store, &c->tenant, c->cred.environment_id,
+							   c->cred.work_id, &w, NULL);
 		if (rc)
 			return errf(&c->eb, rc == ERR_NOT_FOUND ? ERR_UNAUTHENTICATED : rc, "session token lookup failed");
 		int own = strcmp(w.data_type, "session") == 0 && strcmp(w.data_id, id) == 0;
@@ -258,19 +259,8 @@ enum err sessions_create(struct call *c)
 	n.initial_events = json_object_get(c->body, "initial_events");
 	if (n.initial_events && json_is_null(n.initial_events))
 		n.initial_events = NULL;
-	struct environment e;
-	rc = c->app->store->ops->env_get(c->app->store, &c->tenant, n.environment_id, &e);
-	if (rc == ERR_NOT_FOUND)
-		return errf(&c->eb, ERR_INVALID, "environment_id: environment %.64s not found", n.environment_id);
-	if (rc)
-		return errf(&c->eb, rc, "environment lookup failed");
-	int self_hosted = env_is_self_hosted(&e.f), archived = e.archived_at != 0;
-	environment_clear(&e);
-	if (!self_hosted)
-		return errf(&c->eb, ERR_INVALID, "environment_id: %.64s is a cloud environment; environd runs sessions "
-				  "only in self_hosted environments", n.environment_id);
-	if (archived)
-		return errf(&c->eb, ERR_INVALID, "environment_id: environment %.64s is archived", n.environment_id);
+	/* The environment (visible, self_hosted, not archived) is checked by session_create, in
+	 * the transaction that creates the session. */
 	struct session_rec r;
 	struct session_wake wake;
 	rc = c->app->store->ops->session_create(c->app->store, &c->tenant, &n, clock_lease_us(), &r, &wake, &c->eb);

@@ -1,7 +1,9 @@
 /* work.c - the work routes of SPEC §3 and the enqueue extension of §5.
  *
- * Transitions are decided by model/work.c inside the store; this file decodes
- * parameters, checks who may touch which item, replies, and wakes held polls. */
+ * Transitions are decided by model/work.c inside the store, and so is the environment
+ * check (visible, self_hosted, not archived for new work), in the same transaction as the
+ * verb; this file decodes parameters, checks which environment and item a credential
+ * reaches, replies, and wakes the held polls the store names. */
 #include "api/call.h"
 
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include "api/auth.h"
 #include "api/encode.h"
 #include "api/poll_hint.h"
+#include "api/work_wake.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/secret.h"
@@ -21,24 +24,6 @@
 #define REPLY_MAX (4 * 1024 * 1024)
 #define DATA_ID_MAX 256
 
-/* The path's environment, visible to the caller and self_hosted. */
-static enum err work_env(struct call *c, int *archived)
-{
-	struct environment e;
-	enum err rc = call_environment(c, &e);
-	if (rc)
-		return rc;
-	int self_hosted = env_is_self_hosted(&e.f);
-	if (archived)
-		*archived = e.archived_at != 0;
-	environment_clear(&e);
-	if (!self_hosted)
-		return errf(&c->eb, ERR_INVALID,
-			    "environment %.64s is a cloud environment: work exists only in self_hosted environments",
-			    c->match.params[0]);
-	return ERR_OK;
-}
-
 /* A session token reaches only its own item. */
 static enum err own_item(struct call *c)
 {
@@ -47,15 +32,18 @@ static enum err own_item(struct call *c)
 	return ERR_OK;
 }
 
+/* A verb's refusal: the store words those about the environment; the rest are worded here. */
 static enum err work_not_found(struct call *c, enum err rc)
 {
+	if (c->eb.message[0])
+		return rc;
 	if (rc == ERR_NOT_FOUND)
 		return errf(&c->eb, rc, "work %.64s not found in environment %.64s", c->match.params[1],
 			    c->match.params[0]);
-	if (!c->eb.message[0])
-		errf(&c->eb, rc, "%s", err_default_message(rc));
+	errf(&c->eb, rc, "%s", err_default_message(rc));
 	return rc;
 }
+
 
 static void reply_work(struct call *c, int status, const struct work_item *w, const char *secret)
 {
@@ -100,26 +88,21 @@ enum err work_enqueue(struct call *c)
 	} else {
 		metadata = empty = json_object();
 	}
-	int archived = 0;
-	if ((rc = work_env(c, &archived)))
+	if ((rc = call_env_credential(c)))
 		goto out;
-	if (archived) {
-		rc = errf(&c->eb, ERR_ENV_ARCHIVED, "environment %.64s is archived: no new work may be enqueued",
-			  c->match.params[0]);
-		goto out;
-	}
 	struct work_item w;
+	struct work_wake wake;
 	int created = 0;
-	rc = c->app->store->ops->work_enqueue(c->app->store, c->match.params[0], json_string_value(type),
-					      json_string_value(id), metadata, clock_lease_us(), &w, &created);
+	rc = c->app->store->ops->work_enqueue(c->app->store, &c->tenant, c->match.params[0], json_string_value(type),
+					      json_string_value(id), metadata, clock_lease_us(), &w, &created, &wake,
+					      &c->eb);
 	if (rc) {
-		errf(&c->eb, rc, "could not enqueue the work item");
+		call_store_failed(c, rc, "could not enqueue the work item");
 		goto out;
 	}
-	if (created) {
+	if (created)
 		atomic_fetch_add(&c->app->metrics.work_enqueued, 1);
-		app_wake(c->app, c->match.params[0], 1);
-	}
+	work_wake_polls(c->app, &wake);
 	reply_work(c, created ? 201 : 200, &w, NULL);
 	work_item_clear(&w);
 out:
@@ -173,17 +156,20 @@ static enum err try_claim(struct call *c)
 	 * not be handed an item through the revoked key. */
 	snprintf(claim.key_hash, sizeof(claim.key_hash), "%s", c->cred.kind == CRED_ENV_KEY ? c->cred.hash : "");
 	struct work_item w;
-	enum err rc = c->app->store->ops->work_claim(c->app->store, c->waiter.env_id, &claim, clock_lease_us(), &w);
+	enum err rc = c->app->store->ops->work_claim(c->app->store, &c->tenant, c->waiter.env_id, &claim,
+						     clock_lease_us(), &w, &c->eb);
 	if (rc)
 		return rc;
 	char *secret = make_secret(c, token);
 	if (!secret) {
-		c->app->store->ops->work_undeliver(c->app->store, w.id, claim.token_hash);
+		struct work_wake wake;
+		if (c->app->store->ops->work_undeliver(c->app->store, w.id, claim.token_hash, clock_lease_us(), &wake) ==
+		    ERR_OK)
+			work_wake_polls(c->app, &wake);
 		work_item_clear(&w);
 		return ERR_NOMEM;
 	}
 	snprintf(c->delivered_work_id, sizeof(c->delivered_work_id), "%s", w.id);
-	snprintf(c->delivered_env_id, sizeof(c->delivered_env_id), "%s", w.environment_id);
 	memcpy(c->delivered_token_hash, claim.token_hash, sizeof(c->delivered_token_hash));
 	atomic_fetch_add(&c->app->metrics.work_delivered, 1);
 	poll_end(c);
@@ -202,10 +188,10 @@ static enum err poll_start(struct call *c)
 	has = call_query_uint(c, "reclaim_older_than_ms", 1, &reclaim_ms);
 	if (has < 0 || (has == 0 && (reclaim_ms < 0 || reclaim_ms > 86400000)))
 		return errf(&c->eb, ERR_INVALID, "reclaim_older_than_ms: must be an integer from 0 to 86400000");
-	/* An environment's own key exists only while its self_hosted environment does: no
-	 * need to ask the store about the environment (the claim checks the key again). */
-	int own_key = c->cred.kind == CRED_ENV_KEY && strcmp(c->cred.environment_id, c->match.params[0]) == 0;
-	enum err rc = own_key ? ERR_OK : work_env(c, NULL);
+	/* The environment itself is checked by every claim, in the claim's transaction (a
+	 * poll with the environment's own key may park on this node's hint instead: that key
+	 * exists only while its environment does). */
+	enum err rc = call_env_credential(c);
 	if (rc)
 		return rc;
 	const char *worker = http_header(c->req, "Anthropic-Worker-ID");
@@ -251,7 +237,7 @@ enum err work_poll(struct call *c)
 			rc = try_claim(c);
 			if (rc == ERR_NOT_FOUND) {
 				/* When does the oldest unacked delivery become reclaimable? */
-				if (s->ops->work_next_reclaim(s, c->waiter.env_id, 0, &oldest) != ERR_OK)
+				if (s->ops->work_next_reclaim(s, &c->tenant, c->waiter.env_id, 0, &oldest, NULL) != ERR_OK)
 					oldest = -1;
 				else if (trusted)
 					poll_hint_put(c->app->hints, c->waiter.env_id, seq, epoch, oldest, clock_mono_us());
@@ -263,6 +249,10 @@ enum err work_poll(struct call *c)
 		if (rc == ERR_UNAUTHENTICATED) {
 			poll_end(c);
 			return errf(&c->eb, rc, "invalid credentials: this environment key was revoked");
+		}
+		if (c->eb.message[0]) {
+			poll_end(c); /* the store refused the environment (not found, cloud) */
+			return rc;
 		}
 		if (rc != ERR_NOT_FOUND) {
 			/* Never a 4xx for a transient condition: the SDK would stop the whole fleet. */
@@ -294,21 +284,21 @@ enum err work_poll(struct call *c)
 /* --- ack, heartbeat, stop ------------------------------------------------------------ */
 
 /* Apply an event. If the item's lease had run out, it went back to the queue on the way
- * (T18): wake a held poll for it now rather than at the sweeper's next pass. */
+ * (T18): the store says so, and a held poll is woken for it now rather than at the
+ * sweeper's next pass. */
 static enum err item_event(struct call *c, enum work_event ev, const struct work_input *in, struct work_item *w,
 			   struct work_event_out *res_out)
 {
-	enum err rc = work_env(c, NULL);
+	enum err rc = call_env_credential(c);
 	if (!rc)
 		rc = own_item(c);
 	if (rc)
 		return rc;
 	struct work_event_out res = {0};
 	const char *session_hash = c->cred.kind == CRED_SESSION ? c->cred.hash : NULL;
-	rc = c->app->store->ops->work_event(c->app->store, c->match.params[0], c->match.params[1], ev, in,
-					     session_hash, clock_lease_us(), w, &res);
-	if (res.requeued)
-		app_wake(c->app, c->match.params[0], 1);
+	rc = c->app->store->ops->work_event(c->app->store, &c->tenant, c->match.params[0], c->match.params[1], ev, in,
+					     session_hash, clock_lease_us(), w, &res, &c->eb);
+	work_wake_polls(c->app, &res.wake);
 	if (res_out)
 		*res_out = res;
 	if (rc == ERR_UNAUTHENTICATED)
@@ -441,13 +431,13 @@ enum err work_stop(struct call *c)
 
 enum err work_get(struct call *c)
 {
-	enum err rc = work_env(c, NULL);
+	enum err rc = call_env_credential(c);
 	if (!rc)
 		rc = own_item(c);
 	if (rc)
 		return rc;
 	struct work_item w;
-	rc = c->app->store->ops->work_get(c->app->store, c->match.params[0], c->match.params[1], &w);
+	rc = c->app->store->ops->work_get(c->app->store, &c->tenant, c->match.params[0], c->match.params[1], &w, &c->eb);
 	if (rc)
 		return work_not_found(c, rc);
 	reply_work(c, 200, &w, NULL);
@@ -460,16 +450,15 @@ enum err work_update(struct call *c)
 	static const char *const keys[] = {"metadata", NULL};
 	enum err rc = fields_only(c->body, "", keys, &c->eb);
 	if (!rc)
-		rc = work_env(c, NULL);
+		rc = call_env_credential(c);
 	if (rc)
 		return rc;
 	json_t *patch = json_object_get(c->body, "metadata");
+	if (patch && json_is_null(patch))
+		patch = NULL; /* omitted or null: the item unchanged */
 	struct work_item w;
-	if (!patch || json_is_null(patch))
-		rc = c->app->store->ops->work_get(c->app->store, c->match.params[0], c->match.params[1], &w);
-	else
-		rc = c->app->store->ops->work_update_metadata(c->app->store, c->match.params[0], c->match.params[1],
-							       patch, &w, &c->eb);
+	rc = c->app->store->ops->work_update_metadata(c->app->store, &c->tenant, c->match.params[0], c->match.params[1],
+						       patch, &w, &c->eb);
 	if (rc)
 		return work_not_found(c, rc);
 	reply_work(c, 200, &w, NULL);
@@ -479,7 +468,7 @@ enum err work_update(struct call *c)
 
 enum err work_list(struct call *c)
 {
-	enum err rc = work_env(c, NULL);
+	enum err rc = call_env_credential(c);
 	if (rc)
 		return rc;
 	size_t limit;
@@ -488,9 +477,10 @@ enum err work_list(struct call *c)
 	if ((rc = call_page_params(c, "work", c->match.params[0], &limit, &after, &has_after)))
 		return rc;
 	struct work_page page;
-	rc = c->app->store->ops->work_list(c->app->store, c->match.params[0], has_after ? &after : NULL, limit, &page);
+	rc = c->app->store->ops->work_list(c->app->store, &c->tenant, c->match.params[0], has_after ? &after : NULL,
+					   limit, &page, &c->eb);
 	if (rc)
-		return errf(&c->eb, rc, "could not list work");
+		return call_store_failed(c, rc, "could not list work");
 	struct call_list l;
 	call_list_begin(&l, CALL_LIST_BUDGET);
 	for (size_t i = 0; i < page.count; i++) {
@@ -524,13 +514,13 @@ static int64_t workers_polling(struct call *c)
 
 enum err work_stats(struct call *c)
 {
-	enum err rc = work_env(c, NULL);
+	enum err rc = call_env_credential(c);
 	if (rc)
 		return rc;
 	struct work_stats st;
-	rc = c->app->store->ops->work_stats(c->app->store, c->match.params[0], &st);
+	rc = c->app->store->ops->work_stats(c->app->store, &c->tenant, c->match.params[0], &st, &c->eb);
 	if (rc)
-		return errf(&c->eb, rc, "could not read the queue's stats");
+		return call_store_failed(c, rc, "could not read the queue's stats");
 	struct buf body;
 	buf_init(&body, 1024);
 	struct jsonw jw;

@@ -175,6 +175,18 @@ static void renew_on_heartbeat(struct work_lease *w, const struct work_input *in
 	out->ttl_seconds = w->ttl_seconds;
 }
 
+/* Undo the delivery whose answer never reached its poller (see work.h). */
+static enum err undeliver_queued(struct work_lease *w, const struct work_input *in, int64_t now,
+				 struct work_outcome *out)
+{
+	if (w->delivered_at == 0)
+		return ERR_INVALID;
+	w->delivered_at = 0;
+	out->changed = 1;
+	out->delivery_undone = 1;
+	return ERR_OK;
+}
+
 /* T12. A timestamp means the caller held a lease that T18 took away: tell it so. */
 static enum err heartbeat_queued(struct work_lease *w, const struct work_input *in, int64_t now,
 				 struct work_outcome *out)
@@ -289,6 +301,7 @@ static const work_handler transitions[WORK_STATE__COUNT][WORK_EVENT__COUNT] = {
 		[WORK_EV_STOP] = stop_queued,
 		[WORK_EV_LEASE_EXPIRE] = refuse_invalid,
 		[WORK_EV_METADATA] = accept_unchanged,
+		[WORK_EV_UNDELIVER] = undeliver_queued,
 	},
 	[WORK_STARTING] = {
 		[WORK_EV_POLL] = refuse_invalid,
@@ -297,6 +310,7 @@ static const work_handler transitions[WORK_STATE__COUNT][WORK_EVENT__COUNT] = {
 		[WORK_EV_STOP] = stop_held,
 		[WORK_EV_LEASE_EXPIRE] = expire_held,
 		[WORK_EV_METADATA] = accept_unchanged,
+		[WORK_EV_UNDELIVER] = refuse_invalid,
 	},
 	[WORK_ACTIVE] = {
 		[WORK_EV_POLL] = refuse_invalid,
@@ -305,6 +319,7 @@ static const work_handler transitions[WORK_STATE__COUNT][WORK_EVENT__COUNT] = {
 		[WORK_EV_STOP] = stop_held,
 		[WORK_EV_LEASE_EXPIRE] = expire_held,
 		[WORK_EV_METADATA] = accept_unchanged,
+		[WORK_EV_UNDELIVER] = refuse_invalid,
 	},
 	[WORK_STOPPING] = {
 		[WORK_EV_POLL] = refuse_invalid,
@@ -313,6 +328,7 @@ static const work_handler transitions[WORK_STATE__COUNT][WORK_EVENT__COUNT] = {
 		[WORK_EV_STOP] = stop_held,
 		[WORK_EV_LEASE_EXPIRE] = expire_stopping,
 		[WORK_EV_METADATA] = accept_unchanged,
+		[WORK_EV_UNDELIVER] = refuse_invalid,
 	},
 	[WORK_STOPPED] = {
 		[WORK_EV_POLL] = refuse_invalid,
@@ -321,6 +337,7 @@ static const work_handler transitions[WORK_STATE__COUNT][WORK_EVENT__COUNT] = {
 		[WORK_EV_STOP] = stop_stopped,
 		[WORK_EV_LEASE_EXPIRE] = refuse_invalid,
 		[WORK_EV_METADATA] = accept_unchanged,
+		[WORK_EV_UNDELIVER] = refuse_invalid,
 	},
 };
 

@@ -12,13 +12,16 @@
 
 #include "common/err.h"
 
+/* States are stored as these numbers (and the store's SQL names some of them as
+ * literals): the values are pinned and never renumbered; a new state takes the next one.
+ * A stored number outside them is a damaged row, refused when read (work_state_name()). */
 enum work_state {
-	WORK_QUEUED,
-	WORK_STARTING,
-	WORK_ACTIVE,
-	WORK_STOPPING,
-	WORK_STOPPED,
-	WORK_STATE__COUNT
+	WORK_QUEUED = 0,
+	WORK_STARTING = 1,
+	WORK_ACTIVE = 2,
+	WORK_STOPPING = 3,
+	WORK_STOPPED = 4,
+	WORK_STATE__COUNT = 5
 };
 
 enum work_event {
@@ -28,6 +31,7 @@ enum work_event {
 	WORK_EV_STOP,          /* T13–T17 */
 	WORK_EV_LEASE_EXPIRE,  /* T18/T19: the sweeper found lease_expires_at <= now */
 	WORK_EV_METADATA,      /* T20 */
+	WORK_EV_UNDELIVER,     /* a delivery's answer never reached its poller: undo it */
 	WORK_EVENT__COUNT
 };
 
@@ -81,6 +85,7 @@ struct work_outcome {
 	int new_delivery;     /* POLL: mint a new secret; the previous one dies */
 	int requeue_at_head;  /* LEASE_EXPIRE (T18): the item goes back to the head of the queue */
 	int left_queue;       /* the item is no longer queued (ack, stop of a queued item) */
+	int delivery_undone;  /* UNDELIVER: the undone delivery's secret dies (no delivery holds one) */
 	/* HEARTBEAT replies (also filled on a 412 refusal, for current_state). */
 	int lease_extended;
 	int32_t ttl_seconds;
@@ -126,6 +131,13 @@ struct work_outcome {
  *   stop_requested_at are kept). It does not
  *   revoke the secret: SPEC §3.1 lets it live until the next delivery.
  * - METADATA (T20) always succeeds with `changed` 0: the store patches the metadata.
+ * - UNDELIVER (not in the table: the poll's answer could not be written, so nobody holds
+ *   the delivery) applies only to a queued item that was delivered: delivered_at goes
+ *   back to 0, so the next poll is a T2 and the item counts as fresh in stats, and
+ *   `delivery_undone` tells the store to drop the delivery's secret. delivery_count and
+ *   cycle_deliveries are kept: the counts stay upper bounds of who may have seen the item.
+ *   Any other state, or a queued item never delivered, is ERR_INVALID (the item moved on:
+ *   acked, stopped or expired, and there is nothing to undo).
  */
 enum err work_transition(struct work_lease *w, enum work_event ev, const struct work_input *in,
 			 int64_t now_us, struct work_outcome *out);

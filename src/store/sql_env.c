@@ -1,4 +1,5 @@
-/* sql_env.c - environments and environment keys on SQLite. */
+/* sql_env.c - environments and environment keys, and the environment check of every verb
+ * that acts in one (sql_env_require). */
 #include "store/sql_int.h"
 
 #include <stdio.h>
@@ -97,10 +98,15 @@ static enum err read_env(struct db_stmt *st, struct environment *e)
 	return ERR_OK;
 }
 
-/* Load one visible environment inside a job. */
-static enum err load_env(struct sql_store *s, const struct tenant *t, const char *id, struct environment *out)
+#define ENV_SELECT "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE
+
+/* Load one visible environment inside a job, the row locked as `lock` says. */
+static enum err load_env(struct sql_store *s, const struct tenant *t, const char *id, enum env_lock lock,
+			 struct environment *out)
 {
-	struct db_stmt *st = sql_stmt(s, "SELECT " ENV_COLUMNS " FROM environments WHERE id = ? AND " ENV_VISIBLE);
+	struct db_stmt *st = sql_stmt(s, lock == ENV_LOCK_UPDATE  ? ENV_SELECT " FOR UPDATE"
+					 : lock == ENV_LOCK_SHARE ? ENV_SELECT " FOR SHARE"
+								  : ENV_SELECT);
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, id);
@@ -111,6 +117,59 @@ static enum err load_env(struct sql_store *s, const struct tenant *t, const char
 	if (rc != DB_ROW)
 		return sql_err(s, rc);
 	return read_env(st, out);
+}
+
+enum err sql_env_require(struct sql_store *s, const struct tenant *t, const char *env_id, enum env_need need,
+			    enum env_lock lock, struct errbuf *eb)
+{
+	struct environment e;
+	enum err rc = load_env(s, t, env_id, lock, &e);
+	if (rc == ERR_NOT_FOUND)
+		return need == ENV_FOR_SESSION
+			       ? errf(eb, ERR_INVALID, "environment_id: environment %.64s not found", env_id)
+			       : errf(eb, rc, "environment %.64s not found", env_id);
+	if (rc)
+		return rc;
+	int self_hosted = env_is_self_hosted(&e.f), archived = e.archived_at != 0;
+	environment_clear(&e);
+	if (!self_hosted) {
+		switch (need) {
+		case ENV_FOR_KEYS:
+			return errf(eb, ERR_INVALID,
+				    "environment %.64s is not self_hosted: only self_hosted environments have keys", env_id);
+		case ENV_FOR_SESSION:
+			return errf(eb, ERR_INVALID,
+				    "environment_id: %.64s is a cloud environment; environd runs sessions only in "
+				    "self_hosted environments",
+				    env_id);
+		case ENV_FOR_WORK:
+		case ENV_FOR_ENQUEUE:
+			break;
+		}
+		return errf(eb, ERR_INVALID,
+			    "environment %.64s is a cloud environment: work exists only in self_hosted environments", env_id);
+	}
+	if (archived && need == ENV_FOR_ENQUEUE)
+		return errf(eb, ERR_ENV_ARCHIVED, "environment %.64s is archived: no new work may be enqueued", env_id);
+	if (archived && need == ENV_FOR_SESSION)
+		return errf(eb, ERR_INVALID, "environment_id: environment %.64s is archived", env_id);
+	return ERR_OK;
+}
+
+enum err sql_env_lock_existing(struct sql_store *s, const char *env_id, int *exists)
+{
+	*exists = 0;
+	struct db_stmt *st = sql_stmt(s, "SELECT 1 FROM environments WHERE id = ? FOR SHARE");
+	if (!st)
+		return ERR_INTERNAL;
+	db_bind_text(st, 1, env_id);
+	int rc = db_step(st);
+	if (rc == DB_ROW)
+		*exists = 1;
+	else if (rc != DB_DONE)
+		return sql_err(s, rc);
+	db_reset(st);
+	return ERR_OK;
 }
 
 /* Write an environment's mutable fields. Name clashes become ERR_NAME_TAKEN. */
@@ -204,7 +263,7 @@ enum err sql_env_create(struct store *base, const struct tenant *t, const struct
 static enum err get_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
-	return load_env(s, c->t, c->id, c->out);
+	return load_env(s, c->t, c->id, ENV_LOCK_NONE, c->out);
 }
 
 enum err sql_env_get(struct store *base, const struct tenant *t, const char *id, struct environment *out)
@@ -217,7 +276,8 @@ enum err sql_env_get(struct store *base, const struct tenant *t, const char *id,
 static enum err update_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
-	enum err rc = load_env(s, c->t, c->id, c->out);
+	/* Locked: an archive in between would otherwise be written over. */
+	enum err rc = load_env(s, c->t, c->id, ENV_LOCK_UPDATE, c->out);
 	if (rc)
 		return rc;
 	struct environment *e = c->out;
@@ -248,7 +308,8 @@ enum err sql_env_update(struct store *base, const struct tenant *t, const char *
 static enum err archive_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
-	enum err rc = load_env(s, c->t, c->id, c->out);
+	/* Locked: a write in the environment (FOR SHARE) finishes first or sees it archived. */
+	enum err rc = load_env(s, c->t, c->id, ENV_LOCK_UPDATE, c->out);
 	if (rc || c->out->archived_at)
 		return rc;
 	c->out->archived_at = c->now;
@@ -276,8 +337,10 @@ static enum err step_done(struct sql_store *s, struct db_stmt *st)
 static enum err delete_job(struct sql_store *s, void *arg)
 {
 	struct env_ctx *c = arg;
+	/* Locked: a write in the environment (FOR SHARE) either commits first, and its work
+	 * or key is deleted below, or finds the environment gone. */
 	struct environment e;
-	enum err rc = load_env(s, c->t, c->id, &e);
+	enum err rc = load_env(s, c->t, c->id, ENV_LOCK_UPDATE, &e);
 	if (rc)
 		return rc;
 	environment_clear(&e);
@@ -305,10 +368,16 @@ static enum err delete_job(struct sql_store *s, void *arg)
 	return sql_notify_credentials(s); /* its keys went with it */
 }
 
-enum err sql_env_delete(struct store *base, const struct tenant *t, const char *id)
+enum err sql_env_delete(struct store *base, const struct tenant *t, const char *id, struct work_wake *wake)
 {
+	memset(wake, 0, sizeof(*wake));
 	struct env_ctx c = {.t = t, .id = id};
-	return sql_run((struct sql_store *)base, delete_job, &c);
+	enum err rc = sql_run((struct sql_store *)base, delete_job, &c);
+	if (rc == ERR_OK) {
+		snprintf(wake->environment_id, sizeof(wake->environment_id), "%s", id);
+		wake->recheck = 1;
+	}
+	return rc;
 }
 
 struct list_ctx {
@@ -318,6 +387,7 @@ struct list_ctx {
 	const struct cursor *after;
 	size_t limit;
 	void *out;
+	struct errbuf *eb;
 };
 
 /* Grow an array of `size`-byte elements to hold one more. */
@@ -385,12 +455,14 @@ enum err sql_env_list(struct store *base, const struct tenant *t, int include_ar
 /* --- environment keys ----------------------------------------------------------------- */
 
 struct key_ctx {
+	const struct tenant *t;
 	const char *env_id;
 	const char *key_id;
 	const char *name;
 	const char *hash;
 	int64_t now;
 	struct env_key *out;
+	struct errbuf *eb;
 };
 
 static enum err key_create_job(struct sql_store *s, void *arg)
@@ -398,6 +470,9 @@ static enum err key_create_job(struct sql_store *s, void *arg)
 	struct key_ctx *c = arg;
 	struct env_key *k = c->out;
 	memset(k, 0, sizeof(*k));
+	enum err rc = sql_env_require(s, c->t, c->env_id, ENV_FOR_KEYS, ENV_LOCK_SHARE, c->eb);
+	if (rc)
+		return rc;
 	ids_new_at("envkey_", c->now, k->id);
 	snprintf(k->environment_id, sizeof(k->environment_id), "%s", c->env_id);
 	snprintf(k->name, sizeof(k->name), "%s", c->name);
@@ -414,10 +489,10 @@ static enum err key_create_job(struct sql_store *s, void *arg)
 	return step_done(s, st);
 }
 
-enum err sql_env_key_create(struct store *base, const char *env_id, const char *name, const char *hash,
-			       int64_t now, struct env_key *out)
+enum err sql_env_key_create(struct store *base, const struct tenant *t, const char *env_id, const char *name,
+			       const char *hash, int64_t now, struct env_key *out, struct errbuf *eb)
 {
-	struct key_ctx c = {.env_id = env_id, .name = name, .hash = hash, .now = now, .out = out};
+	struct key_ctx c = {.t = t, .env_id = env_id, .name = name, .hash = hash, .now = now, .out = out, .eb = eb};
 	enum err rc = sql_run((struct sql_store *)base, key_create_job, &c);
 	if (rc)
 		memset(out, 0, sizeof(*out));
@@ -428,6 +503,9 @@ static enum err key_list_job(struct sql_store *s, void *arg)
 {
 	struct list_ctx *c = arg;
 	struct env_key_page *page = c->out;
+	enum err err = sql_env_require(s, c->t, c->env_id, ENV_FOR_KEYS, ENV_LOCK_NONE, c->eb);
+	if (err)
+		return err;
 	struct db_stmt *st = sql_stmt(s, "SELECT id, environment_id, name, created_at, last_used_at FROM env_keys"
 					  " WHERE environment_id = ? AND (? OR created_at < ? OR (created_at = ? AND id < ?))"
 					  " ORDER BY created_at DESC, id DESC LIMIT ?");
@@ -456,11 +534,11 @@ static enum err key_list_job(struct sql_store *s, void *arg)
 	return rc == DB_ROW || rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 }
 
-enum err sql_env_key_list(struct store *base, const char *env_id, const struct cursor *after, size_t limit,
-			     struct env_key_page *out)
+enum err sql_env_key_list(struct store *base, const struct tenant *t, const char *env_id,
+			     const struct cursor *after, size_t limit, struct env_key_page *out, struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
-	struct list_ctx c = {.env_id = env_id, .after = after, .limit = limit, .out = out};
+	struct list_ctx c = {.t = t, .env_id = env_id, .after = after, .limit = limit, .out = out, .eb = eb};
 	enum err rc = sql_read((struct sql_store *)base, key_list_job, &c);
 	if (rc)
 		env_key_page_clear(out);
@@ -470,19 +548,29 @@ enum err sql_env_key_list(struct store *base, const char *env_id, const struct c
 static enum err key_revoke_job(struct sql_store *s, void *arg)
 {
 	struct key_ctx *c = arg;
+	enum err rc = sql_env_require(s, c->t, c->env_id, ENV_FOR_KEYS, ENV_LOCK_SHARE, c->eb);
+	if (rc)
+		return rc;
 	struct db_stmt *st = sql_stmt(s, "DELETE FROM env_keys WHERE id = ? AND environment_id = ?");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, c->key_id);
 	db_bind_text(st, 2, c->env_id);
-	enum err rc = step_done(s, st);
+	rc = step_done(s, st);
 	if (rc)
 		return rc;
 	return db_changes(st) ? sql_notify_credentials(s) : ERR_NOT_FOUND;
 }
 
-enum err sql_env_key_revoke(struct store *base, const char *env_id, const char *key_id)
+enum err sql_env_key_revoke(struct store *base, const struct tenant *t, const char *env_id, const char *key_id,
+			       struct work_wake *wake, struct errbuf *eb)
 {
-	struct key_ctx c = {.env_id = env_id, .key_id = key_id};
-	return sql_run((struct sql_store *)base, key_revoke_job, &c);
+	memset(wake, 0, sizeof(*wake));
+	struct key_ctx c = {.t = t, .env_id = env_id, .key_id = key_id, .eb = eb};
+	enum err rc = sql_run((struct sql_store *)base, key_revoke_job, &c);
+	if (rc == ERR_OK) {
+		snprintf(wake->environment_id, sizeof(wake->environment_id), "%s", env_id);
+		wake->recheck = 1;
+	}
+	return rc;
 }

@@ -60,6 +60,30 @@ enum err sql_grow(void **items, size_t *cap, size_t size);
  * (a revocation). A single process's server clears its own. */
 enum err sql_notify_credentials(struct sql_store *s);
 
+/* What a verb needs of the environment it acts in (sql_env_require); the wording of a
+ * refusal follows the routes that reach the verb. */
+enum env_need {
+	ENV_FOR_WORK,    /* visible and self_hosted: the work routes */
+	ENV_FOR_ENQUEUE, /* visible, self_hosted and not archived: new work */
+	ENV_FOR_KEYS,    /* visible and self_hosted: the key routes */
+	ENV_FOR_SESSION, /* visible, self_hosted and not archived: a new session's environment_id */
+};
+/* How the environment row is read: unlocked (read jobs), " FOR SHARE" (a write in the
+ * environment, which an archive or a delete must not pass), " FOR UPDATE" (archive,
+ * delete, update of the environment itself). */
+enum env_lock { ENV_LOCK_NONE, ENV_LOCK_SHARE, ENV_LOCK_UPDATE };
+
+/* Inside a job: environment env_id is visible to t and what `need` says, or the refusal
+ * (ERR_NOT_FOUND, ERR_INVALID, ERR_ENV_ARCHIVED) with its client message in eb. Store
+ * failures are returned unworded. */
+enum err sql_env_require(struct sql_store *s, const struct tenant *t, const char *env_id, enum env_need need,
+			    enum env_lock lock, struct errbuf *eb);
+
+/* Inside a write job, for work that follows a session (no tenant, no wording): does
+ * environment env_id still exist (*exists)? Its row is read " FOR SHARE", so a delete of
+ * it waits for the job, or the job sees it gone. */
+enum err sql_env_lock_existing(struct sql_store *s, const char *env_id, int *exists);
+
 /* Fill the verbs of the store into s (sql_store.c), load or create the cursor key. */
 enum err sql_store_init(struct sql_store *s, struct errbuf *eb);
 
@@ -71,37 +95,44 @@ enum err sql_env_update(struct store *s, const struct tenant *t, const char *id,
 			   int64_t now, struct environment *out, struct errbuf *eb);
 enum err sql_env_archive(struct store *s, const struct tenant *t, const char *id, int64_t now,
 			    struct environment *out);
-enum err sql_env_delete(struct store *s, const struct tenant *t, const char *id);
+enum err sql_env_delete(struct store *s, const struct tenant *t, const char *id, struct work_wake *wake);
 enum err sql_env_list(struct store *s, const struct tenant *t, int include_archived,
 			 const struct cursor *after, size_t limit, struct env_page *out);
-enum err sql_env_key_create(struct store *s, const char *env_id, const char *name, const char *hash,
-			       int64_t now, struct env_key *out);
-enum err sql_env_key_list(struct store *s, const char *env_id, const struct cursor *after, size_t limit,
-			     struct env_key_page *out);
-enum err sql_env_key_revoke(struct store *s, const char *env_id, const char *key_id);
+enum err sql_env_key_create(struct store *s, const struct tenant *t, const char *env_id, const char *name,
+			       const char *hash, int64_t now, struct env_key *out, struct errbuf *eb);
+enum err sql_env_key_list(struct store *s, const struct tenant *t, const char *env_id,
+			     const struct cursor *after, size_t limit, struct env_key_page *out, struct errbuf *eb);
+enum err sql_env_key_revoke(struct store *s, const struct tenant *t, const char *env_id, const char *key_id,
+			       struct work_wake *wake, struct errbuf *eb);
 
-enum err sql_work_enqueue(struct store *s, const char *env_id, const char *data_type, const char *data_id,
-			     const json_t *metadata, int64_t now, struct work_item *out, int *created);
-enum err sql_work_claim(struct store *s, const char *env_id, const struct work_claim *c, int64_t now,
-			   struct work_item *out);
-enum err sql_work_undeliver(struct store *s, const char *work_id, const char *token_hash);
-enum err sql_work_get(struct store *s, const char *env_id, const char *work_id, struct work_item *out);
-enum err sql_work_event(struct store *s, const char *env_id, const char *work_id, enum work_event ev,
-			   const struct work_input *in, const char *session_hash, int64_t now, struct work_item *out,
-			   struct work_event_out *res);
-enum err sql_work_update_metadata(struct store *s, const char *env_id, const char *work_id,
-				     const json_t *patch, struct work_item *out, struct errbuf *eb);
-enum err sql_work_list(struct store *s, const char *env_id, const struct cursor *after, size_t limit,
-			  struct work_page *out);
-enum err sql_work_stats(struct store *s, const char *env_id, struct work_stats *out);
-enum err sql_work_next_reclaim(struct store *s, const char *env_id, int64_t reclaim_us, int64_t *at);
-enum err sql_leases_expire(struct store *s, int64_t now, size_t max, char (*env_ids)[ID_MAX],
-			      size_t *n_envs, size_t *n_expired);
+enum err sql_work_enqueue(struct store *s, const struct tenant *t, const char *env_id, const char *data_type,
+			     const char *data_id, const json_t *metadata, int64_t now, struct work_item *out,
+			     int *created, struct work_wake *wake, struct errbuf *eb);
+enum err sql_work_claim(struct store *s, const struct tenant *t, const char *env_id, const struct work_claim *c,
+			   int64_t now, struct work_item *out, struct errbuf *eb);
+enum err sql_work_undeliver(struct store *s, const char *work_id, const char *token_hash, int64_t now,
+			       struct work_wake *wake);
+enum err sql_work_get(struct store *s, const struct tenant *t, const char *env_id, const char *work_id,
+			 struct work_item *out, struct errbuf *eb);
+enum err sql_work_event(struct store *s, const struct tenant *t, const char *env_id, const char *work_id,
+			   enum work_event ev, const struct work_input *in, const char *session_hash, int64_t now,
+			   struct work_item *out, struct work_event_out *res, struct errbuf *eb);
+enum err sql_work_update_metadata(struct store *s, const struct tenant *t, const char *env_id,
+				     const char *work_id, const json_t *patch, struct work_item *out,
+				     struct errbuf *eb);
+enum err sql_work_list(struct store *s, const struct tenant *t, const char *env_id, const struct cursor *after,
+			  size_t limit, struct work_page *out, struct errbuf *eb);
+enum err sql_work_stats(struct store *s, const struct tenant *t, const char *env_id, struct work_stats *out,
+			   struct errbuf *eb);
+enum err sql_work_next_reclaim(struct store *s, const struct tenant *t, const char *env_id, int64_t reclaim_us,
+				  int64_t *at, struct errbuf *eb);
+enum err sql_leases_expire(struct store *s, int64_t now, size_t max, struct work_wake *wakes, size_t *n_wakes,
+			      size_t *n_expired);
 enum err sql_next_lease_expiry(struct store *s, int64_t *at);
 
 /* Inside a write job: make sure the session has a live work item (enqueue one when it has
- * none; *created tells), or move its live item towards stopped (queued → stopped,
- * starting/active → stopping) through model/work.c. */
+ * none, unless its environment was deleted; *created tells), or move its live item
+ * towards stopped (queued → stopped, starting/active → stopping) through model/work.c. */
 enum err sql_work_session_ensure(struct sql_store *s, const char *env_id, const char *session_id,
 				    int64_t now, int *created);
 enum err sql_work_session_stop(struct sql_store *s, const char *env_id, const char *session_id,

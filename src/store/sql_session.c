@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "model/agent.h"
 #include "model/metadata.h"
 
@@ -27,9 +28,10 @@ static enum err read_session(struct db_stmt *st, struct session_rec *r, struct s
 	r->agent = json_loads(db_col_text(st, 2), 0, NULL);
 	r->metadata = json_loads(db_col_text(st, 3), 0, NULL);
 	r->title = json_loads(db_col_text(st, 4), JSON_DECODE_ANY, NULL);
-	int status = db_col_int(st, 5);
-	r->state.status = status >= SESSION_IDLE && status <= SESSION_TERMINATED ? (enum session_status)status
-										 : SESSION_IDLE;
+	/* Read whole: a stored 2^32 must not pass as 0 (idle) through a narrowing. */
+	int64_t status = db_col_i64(st, 5);
+	int status_known = db_col_type(st, 5) == DB_INT && status >= SESSION_IDLE && status <= SESSION_TERMINATED;
+	r->state.status = status_known ? (enum session_status)status : SESSION_IDLE;
 	r->state.awaiting_turn = db_col_int(st, 6);
 	db_col_copy(st, 7, r->state.turn_id, sizeof(r->state.turn_id));
 	r->state.turn_expires_at = db_col_i64(st, 8);
@@ -44,7 +46,9 @@ static enum err read_session(struct db_stmt *st, struct session_rec *r, struct s
 		x->deleted_at = db_col_i64(st, 16);
 	}
 	if (!r->agent || !r->metadata || !r->title || !r->state.pending || !r->state.required ||
-	    status != (int)r->state.status) {
+	    !status_known) {
+		if (!status_known)
+			log_event(LOG_ERROR, "session_row_invalid", "session_id", r->id, "reason", "unknown status", NULL);
 		session_rec_clear(r);
 		return ERR_INTERNAL; /* a stored value we cannot read back is an error, never a guess */
 	}
@@ -206,8 +210,13 @@ static enum err create_job(struct sql_store *s, void *arg)
 	struct sess_ctx c_ = *(struct sess_ctx *)arg, *c = &c_;
 	struct session_rec *r = c->out;
 	memset(r, 0, sizeof(*r));
+	/* The environment takes a new session now, in this transaction (FOR SHARE: an archive
+	 * or a delete of it waits for this job, or this job sees it). */
+	enum err rc = sql_env_require(s, c->t, c->n->environment_id, ENV_FOR_SESSION, ENV_LOCK_SHARE, c->eb);
+	if (rc)
+		return rc;
 	struct agent_rec a;
-	enum err rc = sql_agent_load(s, c->t->org, c->t->workspace, c->n->agent_id, c->n->agent_version, &a);
+	rc = sql_agent_load(s, c->t->org, c->t->workspace, c->n->agent_id, c->n->agent_version, &a);
 	if (rc == ERR_NOT_FOUND)
 		return c->n->agent_version
 			       ? errf(c->eb, ERR_INVALID, "agent: agent %.64s has no version %lld", c->n->agent_id,

@@ -1,4 +1,9 @@
-/* sql_work.c - work items on SQLite: enqueue, claim, events, lists, stats, leases.
+/* sql_work.c - work items: enqueue, claim, events, lists, stats, leases.
+ *
+ * Every verb of an environment's work checks the environment first, in its own job
+ * (sql_env_require), and every change of an item's state goes through model/work.c and
+ * write_lease. The SQL names some states by their stored numbers (model/work.h pins
+ * them): queued 0, starting 1, active 2, stopping 3, stopped 4.
  *
  * Queue order: fresh items carry an increasing queue_seq; an item whose lease expired
  * (T18) goes back to the head with queue_seq = created_at - 2^62, so re-queued items come
@@ -17,6 +22,10 @@
 	" latest_heartbeat_at, stop_requested_at, stopped_at, delivered_at, delivery_count,"               \
 	" lease_expires_at, ttl_seconds, cycle_deliveries, ack_proven"
 #define HEAD_OFFSET (1LL << 62)
+
+_Static_assert(WORK_QUEUED == 0 && WORK_STARTING == 1 && WORK_ACTIVE == 2 && WORK_STOPPING == 3 &&
+		       WORK_STOPPED == 4,
+	       "the SQL of this file names work states by their stored numbers");
 
 enum token_update { TOKEN_KEEP, TOKEN_SET };
 
@@ -39,8 +48,9 @@ static enum err read_work(struct db_stmt *st, struct work_item *w)
 	db_col_copy(st, 2, w->data_type, sizeof(w->data_type));
 	db_col_copy(st, 3, w->data_id, sizeof(w->data_id));
 	struct work_lease *l = &w->lease;
-	int state = db_col_int(st, 4);
-	if (!work_state_name((enum work_state)state))
+	/* Read whole: a stored 2^32 must not pass as 0 (queued) through a narrowing. */
+	int64_t state = db_col_i64(st, 4);
+	if (db_col_type(st, 4) != DB_INT || state < 0 || state >= WORK_STATE__COUNT)
 		return corrupt_row(w, "unknown state");
 	l->state = (enum work_state)state;
 	if (strcmp(w->data_type, "session") != 0 && strcmp(w->data_type, "healthcheck") != 0)
@@ -122,15 +132,27 @@ static enum err write_lease(struct sql_store *s, const struct work_item *w, int 
 }
 
 /* Apply an event with the model and persist the outcome. Returns a store error; the
- * model's refusal, if any, goes to *refusal (so what was persisted before stays). */
+ * model's refusal, if any, goes to *refusal (so what was persisted before stays). A new
+ * delivery stores token_hash; an undone one stores none. */
 static enum err apply(struct sql_store *s, struct work_item *w, enum work_event ev, const struct work_input *in,
 		      int64_t now, struct work_outcome *o, enum err *refusal, const char *token_hash)
 {
 	*refusal = work_transition(&w->lease, ev, in, now, o);
 	if (*refusal || !o->changed)
 		return ERR_OK;
-	enum token_update token = o->new_delivery ? TOKEN_SET : TOKEN_KEEP;
-	return write_lease(s, w, o->requeue_at_head, token, token_hash);
+	if (o->new_delivery)
+		return write_lease(s, w, o->requeue_at_head, TOKEN_SET, token_hash);
+	if (o->delivery_undone)
+		return write_lease(s, w, o->requeue_at_head, TOKEN_SET, NULL);
+	return write_lease(s, w, o->requeue_at_head, TOKEN_KEEP, NULL);
+}
+
+/* One item became claimable in env_id. */
+static void wake_one(struct work_wake *wake, const char *env_id)
+{
+	snprintf(wake->environment_id, sizeof(wake->environment_id), "%s", env_id);
+	wake->claimable = 1;
+	wake->recheck = 0;
 }
 
 /* T18/T19 first when the lease of a held item has run out, so that a late heartbeat
@@ -148,6 +170,7 @@ static enum err expire_if_due(struct sql_store *s, struct work_item *w, int64_t 
 }
 
 struct work_ctx {
+	const struct tenant *t;
 	const char *env_id;
 	const char *work_id;
 	const char *data_type;
@@ -163,6 +186,7 @@ struct work_ctx {
 	struct errbuf *eb;
 	int created;
 	enum err refusal; /* the state machine's answer, kept apart from store failures */
+	struct work_wake *wake;
 };
 
 /* Outputs are released when a verb fails, even if its job had filled them before the
@@ -237,14 +261,28 @@ static enum err enqueue_job(struct sql_store *s, void *arg)
 	return ERR_OK;
 }
 
-enum err sql_work_enqueue(struct store *base, const char *env_id, const char *data_type, const char *data_id,
-			     const json_t *metadata, int64_t now, struct work_item *out, int *created)
+/* The verb: the environment takes new work (FOR SHARE: an archive or a delete waits for
+ * this job, or this job sees it), then the item goes in. */
+static enum err enqueue_verb_job(struct sql_store *s, void *arg)
+{
+	struct work_ctx *c = arg;
+	work_item_clear(c->out); /* a retried job starts afresh */
+	enum err rc = sql_env_require(s, c->t, c->env_id, ENV_FOR_ENQUEUE, ENV_LOCK_SHARE, c->eb);
+	return rc ? rc : enqueue_job(s, c);
+}
+
+enum err sql_work_enqueue(struct store *base, const struct tenant *t, const char *env_id, const char *data_type,
+			     const char *data_id, const json_t *metadata, int64_t now, struct work_item *out,
+			     int *created, struct work_wake *wake, struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
-	struct work_ctx c = {.env_id = env_id, .data_type = data_type, .data_id = data_id, .json = metadata,
-			     .now = now, .out = out};
-	enum err rc = sql_run((struct sql_store *)base, enqueue_job, &c);
+	memset(wake, 0, sizeof(*wake));
+	struct work_ctx c = {.t = t, .env_id = env_id, .data_type = data_type, .data_id = data_id, .json = metadata,
+			     .now = now, .out = out, .eb = eb};
+	enum err rc = sql_run((struct sql_store *)base, enqueue_verb_job, &c);
 	*created = rc ? 0 : c.created;
+	if (*created)
+		wake_one(wake, env_id);
 	return finish_work(out, rc);
 }
 
@@ -272,11 +310,16 @@ static enum err key_current(struct sql_store *s, const char *env_id, const char 
 static enum err claim_job(struct sql_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
+	work_item_clear(c->out); /* a retried job starts afresh */
+	/* The key first: a poll held across a revocation or a deletion answers 401. */
 	if (c->claim->key_hash[0]) {
 		enum err err = key_current(s, c->env_id, c->claim->key_hash);
 		if (err)
 			return err;
 	}
+	enum err env = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_SHARE, c->eb);
+	if (env)
+		return env;
 	/* Reclaimable items first (oldest delivery first), then fresh ones in FIFO order. */
 	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ? AND state = 0"
 					  " AND delivered_at > 0 AND delivered_at <= ? ORDER BY delivered_at, queue_seq LIMIT 1"
@@ -311,45 +354,69 @@ static enum err claim_job(struct sql_store *s, void *arg)
 	return err;
 }
 
-enum err sql_work_claim(struct store *base, const char *env_id, const struct work_claim *claim, int64_t now,
-			   struct work_item *out)
+enum err sql_work_claim(struct store *base, const struct tenant *t, const char *env_id,
+			   const struct work_claim *claim, int64_t now, struct work_item *out, struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
-	struct work_ctx c = {.env_id = env_id, .claim = claim, .now = now, .out = out};
+	struct work_ctx c = {.t = t, .env_id = env_id, .claim = claim, .now = now, .out = out, .eb = eb};
 	return finish_work(out, sql_run((struct sql_store *)base, claim_job, &c));
 }
 
+/* The item that still carries the delivery's token, locked; the model decides whether the
+ * delivery can be undone, and write_lease persists it like any other transition. */
 static enum err undeliver_job(struct sql_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
-	struct db_stmt *st = sql_stmt(s, "UPDATE work SET delivered_at = 0, token_hash = NULL"
-					  " WHERE id = ? AND token_hash = ? AND state = 0");
+	struct work_item *w = c->out;
+	work_item_clear(w); /* a retried job starts afresh */
+	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE id = ? AND token_hash = ? FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, c->work_id);
 	db_bind_text(st, 2, c->data_id);
 	int rc = db_step(st);
-	if (rc != DB_DONE)
+	if (rc == DB_DONE)
+		return ERR_NOT_FOUND; /* redelivered since, or gone */
+	if (rc != DB_ROW)
 		return sql_err(s, rc);
-	return db_changes(st) ? ERR_OK : ERR_NOT_FOUND;
+	enum err err = read_work(st, w);
+	db_reset(st);
+	if (err)
+		return err;
+	struct work_outcome o;
+	err = apply(s, w, WORK_EV_UNDELIVER, NULL, c->now, &o, &c->refusal, NULL);
+	if (!err && c->refusal)
+		err = ERR_NOT_FOUND; /* acked, stopped or expired since: nothing to undo */
+	return err;
 }
 
-enum err sql_work_undeliver(struct store *base, const char *work_id, const char *token_hash)
+enum err sql_work_undeliver(struct store *base, const char *work_id, const char *token_hash, int64_t now,
+			       struct work_wake *wake)
 {
-	struct work_ctx c = {.work_id = work_id, .data_id = token_hash};
-	return sql_run((struct sql_store *)base, undeliver_job, &c);
+	memset(wake, 0, sizeof(*wake));
+	struct work_item w;
+	memset(&w, 0, sizeof(w));
+	struct work_ctx c = {.work_id = work_id, .data_id = token_hash, .now = now, .out = &w};
+	enum err rc = sql_run((struct sql_store *)base, undeliver_job, &c);
+	if (rc == ERR_OK)
+		wake_one(wake, w.environment_id);
+	work_item_clear(&w);
+	return rc;
 }
 
 static enum err get_job(struct sql_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
-	return load_work(s, c->env_id, c->work_id, c->out);
+	work_item_clear(c->out); /* a retried job starts afresh */
+	enum err rc = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_NONE, c->eb);
+	return rc ? rc : load_work(s, c->env_id, c->work_id, c->out);
 }
 
-enum err sql_work_get(struct store *base, const char *env_id, const char *work_id, struct work_item *out)
+enum err sql_work_get(struct store *base, const struct tenant *t, const char *env_id, const char *work_id,
+			 struct work_item *out, struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
-	struct work_ctx c = {.env_id = env_id, .work_id = work_id, .out = out};
+	struct work_ctx c = {.t = t, .env_id = env_id, .work_id = work_id, .out = out, .eb = eb};
 	return finish_work(out, sql_read((struct sql_store *)base, get_job, &c));
 }
 
@@ -364,7 +431,13 @@ static enum err event_job(struct sql_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
 	struct work_item *w = c->out;
-	enum err err = c->session_hash ? token_current(s, c->work_id, c->session_hash) : ERR_OK;
+	work_item_clear(w); /* a retried job starts afresh */
+	memset(c->res, 0, sizeof(*c->res));
+	c->refusal = ERR_OK;
+	enum err err = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_SHARE, c->eb);
+	if (err)
+		return err;
+	err = c->session_hash ? token_current(s, c->work_id, c->session_hash) : ERR_OK;
 	if (err || (err = load_work(s, c->env_id, c->work_id, w)))
 		return err;
 	struct work_outcome o;
@@ -391,30 +464,38 @@ static enum err event_job(struct sql_store *s, void *arg)
 	return ERR_OK;
 }
 
-enum err sql_work_event(struct store *base, const char *env_id, const char *work_id, enum work_event ev,
-			   const struct work_input *in, const char *session_hash, int64_t now, struct work_item *out,
-			   struct work_event_out *res)
+enum err sql_work_event(struct store *base, const struct tenant *t, const char *env_id, const char *work_id,
+			   enum work_event ev, const struct work_input *in, const char *session_hash, int64_t now,
+			   struct work_item *out, struct work_event_out *res, struct errbuf *eb)
 {
 	memset(res, 0, sizeof(*res));
 	memset(out, 0, sizeof(*out));
-	struct work_ctx c = {.env_id = env_id, .work_id = work_id, .ev = ev, .in = in, .now = now, .out = out,
-			     .res = res, .session_hash = session_hash};
+	struct work_ctx c = {.t = t, .env_id = env_id, .work_id = work_id, .ev = ev, .in = in, .now = now,
+			     .out = out, .res = res, .session_hash = session_hash, .eb = eb};
 	enum err rc = sql_run((struct sql_store *)base, event_job, &c);
-	if (rc != ERR_OK || c.refusal) {
+	if (rc != ERR_OK) {
 		work_item_clear(out); /* also when the group's commit failed after the job ran */
-		if (rc != ERR_OK)
-			res->requeued = 0;
-		return rc != ERR_OK ? rc : c.refusal;
+		memset(res, 0, sizeof(*res));
+		return rc;
 	}
-	return rc;
+	/* Committed, even when the model refused the event itself: an expired lease's item
+	 * went back to the queue on the way (T18). */
+	if (res->requeued)
+		wake_one(&res->wake, env_id);
+	if (c.refusal)
+		work_item_clear(out);
+	return c.refusal;
 }
 
 static enum err metadata_job(struct sql_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
-	enum err err = load_work(s, c->env_id, c->work_id, c->out);
-	if (err)
+	work_item_clear(c->out); /* a retried job starts afresh */
+	enum err err = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_SHARE, c->eb);
+	if (err || (err = load_work(s, c->env_id, c->work_id, c->out)))
 		return err;
+	if (!c->json)
+		return ERR_OK; /* no patch: the item as it is */
 	int changed = 0;
 	if ((err = metadata_patch(c->out->metadata, c->json, METADATA_DELETE_NULL, &changed, c->eb)))
 		goto fail;
@@ -439,24 +520,30 @@ fail:
 	return err;
 }
 
-enum err sql_work_update_metadata(struct store *base, const char *env_id, const char *work_id,
-				     const json_t *patch, struct work_item *out, struct errbuf *eb)
+enum err sql_work_update_metadata(struct store *base, const struct tenant *t, const char *env_id,
+				     const char *work_id, const json_t *patch, struct work_item *out,
+				     struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
-	struct work_ctx c = {.env_id = env_id, .work_id = work_id, .json = patch, .out = out, .eb = eb};
+	struct work_ctx c = {.t = t, .env_id = env_id, .work_id = work_id, .json = patch, .out = out, .eb = eb};
 	return finish_work(out, sql_run((struct sql_store *)base, metadata_job, &c));
 }
 
 struct page_ctx {
+	const struct tenant *t;
 	const char *env_id;
 	const struct cursor *after;
 	size_t limit;
 	struct work_page *out;
+	struct errbuf *eb;
 };
 
 static enum err list_job(struct sql_store *s, void *arg)
 {
 	struct page_ctx *c = arg;
+	enum err env = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_NONE, c->eb);
+	if (env)
+		return env;
 	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE environment_id = ?"
 					  " AND (? OR created_at < ? OR (created_at = ? AND id < ?))"
 					  " ORDER BY created_at DESC, id DESC LIMIT ?");
@@ -483,11 +570,11 @@ static enum err list_job(struct sql_store *s, void *arg)
 	return rc == DB_ROW || rc == DB_DONE ? ERR_OK : sql_err(s, rc);
 }
 
-enum err sql_work_list(struct store *base, const char *env_id, const struct cursor *after, size_t limit,
-			  struct work_page *out)
+enum err sql_work_list(struct store *base, const struct tenant *t, const char *env_id, const struct cursor *after,
+			  size_t limit, struct work_page *out, struct errbuf *eb)
 {
 	memset(out, 0, sizeof(*out));
-	struct page_ctx c = {env_id, after, limit, out};
+	struct page_ctx c = {.t = t, .env_id = env_id, .after = after, .limit = limit, .out = out, .eb = eb};
 	enum err rc = sql_read((struct sql_store *)base, list_job, &c);
 	if (rc)
 		work_page_clear(out);
@@ -495,15 +582,20 @@ enum err sql_work_list(struct store *base, const char *env_id, const struct curs
 }
 
 struct stats_ctx {
+	const struct tenant *t;
 	const char *env_id;
 	int64_t reclaim_us;
 	int64_t at;
 	struct work_stats *out;
+	struct errbuf *eb;
 };
 
 static enum err stats_job(struct sql_store *s, void *arg)
 {
 	struct stats_ctx *c = arg;
+	enum err env = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_NONE, c->eb);
+	if (env)
+		return env;
 	struct db_stmt *st = sql_stmt(s, "SELECT COUNT(*) FILTER (WHERE delivered_at = 0), COUNT(*) FILTER (WHERE delivered_at > 0),"
 					  " COALESCE(MIN(created_at), 0) FROM work WHERE environment_id = ? AND state = 0");
 	if (!st)
@@ -518,9 +610,10 @@ static enum err stats_job(struct sql_store *s, void *arg)
 	return ERR_OK;
 }
 
-enum err sql_work_stats(struct store *base, const char *env_id, struct work_stats *out)
+enum err sql_work_stats(struct store *base, const struct tenant *t, const char *env_id, struct work_stats *out,
+			   struct errbuf *eb)
 {
-	struct stats_ctx c = {.env_id = env_id, .out = out};
+	struct stats_ctx c = {.t = t, .env_id = env_id, .out = out, .eb = eb};
 	enum err rc = sql_read((struct sql_store *)base, stats_job, &c);
 	if (rc)
 		memset(out, 0, sizeof(*out));
@@ -530,6 +623,9 @@ enum err sql_work_stats(struct store *base, const char *env_id, struct work_stat
 static enum err next_reclaim_job(struct sql_store *s, void *arg)
 {
 	struct stats_ctx *c = arg;
+	enum err env = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_NONE, c->eb);
+	if (env)
+		return env;
 	struct db_stmt *st = sql_stmt(s, "SELECT COALESCE(MIN(delivered_at), 0) FROM work"
 					  " WHERE environment_id = ? AND state = 0 AND delivered_at > 0");
 	if (!st)
@@ -543,9 +639,10 @@ static enum err next_reclaim_job(struct sql_store *s, void *arg)
 	return ERR_OK;
 }
 
-enum err sql_work_next_reclaim(struct store *base, const char *env_id, int64_t reclaim_us, int64_t *at)
+enum err sql_work_next_reclaim(struct store *base, const struct tenant *t, const char *env_id, int64_t reclaim_us,
+				  int64_t *at, struct errbuf *eb)
 {
-	struct stats_ctx c = {.env_id = env_id, .reclaim_us = reclaim_us};
+	struct stats_ctx c = {.t = t, .env_id = env_id, .reclaim_us = reclaim_us, .eb = eb};
 	enum err rc = sql_read((struct sql_store *)base, next_reclaim_job, &c);
 	*at = rc ? 0 : c.at;
 	return rc;
@@ -554,15 +651,15 @@ enum err sql_work_next_reclaim(struct store *base, const char *env_id, int64_t r
 struct expire_ctx {
 	int64_t now;
 	size_t max;
-	char (*env_ids)[ID_MAX];
-	size_t n_envs;
+	struct work_wake *wakes;
+	size_t n_wakes;
 	size_t n_expired;
 };
 
 static enum err expire_job(struct sql_store *s, void *arg)
 {
 	struct expire_ctx *c = arg;
-	c->n_envs = c->n_expired = 0;
+	c->n_wakes = c->n_expired = 0;
 	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE lease_expires_at > 0"
 					  " AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ? FOR UPDATE SKIP LOCKED");
 	if (!st)
@@ -604,11 +701,17 @@ static enum err expire_job(struct sql_store *s, void *arg)
 		} else if (!o.requeue_at_head) {
 			continue;
 		}
+		/* An item is claimable again in its environment (T18, or a stopped session's
+		 * fresh item). */
 		size_t j = 0;
-		while (j < c->n_envs && strcmp(c->env_ids[j], batch[i].environment_id) != 0)
+		while (j < c->n_wakes && strcmp(c->wakes[j].environment_id, batch[i].environment_id) != 0)
 			j++;
-		if (j == c->n_envs)
-			snprintf(c->env_ids[c->n_envs++], ID_MAX, "%s", batch[i].environment_id);
+		if (j == c->n_wakes) {
+			memset(&c->wakes[j], 0, sizeof(c->wakes[j]));
+			snprintf(c->wakes[j].environment_id, ID_MAX, "%s", batch[i].environment_id);
+			c->n_wakes++;
+		}
+		c->wakes[j].claimable++;
 	}
 	for (size_t i = 0; i < n; i++)
 		work_item_clear(&batch[i]);
@@ -616,12 +719,12 @@ static enum err expire_job(struct sql_store *s, void *arg)
 	return err;
 }
 
-enum err sql_leases_expire(struct store *base, int64_t now, size_t max, char (*env_ids)[ID_MAX],
-			      size_t *n_envs, size_t *n_expired)
+enum err sql_leases_expire(struct store *base, int64_t now, size_t max, struct work_wake *wakes, size_t *n_wakes,
+			      size_t *n_expired)
 {
-	struct expire_ctx c = {.now = now, .max = max, .env_ids = env_ids};
+	struct expire_ctx c = {.now = now, .max = max, .wakes = wakes};
 	enum err rc = sql_run((struct sql_store *)base, expire_job, &c);
-	*n_envs = rc ? 0 : c.n_envs;
+	*n_wakes = rc ? 0 : c.n_wakes;
 	*n_expired = rc ? 0 : c.n_expired;
 	return rc;
 }
@@ -649,13 +752,21 @@ enum err sql_next_lease_expiry(struct store *base, int64_t *at)
 enum err sql_work_session_ensure(struct sql_store *s, const char *env_id, const char *session_id,
 				    int64_t now, int *created)
 {
+	*created = 0;
+	/* A session whose environment was deleted gets no item: no key of it is left to poll
+	 * one, and the row would outlive its environment. The row lock (FOR SHARE) makes a
+	 * delete wait for this job, which then takes the new item along. */
+	int exists = 0;
+	enum err rc = sql_env_lock_existing(s, env_id, &exists);
+	if (rc || !exists)
+		return rc;
 	struct work_item w;
 	json_t *meta = json_object();
 	if (!meta)
 		return ERR_NOMEM;
 	struct work_ctx c = {.env_id = env_id, .data_type = "session", .data_id = session_id, .json = meta,
 			     .now = now, .out = &w};
-	enum err rc = enqueue_job(s, &c);
+	rc = enqueue_job(s, &c);
 	json_decref(meta);
 	*created = rc ? 0 : c.created;
 	if (!rc)

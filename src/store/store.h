@@ -2,7 +2,25 @@
  *
  * Every verb is one atomic transaction. Verbs that change an item decide nothing
  * themselves: environment merges come from model/environment.c and work transitions from
- * model/work.c; the store loads, calls the model, and persists what it decided. A backend
+ * model/work.c (every change of a work item's state, undoing a delivery included); the
+ * store loads, calls the model, and persists what it decided.
+ *
+ * A verb that acts on an environment's work or keys takes the caller's tenant and checks,
+ * in its own transaction, what the API would otherwise check in an earlier one: the
+ * environment is visible to the tenant (else ERR_NOT_FOUND), self_hosted (else
+ * ERR_INVALID) and, for verbs that add work or a session, not archived (ERR_ENV_ARCHIVED;
+ * ERR_INVALID for a session). The verbs that write in an environment (work_enqueue,
+ * work_claim, work_event, work_update_metadata, env_key_create, env_key_revoke,
+ * session_create) load its row with " FOR SHARE" and env_update/env_archive/env_delete
+ * with " FOR UPDATE", so that on a backend that runs them concurrently an archive or a
+ * delete and a write in the environment are serialized: the write commits first (and a
+ * delete takes what it wrote along) or it sees the archive or the delete. Such a refusal
+ * comes with its client message in `eb` (the route's wording, naming the environment);
+ * any other error (an item not found, a model refusal, a store failure) leaves `eb` as
+ * it was, for the caller to word.
+ *
+ * Verbs never wake anything: a verb whose commit lets held polls make progress says so in
+ * a struct work_wake (or struct session_wake), and the caller wakes from that. A backend
  * fills `struct store_ops` and callers call through it (`s->ops->verb(s, …)`). Verbs are
  * safe to call from any thread. Output structs are owned by the caller and released with
  * the matching *_clear function; on any error every output is left defined (zeroed, owning
@@ -28,7 +46,7 @@
 #include "model/session.h"
 #include "model/work.h"
 
-#define STORE_OPS_VERSION 3
+#define STORE_OPS_VERSION 4
 #define TENANT_NAME_MAX 64
 
 /* Who is asking, for environment visibility (SPEC §4). */
@@ -116,6 +134,16 @@ struct work_claim {
 	char token_hash[SECRET_HASH_HEX + 1]; /* hash of the session token minted for this delivery */
 };
 
+/* What a verb's commit means for the polls held on one environment; all zero = nothing.
+ * `claimable` items became claimable there (wake that many held polls); `recheck` asks
+ * every held poll of the environment to claim again, because its outcome may have changed
+ * for all of them (a key was revoked, the environment was deleted). */
+struct work_wake {
+	char environment_id[ID_MAX];
+	size_t claimable;
+	int recheck;
+};
+
 /* Heartbeat result for the reply (and for the 412's current_state). */
 struct work_beat {
 	enum work_state state;
@@ -124,12 +152,17 @@ struct work_beat {
 	int32_t ttl_seconds;
 };
 
-/* What a work event reports besides the item. */
+/* What a work event reports besides the item. Filled on success and on the model's
+ * refusal of the event (what happened on the way was committed); zeroed on any other
+ * error. */
 struct work_event_out {
 	struct work_beat beat; /* HEARTBEAT: the reply (also on ERR_HEARTBEAT_PRECONDITION) */
-	int requeued;          /* the lease had run out: the item went back to the queue first
-				* (T18), whatever became of the event itself */
+	int requeued;          /* an item became claimable: the lease had run out and the item
+				* went back to the queue first (T18), whatever became of the event
+				* itself, or the event stopped a session's item and the session,
+				* still needing a worker, got a fresh one */
 	enum work_state state; /* the item's state after the event, or when it was refused */
+	struct work_wake wake; /* set with requeued: one item claimable in the environment */
 };
 
 /* --- agents and sessions (SPEC §6) ------------------------------------------------------ */
@@ -281,45 +314,70 @@ struct store_ops {
 			       int64_t now, struct environment *out, struct errbuf *eb);
 	enum err (*env_archive)(struct store *s, const struct tenant *t, const char *id, int64_t now,
 				struct environment *out);
-	enum err (*env_delete)(struct store *s, const struct tenant *t, const char *id);
+	/* Delete the environment with its work and keys, in one transaction (ERR_HAS_LIVE_WORK
+	 * while an item is starting, active or stopping). *wake: every poll held on it must
+	 * claim again (and finds its key gone). */
+	enum err (*env_delete)(struct store *s, const struct tenant *t, const char *id, struct work_wake *wake);
 	enum err (*env_list)(struct store *s, const struct tenant *t, int include_archived,
 			     const struct cursor *after, size_t limit, struct env_page *out);
 
-	/* Environment keys of a self_hosted environment. */
-	enum err (*env_key_create)(struct store *s, const char *env_id, const char *name, const char *hash,
-				   int64_t now, struct env_key *out);
-	enum err (*env_key_list)(struct store *s, const char *env_id, const struct cursor *after, size_t limit,
-				 struct env_key_page *out);
-	enum err (*env_key_revoke)(struct store *s, const char *env_id, const char *key_id);
+	/* Environment keys of a self_hosted environment `env_id` visible to t (checked in the
+	 * verb's transaction; see the top of this file). */
+	enum err (*env_key_create)(struct store *s, const struct tenant *t, const char *env_id, const char *name,
+				   const char *hash, int64_t now, struct env_key *out, struct errbuf *eb);
+	enum err (*env_key_list)(struct store *s, const struct tenant *t, const char *env_id,
+				 const struct cursor *after, size_t limit, struct env_key_page *out, struct errbuf *eb);
+	/* ERR_NOT_FOUND (unworded) when the environment has no such key. *wake: the polls held
+	 * with it must claim again (and answer 401). */
+	enum err (*env_key_revoke)(struct store *s, const struct tenant *t, const char *env_id, const char *key_id,
+				   struct work_wake *wake, struct errbuf *eb);
 
-	/* Work (SPEC §3). env_id has been checked by the caller (visible, self_hosted). */
-	enum err (*work_enqueue)(struct store *s, const char *env_id, const char *data_type, const char *data_id,
-				 const json_t *metadata, int64_t now, struct work_item *out, int *created);
-	/* ERR_NOT_FOUND when nothing is claimable. */
-	enum err (*work_claim)(struct store *s, const char *env_id, const struct work_claim *c, int64_t now,
-			       struct work_item *out);
-	/* Undo a delivery whose answer never reached the poller (matched by token hash). */
-	enum err (*work_undeliver)(struct store *s, const char *work_id, const char *token_hash);
-	enum err (*work_get)(struct store *s, const char *env_id, const char *work_id, struct work_item *out);
+	/* Work (SPEC §3), in environment env_id as seen by t: every verb checks the environment
+	 * in its own transaction (visible, self_hosted; work_enqueue also not archived) and
+	 * words its refusal in eb. An environment key or session token caller passes its
+	 * credential's tenant (that of its environment); that the credential belongs to env_id
+	 * is the caller's check. ERR_NOT_FOUND left unworded means no such item in env_id. */
+	/* *wake: the new item is claimable (when *created). */
+	enum err (*work_enqueue)(struct store *s, const struct tenant *t, const char *env_id, const char *data_type,
+				 const char *data_id, const json_t *metadata, int64_t now, struct work_item *out,
+				 int *created, struct work_wake *wake, struct errbuf *eb);
+	/* ERR_NOT_FOUND (unworded) when nothing is claimable; ERR_UNAUTHENTICATED when the
+	 * polling environment key (c->key_hash) was revoked. */
+	enum err (*work_claim)(struct store *s, const struct tenant *t, const char *env_id, const struct work_claim *c,
+			       int64_t now, struct work_item *out, struct errbuf *eb);
+	/* Undo a delivery whose answer never reached the poller: the item still carries the
+	 * delivery's token (token_hash) and is still queued; model/work.c's WORK_EV_UNDELIVER
+	 * decides. ERR_NOT_FOUND when there is nothing to undo (the item moved on or is gone).
+	 * No environment check: the undone delivery was made in a checked claim. *wake: the
+	 * item is claimable again. */
+	enum err (*work_undeliver)(struct store *s, const char *work_id, const char *token_hash, int64_t now,
+				   struct work_wake *wake);
+	enum err (*work_get)(struct store *s, const struct tenant *t, const char *env_id, const char *work_id,
+			     struct work_item *out, struct errbuf *eb);
 	/* Apply one state machine event to an item; ev is ACK, HEARTBEAT or STOP. When the
 	 * caller holds a session token, session_hash is its hash and must still be the item's
-	 * (checked in the same transaction; ERR_UNAUTHENTICATED otherwise), else NULL. */
-	enum err (*work_event)(struct store *s, const char *env_id, const char *work_id, enum work_event ev,
-			       const struct work_input *in, const char *session_hash, int64_t now,
-			       struct work_item *out, struct work_event_out *res);
-	enum err (*work_update_metadata)(struct store *s, const char *env_id, const char *work_id,
-					 const json_t *patch, struct work_item *out, struct errbuf *eb);
-	enum err (*work_list)(struct store *s, const char *env_id, const struct cursor *after, size_t limit,
-			      struct work_page *out);
-	enum err (*work_stats)(struct store *s, const char *env_id, struct work_stats *out);
+	 * (checked in the same transaction; ERR_UNAUTHENTICATED otherwise), else NULL. The
+	 * model's refusal is returned unworded (res->state tells the item's state). */
+	enum err (*work_event)(struct store *s, const struct tenant *t, const char *env_id, const char *work_id,
+			       enum work_event ev, const struct work_input *in, const char *session_hash, int64_t now,
+			       struct work_item *out, struct work_event_out *res, struct errbuf *eb);
+	/* A NULL patch changes nothing and answers the item. */
+	enum err (*work_update_metadata)(struct store *s, const struct tenant *t, const char *env_id,
+					 const char *work_id, const json_t *patch, struct work_item *out,
+					 struct errbuf *eb);
+	enum err (*work_list)(struct store *s, const struct tenant *t, const char *env_id, const struct cursor *after,
+			      size_t limit, struct work_page *out, struct errbuf *eb);
+	enum err (*work_stats)(struct store *s, const struct tenant *t, const char *env_id, struct work_stats *out,
+			       struct errbuf *eb);
 	/* The (lease) time at which the oldest delivered-but-unacked item of env becomes
 	 * reclaimable under `reclaim_us`; 0 when there is none. */
-	enum err (*work_next_reclaim)(struct store *s, const char *env_id, int64_t reclaim_us, int64_t *at);
-	/* Expire up to `max` leases with lease_expires_at <= now (T18/T19). The ids of the
-	 * environments that got queued items back are appended to env_ids (each ID_MAX bytes,
-	 * room for `max`); *n_envs receives their number, *n_expired the number of items. */
-	enum err (*leases_expire)(struct store *s, int64_t now, size_t max, char (*env_ids)[ID_MAX],
-				  size_t *n_envs, size_t *n_expired);
+	enum err (*work_next_reclaim)(struct store *s, const struct tenant *t, const char *env_id, int64_t reclaim_us,
+				      int64_t *at, struct errbuf *eb);
+	/* Expire up to `max` leases with lease_expires_at <= now (T18/T19). For each
+	 * environment that got items back in the queue, one entry of wakes (room for `max`)
+	 * says how many; *n_wakes receives the number of entries, *n_expired that of items. */
+	enum err (*leases_expire)(struct store *s, int64_t now, size_t max, struct work_wake *wakes,
+				  size_t *n_wakes, size_t *n_expired);
 	/* Earliest lease expiry in the store (0 = none), so the sweeper can sleep until then. */
 	enum err (*next_lease_expiry)(struct store *s, int64_t *at);
 
@@ -342,7 +400,9 @@ struct store_ops {
 	enum err (*agent_versions)(struct store *s, const struct tenant *t, const char *id,
 				   const struct cursor *after, size_t limit, struct agent_page *out);
 
-	/* Sessions. t is the creating tenant; reads and writes go through a scope. */
+	/* Sessions. t is the creating tenant; reads and writes go through a scope.
+	 * session_create checks n->environment_id in its transaction (visible to t,
+	 * self_hosted, not archived; ERR_INVALID worded in eb, naming environment_id). */
 	enum err (*session_create)(struct store *s, const struct tenant *t, const struct session_new *n, int64_t now,
 				   struct session_rec *out, struct session_wake *wake, struct errbuf *eb);
 	enum err (*session_get)(struct store *s, const struct session_scope *sc, const char *id,

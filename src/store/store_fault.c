@@ -102,72 +102,85 @@ static enum err f_env_archive(struct store *s, const struct tenant *t, const cha
 {
 	return FORWARD_OUT(s, o, env_archive, t, id, now, o);
 }
-static enum err f_env_delete(struct store *s, const struct tenant *t, const char *id) { return FORWARD(s, env_delete, t, id); }
+static enum err f_env_delete(struct store *s, const struct tenant *t, const char *id, struct work_wake *w)
+{
+	return FORWARD_OUT(s, w, env_delete, t, id, w);
+}
 static enum err f_env_list(struct store *s, const struct tenant *t, int ia, const struct cursor *a, size_t l,
 			   struct env_page *o)
 {
 	return FORWARD_OUT(s, o, env_list, t, ia, a, l, o);
 }
-static enum err f_env_key_create(struct store *s, const char *e, const char *n, const char *h, int64_t now,
-				 struct env_key *o)
+static enum err f_env_key_create(struct store *s, const struct tenant *t, const char *e, const char *n,
+				 const char *h, int64_t now, struct env_key *o, struct errbuf *eb)
 {
-	return FORWARD_OUT(s, o, env_key_create, e, n, h, now, o);
+	return FORWARD_OUT(s, o, env_key_create, t, e, n, h, now, o, eb);
 }
-static enum err f_env_key_list(struct store *s, const char *e, const struct cursor *a, size_t l, struct env_key_page *o)
+static enum err f_env_key_list(struct store *s, const struct tenant *t, const char *e, const struct cursor *a,
+			       size_t l, struct env_key_page *o, struct errbuf *eb)
 {
-	return FORWARD_OUT(s, o, env_key_list, e, a, l, o);
+	return FORWARD_OUT(s, o, env_key_list, t, e, a, l, o, eb);
 }
-static enum err f_env_key_revoke(struct store *s, const char *e, const char *k) { return FORWARD(s, env_key_revoke, e, k); }
-static enum err f_work_enqueue(struct store *s, const char *e, const char *t, const char *d, const json_t *m,
-			       int64_t now, struct work_item *o, int *created)
+static enum err f_env_key_revoke(struct store *s, const struct tenant *t, const char *e, const char *k,
+				 struct work_wake *w, struct errbuf *eb)
+{
+	return FORWARD_OUT(s, w, env_key_revoke, t, e, k, w, eb);
+}
+static enum err f_work_enqueue(struct store *s, const struct tenant *t, const char *e, const char *ty,
+			       const char *d, const json_t *m, int64_t now, struct work_item *o, int *created,
+			       struct work_wake *w, struct errbuf *eb)
 {
 	if (trip(s)) {
 		*created = 0;
+		memset(w, 0, sizeof(*w));
 		return zeroed(o, sizeof(*o));
 	}
-	return INNER(s)->ops->work_enqueue(INNER(s), e, t, d, m, now, o, created);
+	return INNER(s)->ops->work_enqueue(INNER(s), t, e, ty, d, m, now, o, created, w, eb);
 }
-static enum err f_work_claim(struct store *s, const char *e, const struct work_claim *c, int64_t now,
-			     struct work_item *o)
+static enum err f_work_claim(struct store *s, const struct tenant *t, const char *e, const struct work_claim *c,
+			     int64_t now, struct work_item *o, struct errbuf *eb)
 {
-	return FORWARD_OUT(s, o, work_claim, e, c, now, o);
+	return FORWARD_OUT(s, o, work_claim, t, e, c, now, o, eb);
 }
-static enum err f_work_undeliver(struct store *s, const char *w, const char *h) { return FORWARD(s, work_undeliver, w, h); }
-static enum err f_work_get(struct store *s, const char *e, const char *w, struct work_item *o)
+static enum err f_work_undeliver(struct store *s, const char *w, const char *h, int64_t now, struct work_wake *wk)
 {
-	return FORWARD_OUT(s, o, work_get, e, w, o);
+	return FORWARD_OUT(s, wk, work_undeliver, w, h, now, wk);
 }
-static enum err f_work_event(struct store *s, const char *e, const char *w, enum work_event ev,
-			     const struct work_input *in, const char *sh, int64_t now, struct work_item *o,
-			     struct work_event_out *r)
+static enum err f_work_get(struct store *s, const struct tenant *t, const char *e, const char *w,
+			   struct work_item *o, struct errbuf *eb)
 {
-	if (trip(s)) {
-		memset(r, 0, sizeof(*r));
-		return zeroed(o, sizeof(*o));
-	}
-	return INNER(s)->ops->work_event(INNER(s), e, w, ev, in, sh, now, o, r);
+	return FORWARD_OUT(s, o, work_get, t, e, w, o, eb);
 }
-static enum err f_work_update_metadata(struct store *s, const char *e, const char *w, const json_t *p,
-				       struct work_item *o, struct errbuf *eb)
+static enum err f_work_event(struct store *s, const struct tenant *t, const char *e, const char *w,
+			     enum work_event ev, const struct work_input *in, const char *sh, int64_t now,
+			     struct work_item *o, struct work_event_out *r, struct errbuf *eb)
 {
-	return FORWARD_OUT(s, o, work_update_metadata, e, w, p, o, eb);
+	return FORWARD_OUT2(s, r, o, work_event, t, e, w, ev, in, sh, now, o, r, eb);
 }
-static enum err f_work_list(struct store *s, const char *e, const struct cursor *a, size_t l, struct work_page *o)
+static enum err f_work_update_metadata(struct store *s, const struct tenant *t, const char *e, const char *w,
+				       const json_t *p, struct work_item *o, struct errbuf *eb)
 {
-	return FORWARD_OUT(s, o, work_list, e, a, l, o);
+	return FORWARD_OUT(s, o, work_update_metadata, t, e, w, p, o, eb);
 }
-static enum err f_work_stats(struct store *s, const char *e, struct work_stats *o) { return FORWARD_OUT(s, o, work_stats, e, o); }
-static enum err f_work_next_reclaim(struct store *s, const char *e, int64_t r, int64_t *at)
+static enum err f_work_list(struct store *s, const struct tenant *t, const char *e, const struct cursor *a,
+			    size_t l, struct work_page *o, struct errbuf *eb)
 {
-	return FORWARD_OUT(s, at, work_next_reclaim, e, r, at);
+	return FORWARD_OUT(s, o, work_list, t, e, a, l, o, eb);
 }
-static enum err f_leases_expire(struct store *s, int64_t now, size_t max, char (*ids)[ID_MAX], size_t *ne, size_t *nx)
+static enum err f_work_stats(struct store *s, const struct tenant *t, const char *e, struct work_stats *o,
+			     struct errbuf *eb)
 {
-	if (trip(s)) {
-		*ne = 0;
-		return zeroed(nx, sizeof(*nx));
-	}
-	return INNER(s)->ops->leases_expire(INNER(s), now, max, ids, ne, nx);
+	return FORWARD_OUT(s, o, work_stats, t, e, o, eb);
+}
+static enum err f_work_next_reclaim(struct store *s, const struct tenant *t, const char *e, int64_t r, int64_t *at,
+				    struct errbuf *eb)
+{
+	return FORWARD_OUT(s, at, work_next_reclaim, t, e, r, at, eb);
+}
+static enum err f_leases_expire(struct store *s, int64_t now, size_t max, struct work_wake *wakes, size_t *nw,
+				size_t *nx)
+{
+	return FORWARD_OUT2(s, nw, nx, leases_expire, now, max, wakes, nw, nx);
 }
 static enum err f_next_lease_expiry(struct store *s, int64_t *at) { return FORWARD_OUT(s, at, next_lease_expiry, at); }
 /* Agents, sessions and agent turns (SPEC §6). */

@@ -9,7 +9,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Server } = require('./lib/server');
-const { selfHosted, enqueueOk, waitFor, sleep } = require('./lib/work');
+const { selfHosted, enqueueOk, waitFor, sleep, pollsHeld } = require('./lib/work');
 
 let server, key;
 
@@ -23,12 +23,6 @@ after(async () => {
   await server.stop();
   server.cleanup();
 });
-
-async function pollsHeld() {
-  const m = /^environd_polls_held (\d+)$/m.exec(await (await fetch(server.url + '/metrics')).text());
-  assert.ok(m, 'no environd_polls_held in /metrics');
-  return Number(m[1]);
-}
 
 // An item acked and beating on a 10 s lease; returns it with the lease's end (server time, ms).
 async function leased(envName, session) {
@@ -64,14 +58,14 @@ test('a poll held when a lease runs out gets the item then, not at its own deadl
   for (const x of tries) {
     // Start a poll 300 ms before the lease ends; it is held (nothing is queued) until then.
     await until(x.expiresAt - 300);
-    const base = await pollsHeld();
+    const base = await pollsHeld(server);
     const sentAt = Date.now();
     let answeredAt = 0;
     const pending = x.worker.beta.environments.work.poll(x.envId, { block_ms: 999 }).then((v) => {
       answeredAt = Date.now();
       return v;
     });
-    await waitFor(async () => (await pollsHeld()) > base || answeredAt, { timeoutMs: 5000, intervalMs: 5, what: 'the held poll' });
+    await waitFor(async () => (await pollsHeld(server)) > base || answeredAt, { timeoutMs: 5000, intervalMs: 5, what: 'the held poll' });
     const heldInTime = !answeredAt && Date.now() < x.expiresAt;
     const got = await pending;
     assert.ok(got === null || got.id === x.item.id, 'another item?');

@@ -151,6 +151,13 @@ async function listAllWork(worker, envId, limit = 100) {
   return out;
 }
 
+// The number of polls the server holds right now (its /metrics).
+async function pollsHeld(server) {
+  const m = /^environd_polls_held (\d+)$/m.exec(await (await fetch(server.url + '/metrics')).text());
+  assert.ok(m, 'no environd_polls_held in /metrics');
+  return Number(m[1]);
+}
+
 module.exports = {
   SDK,
   Anthropic,
@@ -170,4 +177,5 @@ module.exports = {
   assertHeartbeat,
   expectStatus,
   listAllWork,
+  pollsHeld,
 };

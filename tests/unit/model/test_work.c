@@ -112,6 +112,7 @@ static void assert_outcome(const struct work_outcome *want, const struct work_ou
 	assert_int_equal(want->new_delivery, got->new_delivery);
 	assert_int_equal(want->requeue_at_head, got->requeue_at_head);
 	assert_int_equal(want->left_queue, got->left_queue);
+	assert_int_equal(want->delivery_undone, got->delivery_undone);
 	assert_int_equal(want->lease_extended, got->lease_extended);
 	assert_int_equal(want->ttl_seconds, got->ttl_seconds);
 }
@@ -688,6 +689,58 @@ static void test_t20_metadata(void **state)
 	}
 }
 
+/* ---- UNDELIVER ---------------------------------------------------------------------- */
+
+/* A delivered item goes back to the queue as fresh: delivered_at cleared, the secret
+ * dropped, the counts kept. */
+static void test_undeliver_delivered(void **state)
+{
+	struct work_lease w, want;
+	make_delivered(&w);
+	w.cycle_deliveries = 2; /* a reclaim's delivery: the counts are upper bounds, kept */
+	w.delivery_count = 2;
+	want = w;
+	struct work_outcome out = accepted(&w, WORK_EV_UNDELIVER, NULL, DELIVERED + 10);
+	want.delivered_at = 0;
+	assert_item(&want, &w);
+	assert_int_equal(2, w.cycle_deliveries);
+	assert_int_equal(0, w.ack_proven);
+	assert_outcome(&(struct work_outcome){.changed = 1, .delivery_undone = 1}, &out);
+
+	/* The next poll is a T2 at once, whatever the reclaim window. */
+	struct work_input in = poll_input(S(86400));
+	out = accepted(&w, WORK_EV_POLL, &in, DELIVERED + 20);
+	assert_int_equal(DELIVERED + 20, w.delivered_at);
+	assert_int_equal(3, w.delivery_count);
+	assert_outcome(&(struct work_outcome){.changed = 1, .new_delivery = 1}, &out);
+}
+
+/* Nothing to undo: never delivered, already undone, or the item moved on. */
+static void test_undeliver_nothing_to_undo(void **state)
+{
+	struct work_lease w;
+	make_queued(&w);
+	refused(&w, WORK_EV_UNDELIVER, NULL, T0, ERR_INVALID);
+	make_delivered(&w);
+	accepted(&w, WORK_EV_UNDELIVER, NULL, DELIVERED + 1);
+	refused(&w, WORK_EV_UNDELIVER, NULL, DELIVERED + 2, ERR_INVALID);
+	for (int s = WORK_STARTING; s < WORK_STATE__COUNT; s++) {
+		makers[s](&w);
+		refused(&w, WORK_EV_UNDELIVER, NULL, T0 + S(10), ERR_INVALID);
+	}
+}
+
+/* The pinned numbers of the stored states. */
+static void test_state_values_pinned(void **state)
+{
+	assert_int_equal(0, WORK_QUEUED);
+	assert_int_equal(1, WORK_STARTING);
+	assert_int_equal(2, WORK_ACTIVE);
+	assert_int_equal(3, WORK_STOPPING);
+	assert_int_equal(4, WORK_STOPPED);
+	assert_int_equal(5, WORK_STATE__COUNT);
+}
+
 /* ---- the whole table ---------------------------------------------------------------- */
 
 /* Every (state, event) pair with every input variant: the answer is the one SPEC §3.1
@@ -751,6 +804,10 @@ static void test_every_pair(void **state)
 						want = ERR_INVALID;
 					break;
 				case WORK_EV_METADATA:
+					break;
+				case WORK_EV_UNDELIVER:
+					if (s != WORK_QUEUED)
+						want = ERR_INVALID;
 					break;
 				}
 
@@ -921,6 +978,9 @@ int main(void)
 		cmocka_unit_test(test_t19_lease_expires_stopping),
 		cmocka_unit_test(test_lease_expire_not_due),
 		cmocka_unit_test(test_t20_metadata),
+		cmocka_unit_test(test_undeliver_delivered),
+		cmocka_unit_test(test_undeliver_nothing_to_undo),
+		cmocka_unit_test(test_state_values_pinned),
 		cmocka_unit_test(test_every_pair),
 		cmocka_unit_test(test_null_input_and_output),
 		cmocka_unit_test(test_out_of_range),

@@ -16,52 +16,47 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/sqlite_fixture.h"
 
 #define S(s) ((int64_t)(s) * 1000000)
 #define T0 S(1795880057)
 
-struct fixture {
-	char dir[64];
-	char path[128];
-	struct store *s;
-};
+static const struct tenant TENANT = {"org_d", "acct_d", "ws_d"};
+/* The id of the fixture's self_hosted environment (created by env_d()). */
+static char ENV_D[ID_MAX];
 
-static int setup(void **state)
+/* Create the self_hosted environment the items go into, once per store. */
+static const char *env_d(struct store *s)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/environd-decode-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/environd.db", f->dir);
+	struct env_fields f;
 	struct errbuf eb;
-	assert_int_equal(ERR_OK, store_open(f->path, 1, &f->s, &eb));
-	*state = f;
-	return 0;
+	json_t *body = json_pack("{s:s, s:{s:s}}", "name", "decode", "config", "type", "self_hosted");
+	assert_non_null(body);
+	assert_int_equal(ERR_OK, env_parse_create(body, &f, &eb));
+	json_decref(body);
+	struct environment e;
+	enum err rc = s->ops->env_create(s, &TENANT, &f, T0, &e);
+	env_fields_clear(&f);
+	if (rc == ERR_NAME_TAKEN)
+		return ENV_D;
+	assert_int_equal(ERR_OK, rc);
+	snprintf(ENV_D, sizeof(ENV_D), "%s", e.id);
+	environment_clear(&e);
+	return ENV_D;
 }
 
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	f->s->ops->close(f->s);
-	char p[160];
-	const char *suffix[] = {"", "-wal", "-shm"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
-
-/* Enqueue one item of env "env_d" and return its id in `id`. */
+/* Enqueue one item of the fixture's environment and return its id in `id`. */
 static void enqueue(struct store *s, const char *session, char id[ID_MAX])
 {
 	json_t *meta = json_object();
 	assert_non_null(meta);
 	struct work_item w;
+	struct work_wake wake;
 	int created = 0;
-	assert_int_equal(ERR_OK, s->ops->work_enqueue(s, "env_d", "session", session, meta, T0, &w, &created));
+	assert_int_equal(ERR_OK, s->ops->work_enqueue(s, &TENANT, env_d(s), "session", session, meta, T0, &w, &created,
+						      &wake, NULL));
+	assert_int_equal(1, wake.claimable);
+	assert_string_equal(ENV_D, wake.environment_id);
 	json_decref(meta);
 	assert_int_equal(1, created);
 	snprintf(id, ID_MAX, "%s", w.id);
@@ -86,17 +81,18 @@ static void tamper(struct fixture *f, const char *sql, const char *id)
 static void expect_unreadable(struct store *s, const char *id)
 {
 	struct work_item w;
-	assert_int_equal(ERR_INTERNAL, s->ops->work_get(s, "env_d", id, &w));
+	assert_int_equal(ERR_INTERNAL, s->ops->work_get(s, &TENANT, ENV_D, id, &w, NULL));
 	assert_null(w.metadata);
 	struct work_page page;
-	assert_int_equal(ERR_INTERNAL, s->ops->work_list(s, "env_d", NULL, 20, &page));
+	assert_int_equal(ERR_INTERNAL, s->ops->work_list(s, &TENANT, ENV_D, NULL, 20, &page, NULL));
 	assert_int_equal(0, page.count);
 	assert_null(page.items);
 	struct work_event_out res;
 	for (int ev = 0; ev < WORK_EVENT__COUNT; ev++) {
 		struct work_input in = {0};
 		assert_int_equal(ERR_INTERNAL,
-				 s->ops->work_event(s, "env_d", id, (enum work_event)ev, &in, NULL, T0 + S(1), &w, &res));
+				 s->ops->work_event(s, &TENANT, ENV_D, id, (enum work_event)ev, &in, NULL, T0 + S(1), &w,
+						    &res, NULL));
 		assert_null(w.metadata);
 	}
 }
@@ -107,7 +103,10 @@ static void test_unknown_state(void **state)
 	char id[ID_MAX];
 	enqueue(f->s, "sesn_state", id);
 	const char *bad[] = {"UPDATE work SET state = 5 WHERE id = ?", "UPDATE work SET state = -1 WHERE id = ?",
-			     "UPDATE work SET state = 2147483647 WHERE id = ?"};
+			     "UPDATE work SET state = 2147483647 WHERE id = ?",
+			     /* 2^32 and 2^32 + 2 narrow to 0 (queued) and 2 (active) as a C int. */
+			     "UPDATE work SET state = 4294967296 WHERE id = ?", "UPDATE work SET state = 4294967298 WHERE id = ?",
+			     "UPDATE work SET state = 'queued' WHERE id = ?"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		tamper(f, bad[i], id);
 		expect_unreadable(f->s, id);
@@ -128,6 +127,34 @@ static void test_bad_metadata_and_type(void **state)
 	}
 }
 
+/* A session's status is stored as a number too: one this build does not know is a 500,
+ * never read as another status. */
+static void test_session_unknown_status(void **state)
+{
+	struct fixture *f = *state;
+	const char *id = "sesn_decode";
+	tamper(f,
+	       "INSERT INTO sessions(id, org, workspace, account, environment_id, agent_id, agent, model_id, title,"
+	       " metadata, status, awaiting_turn, awaiting_since, turn_id, turn_expires_at, pending, required, last_seq,"
+	       " archived_at, deleted_at, created_at, updated_at) VALUES(?, 'org_d', 'ws_d', 'acct_d', 'env_none',"
+	       " 'agent_x', '{}', 'm', 'null', '{}', 1, 0, 0, '', 0, '{}', '[]', 0, 0, 0, 1, 1)",
+	       id);
+	const struct session_scope sc = {.org = "org_d", .workspace = "", .environment_id = ""};
+	struct session_rec r;
+	assert_int_equal(ERR_OK, f->s->ops->session_get(f->s, &sc, id, &r));
+	assert_int_equal(SESSION_RUNNING, r.state.status);
+	session_rec_clear(&r);
+	const char *bad[] = {"UPDATE sessions SET status = 4 WHERE id = ?", "UPDATE sessions SET status = -1 WHERE id = ?",
+			     "UPDATE sessions SET status = 4294967296 WHERE id = ?",
+			     "UPDATE sessions SET status = 'idle' WHERE id = ?"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tamper(f, bad[i], id);
+		assert_int_equal(ERR_INTERNAL, f->s->ops->session_get(f->s, &sc, id, &r));
+		assert_null(r.agent);
+		assert_null(r.metadata);
+	}
+}
+
 static void test_sweeper_skips_a_corrupt_row(void **state)
 {
 	struct fixture *f = *state;
@@ -139,19 +166,26 @@ static void test_sweeper_skips_a_corrupt_row(void **state)
 	struct work_event_out res;
 	for (int i = 0; i < 2; i++) {
 		snprintf(claim.token_hash, sizeof(claim.token_hash), "%064d", i);
-		assert_int_equal(ERR_OK, f->s->ops->work_claim(f->s, "env_d", &claim, T0, &w));
+		assert_int_equal(ERR_OK, f->s->ops->work_claim(f->s, &TENANT, ENV_D, &claim, T0, &w, NULL));
 		char id[ID_MAX];
 		snprintf(id, sizeof(id), "%s", w.id);
 		work_item_clear(&w);
-		assert_int_equal(ERR_OK, f->s->ops->work_event(f->s, "env_d", id, WORK_EV_ACK, NULL, NULL, T0, &w, &res));
+		assert_int_equal(ERR_OK,
+				 f->s->ops->work_event(f->s, &TENANT, ENV_D, id, WORK_EV_ACK, NULL, NULL, T0, &w, &res, NULL));
 		work_item_clear(&w);
 	}
 	tamper(f, "UPDATE work SET state = 77 WHERE id = ?", bad);
-	char envs[8][ID_MAX];
-	size_t n_envs = 0, n_expired = 0;
-	assert_int_equal(ERR_OK, f->s->ops->leases_expire(f->s, T0 + S(WORK_TTL_DEFAULT_S), 8, envs, &n_envs, &n_expired));
+	struct work_wake wakes[8];
+	size_t n_wakes = 0, n_expired = 0;
+	assert_int_equal(ERR_OK,
+			 f->s->ops->leases_expire(f->s, T0 + S(WORK_TTL_DEFAULT_S), 8, wakes, &n_wakes, &n_expired));
 	assert_int_equal(1, n_expired);
-	assert_int_equal(ERR_OK, f->s->ops->work_get(f->s, "env_d", good, &w));
+	/* The good item is claimable again in its environment: one wake names it. */
+	assert_int_equal(1, n_wakes);
+	assert_string_equal(ENV_D, wakes[0].environment_id);
+	assert_int_equal(1, wakes[0].claimable);
+	assert_int_equal(0, wakes[0].recheck);
+	assert_int_equal(ERR_OK, f->s->ops->work_get(f->s, &TENANT, ENV_D, good, &w, NULL));
 	assert_int_equal(WORK_QUEUED, w.lease.state);
 	work_item_clear(&w);
 }
@@ -161,6 +195,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unknown_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_metadata_and_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_unknown_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweeper_skips_a_corrupt_row, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,45 +19,12 @@
 
 #include "model/environment.h"
 #include "store/store.h"
+#include "store/sqlite_fixture.h"
 
 #define S(s) ((int64_t)(s) * 1000000)
 #define T0 S(1795880057)
 
 static const struct tenant TENANT = {.org = "org_d", .account = "acct_d", .workspace = "ws_d"};
-
-struct fixture {
-	char dir[64];
-	char path[128];
-	struct store *s;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/environd-envdecode-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/environd.db", f->dir);
-	struct errbuf eb;
-	assert_int_equal(ERR_OK, store_open(f->path, 1, &f->s, &eb));
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	f->s->ops->close(f->s);
-	char p[160];
-	const char *suffix[] = {"", "-wal", "-shm"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
 
 /* Create an environment from a JSON create body and return its id in `id`. */
 static void create(struct store *s, const char *body_text, char id[ID_MAX])
@@ -117,7 +84,8 @@ static void expect_unreadable(struct store *s, const char *id)
 	json_decref(body);
 	int rc_archive = s->ops->env_archive(s, &TENANT, id, T0 + S(2), &e);
 	int archive_zeroed = zeroed(&e);
-	int rc_delete = s->ops->env_delete(s, &TENANT, id);
+	struct work_wake wake;
+	int rc_delete = s->ops->env_delete(s, &TENANT, id, &wake);
 	struct env_page page;
 	int rc_list = s->ops->env_list(s, &TENANT, 1, NULL, 20, &page);
 

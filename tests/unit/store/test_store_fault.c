@@ -40,7 +40,7 @@ static void test_outputs_zeroed_on_fault(void **state)
 	struct work_input in = {0};
 	DIRTY(w);
 	DIRTY(res);
-	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_event(s, "env", "work", WORK_EV_HEARTBEAT, &in, NULL, 0, &w, &res));
+	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_event(s, &t, "env", "work", WORK_EV_HEARTBEAT, &in, NULL, 0, &w, &res, NULL));
 	assert_true(all_zero(&w, sizeof(w)));
 	assert_true(all_zero(&res, sizeof(res)));
 
@@ -56,15 +56,28 @@ static void test_outputs_zeroed_on_fault(void **state)
 
 	struct work_claim claim = {0};
 	DIRTY(w);
-	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_claim(s, "env", &claim, 0, &w));
+	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_claim(s, &t, "env", &claim, 0, &w, NULL));
 	assert_true(all_zero(&w, sizeof(w)));
 
 	int created;
+	struct work_wake wake;
 	DIRTY(w);
 	DIRTY(created);
-	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_enqueue(s, "env", "session", "s", NULL, 0, &w, &created));
+	DIRTY(wake);
+	assert_int_equal(ERR_UNAVAILABLE,
+			 s->ops->work_enqueue(s, &t, "env", "session", "s", NULL, 0, &w, &created, &wake, NULL));
 	assert_true(all_zero(&w, sizeof(w)));
+	assert_true(all_zero(&wake, sizeof(wake)));
 	assert_int_equal(0, created);
+	DIRTY(wake);
+	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_undeliver(s, "work", "h", 0, &wake));
+	assert_true(all_zero(&wake, sizeof(wake)));
+	DIRTY(wake);
+	assert_int_equal(ERR_UNAVAILABLE, s->ops->env_key_revoke(s, &t, "env", "k", &wake, NULL));
+	assert_true(all_zero(&wake, sizeof(wake)));
+	DIRTY(wake);
+	assert_int_equal(ERR_UNAVAILABLE, s->ops->env_delete(s, &t, "env", &wake));
+	assert_true(all_zero(&wake, sizeof(wake)));
 
 	struct credential cred;
 	DIRTY(cred);
@@ -74,14 +87,14 @@ static void test_outputs_zeroed_on_fault(void **state)
 	struct work_stats st;
 	int64_t at;
 	size_t n_envs, n_expired;
-	char ids[1][ID_MAX];
+	struct work_wake ids[1];
 	DIRTY(st);
 	DIRTY(at);
 	DIRTY(n_envs);
 	DIRTY(n_expired);
-	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_stats(s, "env", &st));
+	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_stats(s, &t, "env", &st, NULL));
 	assert_true(all_zero(&st, sizeof(st)));
-	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_next_reclaim(s, "env", 0, &at));
+	assert_int_equal(ERR_UNAVAILABLE, s->ops->work_next_reclaim(s, &t, "env", 0, &at, NULL));
 	assert_int_equal(0, at);
 	assert_int_equal(ERR_UNAVAILABLE, s->ops->leases_expire(s, 0, 1, ids, &n_envs, &n_expired));
 	assert_int_equal(0, n_envs);
