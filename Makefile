@@ -51,8 +51,8 @@ CONSOLE_GEN   := $(BUILD)/gen/console_files.c
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all dev test unit unit-build oom sdk sdk-pg asan clean deps fuzz fuzz-smoke install uninstall install-check mutants \
-	store-conformance store-conformance-pg
+.PHONY: all dev test unit unit-build oom sdk sdk-pg fleet asan clean deps fuzz fuzz-smoke install uninstall install-check \
+	mutants store-conformance store-conformance-pg
 all: $(BUILD)/environd
 
 $(BUILD)/%.o: %.c
@@ -124,19 +124,28 @@ sdk-pg: $(BUILD)/environd
 	echo "sdk-pg: PostgreSQL at $$url"; \
 	cd tests/sdk && ENVIROND_TEST_PG="$$url" ENVIROND_BIN=$(abspath $(BUILD)/environd) npm test
 
+# The fleet suite: three `environd serve` nodes on one PostgreSQL database of a throwaway
+# cluster (scripts/pg-cluster, in a temp dir, stopped on exit). PostgreSQL that cannot
+# start fails the target; it is never skipped.
+fleet: $(BUILD)/environd
+	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/environd-fleet.XXXXXX"); chmod 0755 "$$tmp"; \
+	trap 'scripts/pg-cluster stop "$$tmp/cluster"; rm -rf "$$tmp"' EXIT; \
+	scripts/pg-cluster start "$$tmp/cluster" >/dev/null; \
+	ENVIROND_BIN=$(abspath $(BUILD)/environd) ENVIROND_FLEET_PG_DIR="$$tmp/cluster" node tests/fleet/run-tests.js
+
 # A development build: warnings are errors.
 dev:
 	$(MAKE) WERROR=-Werror all
 
-# The whole suite: unit tests, the store conformance suite (SQLite and PostgreSQL) and SDK
-# tests on a normal build (the SDK tests on SQLite, then on PostgreSQL), the fuzzers' short
-# runs (after the SDK tests: the in-process server fuzzer would load the machine under their
-# timing), the install check, then the unit tests, the conformance suite on SQLite and the
-# SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then the mutation
-# check. Warnings are errors.
+# The whole suite: unit tests, the store conformance suite (SQLite and PostgreSQL), the SDK
+# tests (on SQLite, then on PostgreSQL) and the fleet suite on a normal build, the fuzzers'
+# short runs (after the SDK tests: the in-process server fuzzer would load the machine under
+# their timing), the install check, then the unit tests, the conformance suite on SQLite
+# and the SDK tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then the
+# mutation check. Warnings are errors.
 test:
 	$(MAKE) WERROR=-Werror unit store-conformance store-conformance-pg sdk
-	$(MAKE) WERROR=-Werror sdk-pg
+	$(MAKE) WERROR=-Werror sdk-pg fleet
 	$(MAKE) WERROR=-Werror fuzz-smoke install-check
 	$(MAKE) WERROR=-Werror BUILD=build-asan CFLAGS="$(SANITIZE)" unit store-conformance sdk
 	scripts/mutants --no-baseline   # the suites above just passed unmutated

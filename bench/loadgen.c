@@ -55,11 +55,14 @@
 #define BODY_MAX 256
 #define ID_MAX 128
 #define WORKERS_MAX 1024
+#define URLS_MAX 16
 
 /* ---- options ------------------------------------------------------------- */
 
 struct options {
-	const char *url;
+	const char *url;  /* the first of urls */
+	const char *urls[URLS_MAX]; /* --url a,b,c: worker i talks to urls[i % n_urls] */
+	size_t n_urls;
 	const char *api_key;
 	long workers;
 	long items;     /* 0 = run for `seconds` */
@@ -75,7 +78,8 @@ static const char usage_text[] =
 	"usage: loadgen [OPTIONS]\n"
 	"Drive environd's work queue: enqueue -> poll -> ack -> heartbeat -> stop.\n"
 	"\n"
-	"  --url URL          server base URL (env ENVIROND_URL; default http://127.0.0.1:8080)\n"
+	"  --url URL[,URL...] server base URL (env ENVIROND_URL; default http://127.0.0.1:8080);\n"
+	"                     several (a fleet's nodes): worker i and its producer use the i-th mod n\n"
 	"  --api-key KEY      API key (env ENVIROND_API_KEY)\n"
 	"  --workers N        concurrent workers, 1-1024 (default 1)\n"
 	"  --items M          stop after M items\n"
@@ -133,13 +137,26 @@ static void parse_options(int argc, char **argv, struct options *o)
 		bench_die("unexpected argument '%s' (see --help)", argv[optind]);
 	if (!o->url || !*o->url)
 		o->url = "http://127.0.0.1:8080";
-	static char url[513];
-	if (strlen(o->url) >= sizeof(url))
-		bench_die("--url is longer than %zu characters", sizeof(url) - 1);
-	bench_format(url, sizeof(url), "%s", o->url);
-	for (size_t n = strlen(url); n > 0 && url[n - 1] == '/'; n--)
-		url[n - 1] = '\0';
-	o->url = url;
+	static char urls[URLS_MAX][513];
+	for (const char *p = o->url; *p;) {
+		size_t len = strcspn(p, ",");
+		if (o->n_urls == URLS_MAX)
+			bench_die("--url: at most %d URLs", URLS_MAX);
+		if (len == 0 || len >= sizeof(urls[0]))
+			bench_die("--url: each URL must be 1 to %zu characters", sizeof(urls[0]) - 1);
+		char *url = urls[o->n_urls];
+		memcpy(url, p, len);
+		url[len] = '\0';
+		for (size_t n = strlen(url); n > 0 && url[n - 1] == '/'; n--)
+			url[n - 1] = '\0';
+		o->urls[o->n_urls++] = url;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (!o->n_urls)
+		bench_die("--url: no URL");
+	o->url = o->urls[0];
 	if (!o->api_key || !*o->api_key)
 		bench_die("no API key: pass --api-key or set ENVIROND_API_KEY");
 	if (o->items && o->seconds)
@@ -304,6 +321,7 @@ struct xfer {
 struct worker {
 	struct xfer poll, act, prod;
 	struct curl_slist *poll_headers;
+	const char *env_url; /* its node's URL + /v1/environments/{id} */
 	char work_id[ID_MAX];
 	unsigned pending_enqueues; /* cycles started while the producer was busy */
 };
@@ -314,7 +332,8 @@ struct run {
 	int epfd;         /* the sockets libcurl asked us to watch */
 	int64_t timer_at; /* when libcurl wants CURL_SOCKET_TIMEOUT; INT64_MAX = never */
 	char env_id[ID_MAX];
-	char env_url[URL_MAX]; /* URL + /v1/environments/{id} */
+	char env_url[URL_MAX]; /* the first URL + /v1/environments/{id} */
+	char node_env_urls[URLS_MAX][URL_MAX]; /* the same on every --url */
 	char run_tag[32];      /* bench<hex>: session ids are sesn_<run_tag>_<seq> */
 	struct curl_slist *env_headers_nobody, *env_headers_json, *api_headers_json;
 	struct worker *workers;
@@ -339,7 +358,7 @@ static void start_enqueue(struct run *r, struct worker *w)
 	uint64_t seq = r->p.enqueued++;
 	x->kind = X_ENQUEUE;
 	x->seq = seq;
-	bench_format(x->url, sizeof(x->url), "%s/work", r->env_url);
+	bench_format(x->url, sizeof(x->url), "%s/work", w->env_url);
 	bench_format(x->body, sizeof(x->body), "{\"data\":{\"type\":\"session\",\"id\":\"sesn_%s_%" PRIu64 "\"}}",
 		     r->run_tag, seq);
 	request_setup(x->easy, x->url, r->api_headers_json, x->body, &x->resp);
@@ -351,7 +370,7 @@ static void start_poll(struct run *r, struct worker *w)
 {
 	struct xfer *x = &w->poll;
 	x->kind = X_POLL;
-	bench_format(x->url, sizeof(x->url), "%s/work/poll?block_ms=%ld", r->env_url, r->opt->block_ms);
+	bench_format(x->url, sizeof(x->url), "%s/work/poll?block_ms=%ld", w->env_url, r->opt->block_ms);
 	request_setup(x->easy, x->url, w->poll_headers, NULL, &x->resp);
 	xfer_submit(r, x);
 }
@@ -364,14 +383,14 @@ static void start_item_call(struct run *r, struct worker *w, enum xfer_kind kind
 	x->kind = kind;
 	switch (kind) {
 	case X_ACK:
-		bench_format(x->url, sizeof(x->url), "%s/work/%s/ack", r->env_url, w->work_id);
+		bench_format(x->url, sizeof(x->url), "%s/work/%s/ack", w->env_url, w->work_id);
 		break;
 	case X_HEARTBEAT:
 		bench_format(x->url, sizeof(x->url), "%s/work/%s/heartbeat?expected_last_heartbeat=NO_HEARTBEAT",
-			     r->env_url, w->work_id);
+			     w->env_url, w->work_id);
 		break;
 	case X_STOP:
-		bench_format(x->url, sizeof(x->url), "%s/work/%s/stop", r->env_url, w->work_id);
+		bench_format(x->url, sizeof(x->url), "%s/work/%s/stop", w->env_url, w->work_id);
 		bench_format(x->body, sizeof(x->body), "{\"force\":true}");
 		body = x->body;
 		headers = r->env_headers_json;
@@ -647,6 +666,9 @@ static void setup(struct run *r)
 	bench_format(r->env_id, sizeof(r->env_id), "%s", env_id);
 	json_decref(env);
 	bench_format(r->env_url, sizeof(r->env_url), "%s/v1/environments/%s", o->url, r->env_id);
+	for (size_t i = 0; i < o->n_urls; i++)
+		bench_format(r->node_env_urls[i], sizeof(r->node_env_urls[i]), "%s/v1/environments/%s", o->urls[i],
+			     r->env_id);
 
 	bench_format(url, sizeof(url), "%s/keys", r->env_url);
 	json_t *key = call_blocking("create environment key", "POST", url, r->api_headers_json,
@@ -671,6 +693,7 @@ static void setup(struct run *r)
 		char hdr_worker[128];
 		bench_format(hdr_worker, sizeof(hdr_worker), "Anthropic-Worker-ID: %s-w%ld", r->run_tag, i);
 		w->poll_headers = header_list(hdr_env, BETA_HEADER, hdr_worker, NULL);
+		w->env_url = r->node_env_urls[(size_t)i % o->n_urls];
 		xfer_init(&w->poll, w);
 		xfer_init(&w->act, w);
 		xfer_init(&w->prod, w);
