@@ -346,11 +346,22 @@ static enum err delete_job(struct sql_store *s, void *arg)
 	if (rc)
 		return rc;
 	environment_clear(&e);
-	struct db_stmt *st = sql_stmt(s, "SELECT 1 FROM work WHERE environment_id = ? AND state IN (1, 2, 3) LIMIT 1");
+	/* Its items next: a claim or an event in flight on one (they do not lock the
+	 * environment) commits first, so the check below sees the state it left. */
+	struct db_stmt *st = sql_stmt(s, "SELECT id FROM work WHERE environment_id = ? FOR UPDATE");
 	if (!st)
 		return ERR_INTERNAL;
 	db_bind_text(st, 1, c->id);
-	int step = db_step(st);
+	int step;
+	while ((step = db_step(st)) == DB_ROW)
+		;
+	db_reset(st);
+	if (step != DB_DONE)
+		return sql_err(s, step);
+	if (!(st = sql_stmt(s, "SELECT 1 FROM work WHERE environment_id = ? AND state IN (1, 2, 3) LIMIT 1")))
+		return ERR_INTERNAL;
+	db_bind_text(st, 1, c->id);
+	step = db_step(st);
 	if (step == DB_ROW)
 		return ERR_HAS_LIVE_WORK;
 	if (step != DB_DONE)

@@ -349,7 +349,11 @@ static enum err claim_job(struct sql_store *s, void *arg)
 		if (err)
 			return err;
 	}
-	enum err env = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_SHARE, c->eb);
+	/* The environment is read, not locked: this verb works on existing items, whose own row
+	 * locks order it with a delete (which deletes them) and which an archive leaves running.
+	 * A lock on the environment's row would make every claim and heartbeat of an
+	 * environment write to that one row. */
+	enum err env = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_NONE, c->eb);
 	if (env)
 		return env;
 	/* Reclaimable items first (oldest delivery first), then fresh ones in FIFO order. An
@@ -468,7 +472,11 @@ static enum err event_job(struct sql_store *s, void *arg)
 	work_item_clear(w); /* a retried job starts afresh */
 	memset(c->res, 0, sizeof(*c->res));
 	c->refusal = ERR_OK;
-	enum err err = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_SHARE, c->eb);
+	/* The environment is read, not locked: this verb works on existing items, whose own row
+	 * locks order it with a delete (which deletes them) and which an archive leaves running.
+	 * A lock on the environment's row would make every claim and heartbeat of an
+	 * environment write to that one row. */
+	enum err err = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_NONE, c->eb);
 	if (err)
 		return err;
 	/* The row is locked first, so the token compared is the one the event applies to. */
@@ -526,7 +534,7 @@ static enum err metadata_job(struct sql_store *s, void *arg)
 {
 	struct work_ctx *c = arg;
 	work_item_clear(c->out); /* a retried job starts afresh */
-	enum err err = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_SHARE, c->eb);
+	enum err err = sql_env_require(s, c->t, c->env_id, ENV_FOR_WORK, ENV_LOCK_NONE, c->eb); /* as in claims */
 	if (err || (err = load_work(s, c->env_id, c->work_id, c->out)))
 		return err;
 	if (!c->json)

@@ -1,7 +1,11 @@
 /* sql_workers.c - workers seen polling, as the nodes of a fleet share them: each node
- * writes its sightings in batches, and the stats count every node's. */
+ * writes its sightings in batches, and the stats count every node's. The one place where
+ * the SQL differs by backend: PostgreSQL takes a batch as one statement (a JSON set of
+ * rows), SQLite row by row (it runs in-process, and one server keeps its sightings in
+ * memory anyway). */
 #include "store/sql_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 struct seen_ctx {
@@ -13,10 +17,46 @@ struct seen_ctx {
 	int64_t count;
 };
 
+/* PostgreSQL: the whole batch in one statement, its rows as one JSON parameter (a fleet's
+ * node writes hundreds at a time; one statement each would be one round trip each). */
+static enum err seen_batch(struct sql_store *s, struct seen_ctx *c)
+{
+	json_t *rows = json_array();
+	for (size_t i = 0; rows && i < c->n; i++) {
+		json_t *r = json_pack("{s:s, s:s, s:I}", "environment_id", c->rows[i].environment_id, "worker",
+				      c->rows[i].worker, "seen_at", (json_int_t)c->rows[i].seen_at);
+		if (!r || json_array_append_new(rows, r)) {
+			json_decref(rows);
+			rows = NULL;
+		}
+	}
+	char *text = rows ? json_dumps(rows, JSON_COMPACT) : NULL;
+	json_decref(rows);
+	if (!text)
+		return ERR_NOMEM;
+	struct db_stmt *st = sql_stmt(
+		s, "INSERT INTO workers_seen(environment_id, worker, seen_at)"
+		   " SELECT DISTINCT ON (environment_id, worker) environment_id, worker, seen_at"
+		   " FROM json_to_recordset(CAST(? AS json)) AS r(environment_id text, worker text, seen_at bigint)"
+		   " ORDER BY environment_id, worker, seen_at DESC"
+		   " ON CONFLICT(environment_id, worker) DO UPDATE SET seen_at = CASE"
+		   " WHEN excluded.seen_at > workers_seen.seen_at THEN excluded.seen_at ELSE workers_seen.seen_at END");
+	enum err rc = st ? ERR_OK : ERR_INTERNAL;
+	if (st) {
+		db_bind_text(st, 1, text);
+		rc = sql_err(s, db_step(st));
+	}
+	free(text);
+	return rc;
+}
+
 static enum err seen_job(struct sql_store *s, void *arg)
 {
 	struct seen_ctx *c = arg;
-	for (size_t i = 0; i < c->n; i++) {
+	enum err rc = strcmp(s->db->ops->name, "postgres") == 0 && c->n ? seen_batch(s, c) : ERR_OK;
+	if (rc)
+		return rc;
+	for (size_t i = 0; strcmp(s->db->ops->name, "postgres") != 0 && i < c->n; i++) {
 		struct db_stmt *st = sql_stmt(
 			s, "INSERT INTO workers_seen(environment_id, worker, seen_at) VALUES(?, ?, ?)"
 			   " ON CONFLICT(environment_id, worker) DO UPDATE SET seen_at = CASE"
@@ -26,8 +66,7 @@ static enum err seen_job(struct sql_store *s, void *arg)
 		db_bind_text(st, 1, c->rows[i].environment_id);
 		db_bind_text(st, 2, c->rows[i].worker);
 		db_bind_i64(st, 3, c->rows[i].seen_at);
-		enum err rc = sql_err(s, db_step(st));
-		if (rc)
+		if ((rc = sql_err(s, db_step(st))))
 			return rc;
 	}
 	struct db_stmt *st = sql_stmt(s, "DELETE FROM workers_seen WHERE seen_at < ?");
