@@ -408,12 +408,11 @@ int main(int argc, char **argv)
 	double cpu_start = bench_cpu_seconds();
 	r.p.t_start = bench_now_ns();
 	run_loop(&r, fds, conns, nconns);
-	if (r.p.completed <= (uint64_t)opt.warmup)
-		bench_die("only %" PRIu64 " items completed, not more than --warmup %ld", r.p.completed, opt.warmup);
 	double cpu_used = bench_cpu_seconds() - cpu_start;
 	double wall = (double)(bench_now_ns() - r.p.t_start) / 1e9;
 	struct bench_result res;
-	bench_summarize(&r.items, r.p.enqueued, opt.warmup ? r.p.t_warm : r.p.t_start, r.p.t_last_done, &res);
+	int64_t from = bench_measure_from(&r.p, opt.warmup, &res);
+	bench_summarize(&r.items, r.p.enqueued, from, r.p.t_last_done, &res);
 	res.client_cpu_pct = wall > 0 ? 100.0 * cpu_used / wall : 0;
 	bench_report("beanstalkd", opt.workers, &res, r.p.empty_polls, nconns, opt.json);
 

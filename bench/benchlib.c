@@ -167,15 +167,30 @@ void bench_report(const char *system, long workers, const struct bench_result *r
 		  "\"items_per_s\":%.1f,\"wake_p50_us\":%.1f,\"wake_p99_us\":%.1f,\"after_201_p50_us\":%.1f,"
 		  "\"after_201_p99_us\":%.1f,\"enqueue_p50_us\":%.1f,\"enqueue_p99_us\":%.1f,"
 		  "\"cycle_p50_us\":%.1f,\"client_cpu_pct\":%.0f,\"empty_polls\":%" PRIu64 ",\"connects\":%" PRIu64
-		  "}\n"
+		  ",\"warmup\":%ld}\n"
 		: "system=%s workers=%ld items=%" PRIu64 " seconds=%.3f items_per_s=%.1f wake_p50_us=%.1f "
 		  "wake_p99_us=%.1f after_201_p50_us=%.1f after_201_p99_us=%.1f enqueue_p50_us=%.1f "
 		  "enqueue_p99_us=%.1f cycle_p50_us=%.1f client_cpu_pct=%.0f empty_polls=%" PRIu64
-		  " connects=%" PRIu64 "\n";
+		  " connects=%" PRIu64 " warmup=%ld\n";
 	printf(fmt, system, workers, res->items, res->seconds, res->items_per_s, res->wake_p50, res->wake_p99,
 	       res->after_p50, res->after_p99, res->enqueue_p50, res->enqueue_p99, res->cycle_p50,
-	       res->client_cpu_pct, empty_polls, connects);
+	       res->client_cpu_pct, empty_polls, connects, res->warmup);
 	fflush(stdout);
+}
+
+int64_t bench_measure_from(const struct bench_progress *p, long warmup, struct bench_result *res)
+{
+	if (!p->completed)
+		bench_die("no item completed");
+	if (warmup && p->completed > (uint64_t)warmup) {
+		res->warmup = warmup;
+		return p->t_warm;
+	}
+	if (warmup)
+		fprintf(stderr, "%s: only %" PRIu64 " items completed, not more than --warmup %ld: the figures include them all\n",
+			program, p->completed, warmup);
+	res->warmup = 0;
+	return p->t_start;
 }
 
 bool bench_may_enqueue(struct bench_progress *p, long items_limit)

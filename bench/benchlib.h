@@ -63,7 +63,13 @@ struct bench_result {
 	double seconds, items_per_s;
 	double wake_p50, wake_p99, after_p50, after_p99, enqueue_p50, enqueue_p99, cycle_p50;
 	double client_cpu_pct; /* the generator's own CPU use over the run: near 100 = it is the bottleneck */
+	long warmup;           /* completed items actually left out (0 when too few completed) */
 };
+
+/* Where the figures start: after the first `warmup` completed items, or, when no more than
+ * that many completed (a very slow run), at the start, with a warning on stderr, so that a
+ * slow system still gets figures rather than none. Sets res->warmup. Exits if none completed. */
+int64_t bench_measure_from(const struct bench_progress *p, long warmup, struct bench_result *res);
 
 /* Figures over the items that completed after t_from, up to t_last (both monotonic ns). */
 void bench_summarize(const struct bench_items *t, uint64_t count, int64_t t_from, int64_t t_last,
