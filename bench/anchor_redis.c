@@ -17,12 +17,8 @@
  * worker has two connections: its reader and its producer. --hold-ms writes each XADD that
  * long after the worker's XREADGROUP, to time the wake-up of a held read as loadgen does.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,26 +29,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "anchorlib.h"
 #include "benchlib.h"
 
 #define INBUF_MAX 4096
 #define OUTBUF_MAX 512
-#define WORKERS_MAX 1024
 #define STRS_MAX 8
 #define DEPTH_MAX 8
-
-struct options {
-	const char *host;
-	long port;
-	long workers;
-	long items;
-	double seconds;
-	long warmup;
-	long block_ms;
-	long hold_ms;
-	double timeout;
-	bool json;
-};
 
 static const char usage_text[] =
 	"usage: anchor_redis --port P [OPTIONS]\n"
@@ -68,61 +51,6 @@ static const char usage_text[] =
 	"  --hold-ms H        XADD H ms after each XREADGROUP is written (wake-up of a held read)\n"
 	"  --timeout S        hard limit on the whole run (default: seconds + 30, or 300)\n"
 	"  --json             print the result as one JSON object\n";
-
-static void parse_options(int argc, char **argv, struct options *o)
-{
-	enum { O_HOST = 256, O_PORT, O_WORKERS, O_ITEMS, O_SECONDS, O_WARMUP, O_BLOCK, O_HOLD, O_TIMEOUT, O_JSON,
-	       O_HELP };
-	static const struct option longopts[] = {
-		{"host", required_argument, NULL, O_HOST},
-		{"port", required_argument, NULL, O_PORT},
-		{"workers", required_argument, NULL, O_WORKERS},
-		{"items", required_argument, NULL, O_ITEMS},
-		{"seconds", required_argument, NULL, O_SECONDS},
-		{"warmup", required_argument, NULL, O_WARMUP},
-		{"block-ms", required_argument, NULL, O_BLOCK},
-		{"hold-ms", required_argument, NULL, O_HOLD},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0},
-	};
-	memset(o, 0, sizeof(*o));
-	o->host = "127.0.0.1";
-	o->workers = 1;
-	o->block_ms = 999;
-	int c;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_HOST: o->host = optarg; break;
-		case O_PORT: o->port = bench_parse_long("--port", optarg, 1, 65535); break;
-		case O_WORKERS: o->workers = bench_parse_long("--workers", optarg, 1, WORKERS_MAX); break;
-		case O_ITEMS: o->items = bench_parse_long("--items", optarg, 1, BENCH_ITEMS_MAX); break;
-		case O_SECONDS: o->seconds = bench_parse_double("--seconds", optarg, 0.1, 3600); break;
-		case O_WARMUP: o->warmup = bench_parse_long("--warmup", optarg, 0, BENCH_ITEMS_MAX); break;
-		case O_BLOCK: o->block_ms = bench_parse_long("--block-ms", optarg, 1, 999); break;
-		case O_HOLD: o->hold_ms = bench_parse_long("--hold-ms", optarg, 1, 500); break;
-		case O_TIMEOUT: o->timeout = bench_parse_double("--timeout", optarg, 1, 7200); break;
-		case O_JSON: o->json = true; break;
-		case O_HELP: fputs(usage_text, stdout); exit(0);
-		default: fputs(usage_text, stderr); exit(2);
-		}
-	}
-	if (optind < argc)
-		bench_die("unexpected argument '%s' (see --help)", argv[optind]);
-	if (!o->port)
-		bench_die("--port is required");
-	if (o->items && o->seconds)
-		bench_die("--items and --seconds are exclusive");
-	if (!o->items && !o->seconds)
-		o->seconds = 5;
-	if (o->items && o->warmup >= o->items)
-		bench_die("--warmup (%ld) must be smaller than --items (%ld)", o->warmup, o->items);
-	if (o->hold_ms && o->hold_ms >= o->block_ms)
-		bench_die("--hold-ms must be shorter than --block-ms");
-	if (!o->timeout)
-		o->timeout = o->seconds ? o->seconds + 30 : 300;
-}
 
 /* ---- RESP ----------------------------------------------------------------------- */
 
@@ -262,60 +190,12 @@ static void command(struct conn *c, size_t argc, const char *const *argv)
 	}
 }
 
-static int connect_to(const struct options *o)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-	if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1)
-		bench_die("--host: not an IPv4 address: %s", o->host);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		bench_die("socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-		bench_die("connect %s:%ld: %s", o->host, o->port, strerror(errno));
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
 static void conn_send(struct conn *c, enum request req)
 {
 	if (c->pending != R_NONE)
 		bench_die("internal: two requests outstanding on one connection");
-	size_t off = 0;
-	while (off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			bench_die("send %s: %s", request_names[req], strerror(errno));
-		off += (size_t)n;
-	}
+	anchor_send(c->fd, c->out, c->out_len, request_names[req]);
 	c->pending = req;
-}
-
-/* Reads what is available; false on EOF. */
-static bool conn_fill(struct conn *c, bool wait)
-{
-	if (c->len == sizeof(c->in))
-		bench_die("reply longer than %d bytes", INBUF_MAX);
-	ssize_t n;
-	do
-		n = recv(c->fd, c->in + c->len, sizeof(c->in) - c->len, wait ? 0 : MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return true;
-	if (n < 0)
-		bench_die("recv: %s", strerror(errno));
-	if (n == 0)
-		return false;
-	c->len += (size_t)n;
-	return true;
-}
-
-static void conn_consume(struct conn *c, size_t used)
-{
-	memmove(c->in, c->in + used, c->len - used);
-	c->len -= used;
 }
 
 /* A blocking command for set-up and tear-down; dies unless the reply starts with `expect`. */
@@ -330,18 +210,18 @@ static void conn_call(struct conn *c, size_t argc, const char *const *argv, cons
 		memset(&r, 0, sizeof(r));
 		if ((used = resp_value(c->in, c->len, &r, 0)))
 			break;
-		if (!conn_fill(c, true))
+		if (!anchor_fill(c->fd, c->in, &c->len, sizeof(c->in), true))
 			bench_die("redis-server closed the connection during set-up");
 	}
 	if (r.line_len + 1 < strlen(expect) || memcmp(c->in, expect, strlen(expect)) != 0)
 		bench_die("%s: expected '%s', got '%c%.*s'", argv[0], expect, r.type, (int)r.line_len, r.line);
-	conn_consume(c, used);
+	anchor_consume(c->in, &c->len, used);
 }
 
 /* ---- the run --------------------------------------------------------------- */
 
 struct run {
-	const struct options *opt;
+	const struct anchor_options *opt;
 	struct worker *workers;
 	char stream[64];
 	struct bench_items items;
@@ -393,20 +273,27 @@ static bool read_needed(const struct run *r)
 	return !r->p.enqueue_closed || r->p.enqueued > r->p.delivered + r->reads_held;
 }
 
+/* Adds now, or as soon as the worker's producer is free. */
+static void add_now(struct run *r, struct worker *w)
+{
+	if (!may_enqueue(r))
+		return;
+	if (w->producer.pending != R_NONE)
+		w->pending_adds++;
+	else
+		send_xadd(r, w);
+}
+
 static void begin_cycle(struct run *r, struct worker *w)
 {
 	if (read_needed(r))
 		send_read(r, w);
 	if (!may_enqueue(r))
 		return;
-	if (r->opt->hold_ms) {
+	if (r->opt->hold_ms)
 		w->add_at = bench_now_ns() + r->opt->hold_ms * 1000000;
-		return;
-	}
-	if (w->producer.pending != R_NONE)
-		w->pending_adds++;
 	else
-		send_xadd(r, w);
+		add_now(r, w);
 }
 
 static void expect_type(const struct conn *c, const struct reply *rp, char type)
@@ -425,13 +312,8 @@ static void on_reply(struct run *r, struct conn *c, const struct reply *rp, int6
 			bench_die("XADD: no entry id in the reply");
 		c->pending = R_NONE;
 		bench_item_at(&r->items, c->seq)->enq_done = t;
-		while (w->pending_adds) {
-			w->pending_adds--;
-			if (may_enqueue(r)) {
-				send_xadd(r, w);
-				break;
-			}
-		}
+		if (bench_take_pending(&r->p, &w->pending_adds, r->opt->items))
+			send_xadd(r, w);
 		return;
 	case R_XREADGROUP: {
 		expect_type(c, rp, '*');
@@ -489,37 +371,22 @@ static void on_reply(struct run *r, struct conn *c, const struct reply *rp, int6
 
 static void run_loop(struct run *r, struct pollfd *fds, struct conn **conns, size_t nconns)
 {
-	const struct options *o = r->opt;
-	int64_t deadline = r->p.t_start + (int64_t)(o->timeout * 1e9);
-	int64_t enqueue_until = o->seconds ? r->p.t_start + (int64_t)(o->seconds * 1e9) : INT64_MAX;
+	const struct anchor_options *o = r->opt;
+	struct bench_bounds bounds;
+	bench_bounds_init(&bounds, &r->p, o->seconds, o->timeout);
 	for (long i = 0; i < o->workers; i++)
 		begin_cycle(r, &r->workers[i]);
 	for (;;) {
 		int64_t t = bench_now_ns();
-		if (t >= deadline)
-			bench_die("timed out after %.0f s: %" PRIu64 " entries added, %" PRIu64 " read, %" PRIu64
-				  " acked", o->timeout, r->p.enqueued, r->p.delivered, r->p.completed);
-		if (t >= enqueue_until)
-			r->p.enqueue_closed = true;
+		bench_bounds_check(&bounds, &r->p, t);
 		if (r->p.enqueue_closed && r->p.completed == r->p.enqueued)
 			return;
 		int64_t until = t + 100000000;
 		if (o->hold_ms) {
 			for (long i = 0; i < o->workers; i++) {
 				struct worker *w = &r->workers[i];
-				if (!w->add_at)
-					continue;
-				if (w->add_at <= t) {
-					w->add_at = 0;
-					if (!may_enqueue(r))
-						continue;
-					if (w->producer.pending != R_NONE)
-						w->pending_adds++;
-					else
-						send_xadd(r, w);
-				} else if (w->add_at < until) {
-					until = w->add_at;
-				}
+				if (bench_hold_due(&w->add_at, t, &until))
+					add_now(r, w);
 			}
 		}
 		int64_t wait_ns = until - bench_now_ns();
@@ -531,7 +398,7 @@ static void run_loop(struct run *r, struct pollfd *fds, struct conn **conns, siz
 			if (!fds[i].revents)
 				continue;
 			struct conn *c = conns[i];
-			if (!conn_fill(c, false))
+			if (!anchor_fill(c->fd, c->in, &c->len, sizeof(c->in), false))
 				bench_die("redis-server closed a connection");
 			int64_t now = bench_now_ns();
 			for (;;) {
@@ -543,7 +410,7 @@ static void run_loop(struct run *r, struct pollfd *fds, struct conn **conns, siz
 				if (rp.type == '-')
 					bench_die("%s: %.*s", request_names[c->pending], (int)rp.line_len, rp.line);
 				on_reply(r, c, &rp, now);
-				conn_consume(c, used);
+				anchor_consume(c->in, &c->len, used);
 			}
 		}
 	}
@@ -552,8 +419,8 @@ static void run_loop(struct run *r, struct pollfd *fds, struct conn **conns, siz
 int main(int argc, char **argv)
 {
 	bench_set_program("anchor_redis");
-	struct options opt;
-	parse_options(argc, argv, &opt);
+	struct anchor_options opt;
+	anchor_parse_options(argc, argv, usage_text, true, &opt);
 	struct run r = {.opt = &opt};
 	unsigned char rnd[6];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -571,8 +438,8 @@ int main(int argc, char **argv)
 		struct worker *w = &r.workers[i];
 		w->index = i;
 		w->reader.owner = w->producer.owner = w;
-		w->reader.fd = connect_to(&opt);
-		w->producer.fd = connect_to(&opt);
+		w->reader.fd = anchor_connect(&opt);
+		w->producer.fd = anchor_connect(&opt);
 		conns[2 * i] = &w->reader;
 		conns[2 * i + 1] = &w->producer;
 	}
@@ -584,19 +451,13 @@ int main(int argc, char **argv)
 	double cpu_start = bench_cpu_seconds();
 	r.p.t_start = bench_now_ns();
 	run_loop(&r, fds, conns, nconns);
-	double cpu_used = bench_cpu_seconds() - cpu_start;
-	double wall = (double)(bench_now_ns() - r.p.t_start) / 1e9;
-	struct bench_result res;
-	int64_t from = bench_measure_from(&r.p, opt.warmup, &res);
-	bench_summarize(&r.items, r.p.enqueued, from, r.p.t_last_done, &res);
-	res.client_cpu_pct = wall > 0 ? 100.0 * cpu_used / wall : 0;
-	bench_report("redis", opt.workers, &res, r.p.empty_polls, nconns, opt.json);
+	bench_finish(&r.items, r.p.enqueued, &r.p, opt.warmup, cpu_start, false, "redis", opt.workers, nconns, opt.json);
 
 	/* Reads still held block their connections: the stream is deleted on a fresh one. */
 	struct conn *last = calloc(1, sizeof(*last));
 	if (!last)
 		bench_die("out of memory");
-	last->fd = connect_to(&opt);
+	last->fd = anchor_connect(&opt);
 	const char *del[] = {"DEL", r.stream};
 	conn_call(last, 2, del, ":1");
 	close(last->fd);

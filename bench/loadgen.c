@@ -174,18 +174,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 		bench_die("--env-key: not a key");
 	if (o->api_key && (strlen(o->api_key) >= KEY_MAX || strcspn(o->api_key, " \r\n") != strlen(o->api_key)))
 		bench_die("--api-key: not a key");
-	if (o->items && o->seconds)
-		bench_die("--items and --seconds are exclusive");
 	if ((o->held || o->static_path) && o->items)
 		bench_die("--held and --static run for --seconds, not --items");
-	if (!o->items && !o->seconds)
-		o->seconds = 5;
-	if (o->items && o->warmup >= o->items)
-		bench_die("--warmup (%ld) must be smaller than --items (%ld)", o->warmup, o->items);
-	if (o->hold_ms && o->hold_ms >= o->block_ms)
-		bench_die("--hold-ms must be shorter than --block-ms");
-	if (!o->timeout)
-		o->timeout = o->seconds ? o->seconds + 30 : 300;
+	bench_check_run_options(o->items, &o->seconds, o->warmup, o->hold_ms, o->block_ms, &o->timeout);
 }
 
 /* ---- the run --------------------------------------------------------------- */
@@ -345,6 +336,17 @@ static bool poll_needed(const struct run *r)
 	return r->p.enqueued > r->p.delivered + r->polls_held;
 }
 
+/* Enqueues now, or as soon as the worker's producer is free. */
+static void enqueue_now(struct run *r, struct worker *w)
+{
+	if (!may_enqueue(r))
+		return;
+	if (w->prod.busy)
+		w->pending_enqueues++;
+	else
+		start_enqueue(r, w);
+}
+
 /* A cycle: hold a poll, and have this worker's producer enqueue one item (at once, or
  * --hold-ms later so that the poll is surely held when the item arrives). */
 static void begin_cycle(struct run *r, struct worker *w)
@@ -353,14 +355,10 @@ static void begin_cycle(struct run *r, struct worker *w)
 		start_poll(r, w);
 	if (!may_enqueue(r))
 		return;
-	if (r->opt->hold_ms) {
+	if (r->opt->hold_ms)
 		w->enqueue_at = bench_now_ns() + r->opt->hold_ms * 1000000;
-		return;
-	}
-	if (w->prod.busy)
-		w->pending_enqueues++;
 	else
-		start_enqueue(r, w);
+		enqueue_now(r, w);
 }
 
 /* Parses "sesn_<run_tag>_<seq>"; false for a session this run did not enqueue. */
@@ -464,13 +462,8 @@ static void on_enqueue(struct run *r, struct worker *w, struct h1_conn *c, int64
 	if (!h1_has(h1_body(c), c->body_len, "\"state\":\"queued\""))
 		die_body(c, "expected \"state\":\"queued\"");
 	bench_item_at(&r->items, c->seq)->enq_done = t;
-	while (w->pending_enqueues) {
-		w->pending_enqueues--;
-		if (may_enqueue(r)) {
-			start_enqueue(r, w);
-			break;
-		}
-	}
+	if (bench_take_pending(&r->p, &w->pending_enqueues, r->opt->items))
+		start_enqueue(r, w);
 }
 
 /* ---- the event loop, shared by every mode ------------------------------------- */
@@ -537,17 +530,13 @@ static void loop_once(struct run *r, int64_t until_ns, response_fn on_response, 
 static void run_cycles(struct run *r)
 {
 	const struct options *o = r->opt;
-	int64_t deadline = r->p.t_start + (int64_t)(o->timeout * 1e9);
-	int64_t enqueue_until = o->seconds ? r->p.t_start + (int64_t)(o->seconds * 1e9) : INT64_MAX;
+	struct bench_bounds bounds;
+	bench_bounds_init(&bounds, &r->p, o->seconds, o->timeout);
 	for (long i = 0; i < o->workers; i++)
 		begin_cycle(r, &r->workers[i]);
 	for (;;) {
 		int64_t t = bench_now_ns();
-		if (t >= deadline)
-			bench_die("timed out after %.0f s: %" PRIu64 " items enqueued, %" PRIu64 " delivered, %" PRIu64
-				  " done", o->timeout, r->p.enqueued, r->p.delivered, r->p.completed);
-		if (t >= enqueue_until)
-			r->p.enqueue_closed = true;
+		bench_bounds_check(&bounds, &r->p, t);
 		if (r->p.enqueue_closed) {
 			if (!r->prefilled && r->p.completed == r->p.enqueued)
 				return;
@@ -563,19 +552,8 @@ static void run_cycles(struct run *r)
 		if (o->hold_ms) {
 			for (long i = 0; i < o->workers; i++) {
 				struct worker *w = &r->workers[i];
-				if (!w->enqueue_at)
-					continue;
-				if (w->enqueue_at <= t) {
-					w->enqueue_at = 0;
-					if (!may_enqueue(r))
-						continue;
-					if (w->prod.busy)
-						w->pending_enqueues++;
-					else
-						start_enqueue(r, w);
-				} else if (w->enqueue_at < until) {
-					until = w->enqueue_at;
-				}
+				if (bench_hold_due(&w->enqueue_at, t, &until))
+					enqueue_now(r, w);
 			}
 		}
 		loop_once(r, until, on_cycle_response, NULL);
@@ -880,13 +858,13 @@ static void run_held(struct run *r)
 	double p50 = k ? (double)v[(k - 1) / 2] / 1e6 : NAN, p99 = k ? (double)v[(size_t)((double)(k - 1) * 0.99)] / 1e6 : NAN,
 	       max = k ? (double)v[k - 1] / 1e6 : NAN, min = k ? (double)v[0] / 1e6 : NAN;
 	printf(o->json ? "{\"system\":\"held\",\"held\":%ld,\"answers\":%" PRIu64 ",\"answers_per_s\":%.0f,"
-			 "\"errors\":%" PRIu64 ",\"late_50ms\":%" PRIu64 ",\"late_min_ms\":%.1f,\"late_p50_ms\":%.1f,"
+			 "\"errors\":%" PRIu64 ",\"closed\":%" PRIu64 ",\"late_50ms\":%" PRIu64 ",\"late_min_ms\":%.1f,\"late_p50_ms\":%.1f,"
 			 "\"late_p99_ms\":%.1f,\"late_max_ms\":%.1f,\"rss_idle_kib\":%ld,\"rss_peak_kib\":%ld,"
 			 "\"rss_held_kib\":%ld,\"open_s\":%.2f,\"client_cpu_pct\":%.0f}\n"
 		       : "system=held held=%ld answers=%" PRIu64 " answers_per_s=%.0f errors=%" PRIu64
-			 " late_50ms=%" PRIu64 " late_min_ms=%.1f late_p50_ms=%.1f late_p99_ms=%.1f late_max_ms=%.1f"
+			 " closed=%" PRIu64 " late_50ms=%" PRIu64 " late_min_ms=%.1f late_p50_ms=%.1f late_p99_ms=%.1f late_max_ms=%.1f"
 			 " rss_idle_kib=%ld rss_peak_kib=%ld rss_held_kib=%ld open_s=%.2f client_cpu_pct=%.0f\n",
-	       n, held.answers, (double)(held.answers - answers_at_start) / secs, held.errors, held.late_50ms, min, p50,
+	       n, held.answers, (double)(held.answers - answers_at_start) / secs, held.errors, held.reconnects, held.late_50ms, min, p50,
 	       p99, max, rss_idle, rss_peak, rss_held, (double)(t_all - t0) / 1e9, cpu_pct);
 	for (long i = 0; i < n; i++)
 		h1_close(&held.conns[i]);
@@ -920,19 +898,14 @@ int main(int argc, char **argv)
 	double cpu_start = bench_cpu_seconds();
 	r.p.t_start = bench_now_ns();
 	run_cycles(&r);
-	double cpu_used = bench_cpu_seconds() - cpu_start;
-	double wall = (double)(bench_now_ns() - r.p.t_start) / 1e9;
-	struct bench_result res;
-	int64_t from = bench_measure_from(&r.p, opt.warmup, &res);
-	if (r.prefilled) {
-		bench_summarize(&r.delivery, r.p.delivered, from, r.p.t_last_done, &res);
-		/* Items handed out were enqueued before the run: their wake-up is not this run's. */
-		res.wake_p50 = res.wake_p99 = res.after_p50 = res.after_p99 = res.enqueue_p50 = res.enqueue_p99 = NAN;
-	} else {
-		bench_summarize(&r.items, r.p.enqueued, from, r.p.t_last_done, &res);
-	}
-	res.client_cpu_pct = wall > 0 ? 100.0 * cpu_used / wall : 0;
-	bench_report("environd", opt.workers, &res, r.p.empty_polls, r.connects, opt.json);
+	/* On a pre-filled queue the items handed out were enqueued before the run: their
+	 * records are by delivery, and their wake-up is not this run's. */
+	if (r.prefilled)
+		bench_finish(&r.delivery, r.p.delivered, &r.p, opt.warmup, cpu_start, true, "environd", opt.workers,
+			     r.connects, opt.json);
+	else
+		bench_finish(&r.items, r.p.enqueued, &r.p, opt.warmup, cpu_start, false, "environd", opt.workers,
+			     r.connects, opt.json);
 	close_workers(&r);
 	teardown(&r);
 	bench_items_free(&r.items);
