@@ -497,7 +497,19 @@ static void conn_ready(struct run *r, struct h1_conn *c, uint32_t events, respon
 		int rc = h1_read(c);
 		if (rc == 0)
 			return;
-		if (rc < 0 || c->closing) {
+		bool closing = rc < 0;
+		if (rc > 0) {
+			/* A response that closes the connection is still handled first: its status
+			 * says why. */
+			int64_t t = bench_now_ns();
+			if (!c->busy)
+				bench_die("a response nobody asked for: HTTP %d %.200s", c->status, h1_body(c));
+			c->busy = false;
+			on_response(r, c, t);
+			closing = c->closing;
+			h1_consume(c);
+		}
+		if (closing) {
 			if (on_closed) {
 				on_closed(r, c);
 				return;
@@ -505,12 +517,6 @@ static void conn_ready(struct run *r, struct h1_conn *c, uint32_t events, respon
 			bench_die("the server closed a keep-alive connection (%s outstanding: %.*s)",
 				  c->busy ? kind_names[c->kind] : "nothing", (int)strcspn(c->out, "\r"), c->out);
 		}
-		int64_t t = bench_now_ns();
-		if (!c->busy)
-			bench_die("a response nobody asked for: HTTP %d %.200s", c->status, h1_body(c));
-		c->busy = false;
-		on_response(r, c, t);
-		h1_consume(c);
 	}
 }
 
@@ -772,11 +778,12 @@ static void on_held_response(struct run *r, struct h1_conn *c, int64_t t)
 		held_send(r, c);
 }
 
-/* A closed connection is an error; it is reopened so the count of held polls stays N. */
+/* A closed connection is counted (`closed`) and reopened, so that N polls stay held. */
 static void on_held_closed(struct run *r, struct h1_conn *c)
 {
-	if (held.errors++ < 5)
-		fprintf(stderr, "loadgen: the server closed a held poll's connection\n");
+	if (held.reconnects < 5)
+		fprintf(stderr, "loadgen: the server closed a held poll's connection%s\n",
+			c->busy ? " with the poll unanswered" : " after answering");
 	epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	h1_close(c);
 	held.reconnects++;
@@ -844,7 +851,7 @@ static void run_held(struct run *r)
 			uint64_t missing = 0;
 			for (long i = 0; i < n; i++)
 				missing += held.conns[i].busy;
-			held.errors += missing;
+			held.errors += missing; /* unanswered polls are errors */
 			fprintf(stderr, "loadgen: %" PRIu64 " held polls were not answered within block_ms + 5 s\n", missing);
 			break;
 		}
