@@ -719,9 +719,12 @@ static void run_static(struct run *r)
 
 struct held_state {
 	struct h1_conn *conns;
+	bool *answered;   /* per connection: has it had an answer yet? */
 	int64_t *late_ns; /* each answer's lateness after block_ms, grown by doubling */
 	size_t n_late, cap_late;
-	uint64_t answers, errors, late_50ms, reconnects;
+	uint64_t answers, errors, late_50ms;
+	uint64_t reconnects;   /* connections closed after an answer */
+	uint64_t never_served; /* connections closed before their first answer */
 	bool closed;
 };
 static struct held_state held;
@@ -757,6 +760,7 @@ static void held_send(struct run *r, struct h1_conn *c)
 static void on_held_response(struct run *r, struct h1_conn *c, int64_t t)
 {
 	held.answers++;
+	held.answered[c - held.conns] = true;
 	if (c->status != 200 || c->body_len != 4 || memcmp(h1_body(c), "null", 4) != 0) {
 		if (held.errors++ < 5)
 			fprintf(stderr, "loadgen: held poll answered HTTP %d: %.200s\n", c->status, h1_body(c));
@@ -778,15 +782,21 @@ static void on_held_response(struct run *r, struct h1_conn *c, int64_t t)
 		held_send(r, c);
 }
 
-/* A closed connection is counted (`closed`) and reopened, so that N polls stay held. */
+/* A closed connection is counted and reopened, so that N polls stay held. One closed before
+ * any answer is counted apart (`never_served`): that is what a connection the kernel
+ * accepted into a full listen queue looks like (it is reset when the queue overflows). */
 static void on_held_closed(struct run *r, struct h1_conn *c)
 {
-	if (held.reconnects < 5)
-		fprintf(stderr, "loadgen: the server closed a held poll's connection%s\n",
-			c->busy ? " with the poll unanswered" : " after answering");
+	bool served = held.answered[c - held.conns];
+	if (held.reconnects + held.never_served < 5)
+		fprintf(stderr, "loadgen: the server closed a held poll's connection %s\n",
+			!served ? "before answering on it" : c->busy ? "with a poll unanswered" : "after answering");
 	epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	h1_close(c);
-	held.reconnects++;
+	if (served)
+		held.reconnects++;
+	else
+		held.never_served++;
 	conn_open(r, c, NULL);
 	if (!held.closed)
 		held_send(r, c);
@@ -803,16 +813,20 @@ static void run_held(struct run *r)
 	const struct options *o = r->opt;
 	long n = o->held, rss_idle = o->rss_pid ? rss_kib(o->rss_pid) : -1, rss_peak = rss_idle;
 	held.conns = calloc((size_t)n, sizeof(*held.conns));
-	if (!held.conns)
+	held.answered = calloc((size_t)n, sizeof(*held.answered));
+	if (!held.conns || !held.answered)
 		bench_die("out of memory for %ld connections", n);
 	int64_t t0 = bench_now_ns(), deadline = t0 + (int64_t)(o->timeout * 1e9);
-	/* Opened in batches, with answers handled in between, so a poll answered while the
-	 * rest connect is polled again at once. */
+	/* Opened in batches of 250 with 20 ms between them, handling answers meanwhile (a poll
+	 * answered while the rest connect is polled again at once): a connect completes in the
+	 * kernel before the server accepts it, so opening them all at once would overflow the
+	 * server's listen queue while it is busy. */
 	for (long i = 0; i < n; i++) {
 		conn_open(r, &held.conns[i], NULL);
 		held_send(r, &held.conns[i]);
 		if (i % 250 == 249)
-			loop_once(r, 0, on_held_response, on_held_closed);
+			for (int64_t pause = bench_now_ns() + 20000000; bench_now_ns() < pause;)
+				loop_once(r, pause, on_held_response, on_held_closed);
 		if (bench_now_ns() >= deadline)
 			bench_die("timed out opening %ld connections (%ld open)", n, i + 1);
 	}
@@ -865,17 +879,18 @@ static void run_held(struct run *r)
 	double p50 = k ? (double)v[(k - 1) / 2] / 1e6 : NAN, p99 = k ? (double)v[(size_t)((double)(k - 1) * 0.99)] / 1e6 : NAN,
 	       max = k ? (double)v[k - 1] / 1e6 : NAN, min = k ? (double)v[0] / 1e6 : NAN;
 	printf(o->json ? "{\"system\":\"held\",\"held\":%ld,\"answers\":%" PRIu64 ",\"answers_per_s\":%.0f,"
-			 "\"errors\":%" PRIu64 ",\"closed\":%" PRIu64 ",\"late_50ms\":%" PRIu64 ",\"late_min_ms\":%.1f,\"late_p50_ms\":%.1f,"
+			 "\"errors\":%" PRIu64 ",\"closed\":%" PRIu64 ",\"never_served\":%" PRIu64 ",\"late_50ms\":%" PRIu64 ",\"late_min_ms\":%.1f,\"late_p50_ms\":%.1f,"
 			 "\"late_p99_ms\":%.1f,\"late_max_ms\":%.1f,\"rss_idle_kib\":%ld,\"rss_peak_kib\":%ld,"
 			 "\"rss_held_kib\":%ld,\"open_s\":%.2f,\"client_cpu_pct\":%.0f}\n"
 		       : "system=held held=%ld answers=%" PRIu64 " answers_per_s=%.0f errors=%" PRIu64
-			 " closed=%" PRIu64 " late_50ms=%" PRIu64 " late_min_ms=%.1f late_p50_ms=%.1f late_p99_ms=%.1f late_max_ms=%.1f"
+			 " closed=%" PRIu64 " never_served=%" PRIu64 " late_50ms=%" PRIu64 " late_min_ms=%.1f late_p50_ms=%.1f late_p99_ms=%.1f late_max_ms=%.1f"
 			 " rss_idle_kib=%ld rss_peak_kib=%ld rss_held_kib=%ld open_s=%.2f client_cpu_pct=%.0f\n",
-	       n, held.answers, (double)(held.answers - answers_at_start) / secs, held.errors, held.reconnects, held.late_50ms, min, p50,
+	       n, held.answers, (double)(held.answers - answers_at_start) / secs, held.errors, held.reconnects, held.never_served, held.late_50ms, min, p50,
 	       p99, max, rss_idle, rss_peak, rss_held, (double)(t_all - t0) / 1e9, cpu_pct);
 	for (long i = 0; i < n; i++)
 		h1_close(&held.conns[i]);
 	free(held.conns);
+	free(held.answered);
 	free(held.late_ns);
 }
 
