@@ -13,11 +13,7 @@
  * bounded buffer per connection; requests are a few dozen bytes, written in one send.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,22 +24,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "anchorlib.h"
 #include "benchlib.h"
 
 #define INBUF_MAX 4096
-#define WORKERS_MAX 1024
-
-struct options {
-	const char *host;
-	long port;
-	long workers;
-	long items;
-	double seconds;
-	long warmup;
-	double timeout;
-	bool json;
-};
-
 static const char usage_text[] =
 	"usage: anchor_beanstalkd --port P [OPTIONS]\n"
 	"Drive beanstalkd through put -> reserve-with-timeout -> touch -> delete.\n"
@@ -56,53 +40,6 @@ static const char usage_text[] =
 	"  --warmup K         leave the first K completed items out of the figures (default 0)\n"
 	"  --timeout S        hard limit on the whole run (default: seconds + 30, or 300)\n"
 	"  --json             print the result as one JSON object\n";
-
-static void parse_options(int argc, char **argv, struct options *o)
-{
-	enum { O_HOST = 256, O_PORT, O_WORKERS, O_ITEMS, O_SECONDS, O_WARMUP, O_TIMEOUT, O_JSON, O_HELP };
-	static const struct option longopts[] = {
-		{"host", required_argument, NULL, O_HOST},
-		{"port", required_argument, NULL, O_PORT},
-		{"workers", required_argument, NULL, O_WORKERS},
-		{"items", required_argument, NULL, O_ITEMS},
-		{"seconds", required_argument, NULL, O_SECONDS},
-		{"warmup", required_argument, NULL, O_WARMUP},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0},
-	};
-	memset(o, 0, sizeof(*o));
-	o->host = "127.0.0.1";
-	o->workers = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_HOST: o->host = optarg; break;
-		case O_PORT: o->port = bench_parse_long("--port", optarg, 1, 65535); break;
-		case O_WORKERS: o->workers = bench_parse_long("--workers", optarg, 1, WORKERS_MAX); break;
-		case O_ITEMS: o->items = bench_parse_long("--items", optarg, 1, BENCH_ITEMS_MAX); break;
-		case O_SECONDS: o->seconds = bench_parse_double("--seconds", optarg, 0.1, 3600); break;
-		case O_WARMUP: o->warmup = bench_parse_long("--warmup", optarg, 0, BENCH_ITEMS_MAX); break;
-		case O_TIMEOUT: o->timeout = bench_parse_double("--timeout", optarg, 1, 7200); break;
-		case O_JSON: o->json = true; break;
-		case O_HELP: fputs(usage_text, stdout); exit(0);
-		default: fputs(usage_text, stderr); exit(2);
-		}
-	}
-	if (optind < argc)
-		bench_die("unexpected argument '%s' (see --help)", argv[optind]);
-	if (!o->port)
-		bench_die("--port is required");
-	if (o->items && o->seconds)
-		bench_die("--items and --seconds are exclusive");
-	if (!o->items && !o->seconds)
-		o->seconds = 5;
-	if (o->items && o->warmup >= o->items)
-		bench_die("--warmup (%ld) must be smaller than --items (%ld)", o->warmup, o->items);
-	if (!o->timeout)
-		o->timeout = o->seconds ? o->seconds + 30 : 300;
-}
 
 /* ---- connections ------------------------------------------------------------ */
 
@@ -131,54 +68,12 @@ struct worker {
 	unsigned pending_puts;
 };
 
-static int connect_to(const struct options *o)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-	if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1)
-		bench_die("--host: not an IPv4 address: %s", o->host);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		bench_die("socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-		bench_die("connect %s:%ld: %s", o->host, o->port, strerror(errno));
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
 static void conn_send(struct conn *c, enum request req, const char *text, size_t len)
 {
 	if (c->pending != R_NONE)
 		bench_die("internal: two requests outstanding on one connection");
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = send(c->fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			bench_die("send %s: %s", request_names[req], strerror(errno));
-		off += (size_t)n;
-	}
+	anchor_send(c->fd, text, len, request_names[req]);
 	c->pending = req;
-}
-
-/* Reads what is available; false on EOF. */
-static bool conn_fill(struct conn *c, bool wait)
-{
-	if (c->len == sizeof(c->in))
-		bench_die("reply longer than %d bytes", INBUF_MAX);
-	ssize_t n;
-	do
-		n = recv(c->fd, c->in + c->len, sizeof(c->in) - c->len, wait ? 0 : MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return true;
-	if (n < 0)
-		bench_die("recv: %s", strerror(errno));
-	if (n == 0)
-		return false;
-	c->len += (size_t)n;
-	return true;
 }
 
 /* One complete reply from the buffer: its first line (NUL-terminated, without CRLF) and,
@@ -208,12 +103,6 @@ static size_t conn_reply(struct conn *c, char *line, size_t line_max, char *body
 	return used;
 }
 
-static void conn_consume(struct conn *c, size_t used)
-{
-	memmove(c->in, c->in + used, c->len - used);
-	c->len -= used;
-}
-
 /* A blocking request/reply for set-up. */
 static void conn_call(struct conn *c, const char *text, const char *expect)
 {
@@ -222,9 +111,9 @@ static void conn_call(struct conn *c, const char *text, const char *expect)
 	c->pending = R_NONE;
 	size_t used;
 	while (!(used = conn_reply(c, line, sizeof(line), body, sizeof(body))))
-		if (!conn_fill(c, true))
+		if (!anchor_fill(c->fd, c->in, &c->len, sizeof(c->in), true))
 			bench_die("beanstalkd closed the connection during set-up");
-	conn_consume(c, used);
+	anchor_consume(c->in, &c->len, used);
 	if (strcmp(line, expect) != 0)
 		bench_die("%.*s: expected '%s', got '%s'", (int)strcspn(text, "\r"), text, expect, line);
 }
@@ -232,7 +121,7 @@ static void conn_call(struct conn *c, const char *text, const char *expect)
 /* ---- the run --------------------------------------------------------------- */
 
 struct run {
-	const struct options *opt;
+	const struct anchor_options *opt;
 	struct worker *workers;
 	struct bench_items items;
 	struct bench_progress p;
@@ -286,13 +175,8 @@ static void on_reply(struct run *r, struct conn *c, const char *line, const char
 		if (sscanf(line, "INSERTED %llu", &id) != 1)
 			bench_die("put: expected INSERTED, got '%s'", line);
 		bench_item_at(&r->items, c->seq)->enq_done = t;
-		while (w->pending_puts) {
-			w->pending_puts--;
-			if (may_enqueue(r)) {
-				send_put(r, w);
-				break;
-			}
-		}
+		if (bench_take_pending(&r->p, &w->pending_puts, r->opt->items))
+			send_put(r, w);
 		return;
 	case R_RESERVE:
 		if (strcmp(line, "TIMED_OUT") == 0) {
@@ -334,18 +218,13 @@ static void on_reply(struct run *r, struct conn *c, const char *line, const char
 
 static void run_loop(struct run *r, struct pollfd *fds, struct conn **conns, size_t nconns)
 {
-	const struct options *o = r->opt;
-	int64_t deadline = r->p.t_start + (int64_t)(o->timeout * 1e9);
-	int64_t enqueue_until = o->seconds ? r->p.t_start + (int64_t)(o->seconds * 1e9) : INT64_MAX;
+	const struct anchor_options *o = r->opt;
+	struct bench_bounds bounds;
+	bench_bounds_init(&bounds, &r->p, o->seconds, o->timeout);
 	for (long i = 0; i < o->workers; i++)
 		begin_cycle(r, &r->workers[i]);
 	for (;;) {
-		int64_t t = bench_now_ns();
-		if (t >= deadline)
-			bench_die("timed out after %.0f s: %" PRIu64 " jobs put, %" PRIu64 " reserved, %" PRIu64
-				  " deleted", o->timeout, r->p.enqueued, r->p.delivered, r->p.completed);
-		if (t >= enqueue_until)
-			r->p.enqueue_closed = true;
+		bench_bounds_check(&bounds, &r->p, bench_now_ns());
 		if (r->p.enqueue_closed && r->p.completed == r->p.enqueued)
 			return;
 		int n = poll(fds, nconns, 100);
@@ -355,13 +234,13 @@ static void run_loop(struct run *r, struct pollfd *fds, struct conn **conns, siz
 			if (!fds[i].revents)
 				continue;
 			struct conn *c = conns[i];
-			if (!conn_fill(c, false))
+			if (!anchor_fill(c->fd, c->in, &c->len, sizeof(c->in), false))
 				bench_die("beanstalkd closed a connection");
 			int64_t now = bench_now_ns();
 			char line[256], body[128];
 			size_t used;
 			while ((used = conn_reply(c, line, sizeof(line), body, sizeof(body)))) {
-				conn_consume(c, used);
+				anchor_consume(c->in, &c->len, used);
 				on_reply(r, c, line, body, now);
 			}
 		}
@@ -371,8 +250,8 @@ static void run_loop(struct run *r, struct pollfd *fds, struct conn **conns, siz
 int main(int argc, char **argv)
 {
 	bench_set_program("anchor_beanstalkd");
-	struct options opt;
-	parse_options(argc, argv, &opt);
+	struct anchor_options opt;
+	anchor_parse_options(argc, argv, usage_text, false, &opt);
 	struct run r = {.opt = &opt};
 	unsigned char rnd[6];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -394,8 +273,8 @@ int main(int argc, char **argv)
 	for (long i = 0; i < opt.workers; i++) {
 		struct worker *w = &r.workers[i];
 		w->reserver.owner = w->producer.owner = w;
-		w->reserver.fd = connect_to(&opt);
-		w->producer.fd = connect_to(&opt);
+		w->reserver.fd = anchor_connect(&opt);
+		w->producer.fd = anchor_connect(&opt);
 		conn_call(&w->producer, use, using);
 		conn_call(&w->reserver, watch, "WATCHING 2");
 		conn_call(&w->reserver, "ignore default\r\n", "WATCHING 1");
@@ -408,14 +287,8 @@ int main(int argc, char **argv)
 	double cpu_start = bench_cpu_seconds();
 	r.p.t_start = bench_now_ns();
 	run_loop(&r, fds, conns, nconns);
-	if (r.p.completed <= (uint64_t)opt.warmup)
-		bench_die("only %" PRIu64 " items completed, not more than --warmup %ld", r.p.completed, opt.warmup);
-	double cpu_used = bench_cpu_seconds() - cpu_start;
-	double wall = (double)(bench_now_ns() - r.p.t_start) / 1e9;
-	struct bench_result res;
-	bench_summarize(&r.items, r.p.enqueued, opt.warmup ? r.p.t_warm : r.p.t_start, r.p.t_last_done, &res);
-	res.client_cpu_pct = wall > 0 ? 100.0 * cpu_used / wall : 0;
-	bench_report("beanstalkd", opt.workers, &res, r.p.empty_polls, nconns, opt.json);
+	bench_finish(&r.items, r.p.enqueued, &r.p, opt.warmup, cpu_start, false, "beanstalkd", opt.workers, nconns,
+		     opt.json);
 
 	for (size_t i = 0; i < nconns; i++)
 		close(conns[i]->fd);

@@ -167,15 +167,97 @@ void bench_report(const char *system, long workers, const struct bench_result *r
 		  "\"items_per_s\":%.1f,\"wake_p50_us\":%.1f,\"wake_p99_us\":%.1f,\"after_201_p50_us\":%.1f,"
 		  "\"after_201_p99_us\":%.1f,\"enqueue_p50_us\":%.1f,\"enqueue_p99_us\":%.1f,"
 		  "\"cycle_p50_us\":%.1f,\"client_cpu_pct\":%.0f,\"empty_polls\":%" PRIu64 ",\"connects\":%" PRIu64
-		  "}\n"
+		  ",\"warmup\":%ld}\n"
 		: "system=%s workers=%ld items=%" PRIu64 " seconds=%.3f items_per_s=%.1f wake_p50_us=%.1f "
 		  "wake_p99_us=%.1f after_201_p50_us=%.1f after_201_p99_us=%.1f enqueue_p50_us=%.1f "
 		  "enqueue_p99_us=%.1f cycle_p50_us=%.1f client_cpu_pct=%.0f empty_polls=%" PRIu64
-		  " connects=%" PRIu64 "\n";
+		  " connects=%" PRIu64 " warmup=%ld\n";
 	printf(fmt, system, workers, res->items, res->seconds, res->items_per_s, res->wake_p50, res->wake_p99,
 	       res->after_p50, res->after_p99, res->enqueue_p50, res->enqueue_p99, res->cycle_p50,
-	       res->client_cpu_pct, empty_polls, connects);
+	       res->client_cpu_pct, empty_polls, connects, res->warmup);
 	fflush(stdout);
+}
+
+int64_t bench_measure_from(const struct bench_progress *p, long warmup, struct bench_result *res)
+{
+	if (!p->completed)
+		bench_die("no item completed");
+	if (warmup && p->completed > (uint64_t)warmup) {
+		res->warmup = warmup;
+		return p->t_warm;
+	}
+	if (warmup)
+		fprintf(stderr, "%s: only %" PRIu64 " items completed, not more than --warmup %ld: the figures include them all\n",
+			program, p->completed, warmup);
+	res->warmup = 0;
+	return p->t_start;
+}
+
+void bench_check_run_options(long items, double *seconds, long warmup, long hold_ms, long block_ms, double *timeout)
+{
+	if (items && *seconds)
+		bench_die("--items and --seconds are exclusive");
+	if (!items && !*seconds)
+		*seconds = 5;
+	if (items && warmup >= items)
+		bench_die("--warmup (%ld) must be smaller than --items (%ld)", warmup, items);
+	if (hold_ms && hold_ms >= block_ms)
+		bench_die("--hold-ms must be shorter than --block-ms");
+	if (!*timeout)
+		*timeout = *seconds ? *seconds + 30 : 300;
+}
+
+void bench_bounds_init(struct bench_bounds *b, const struct bench_progress *p, double seconds, double timeout)
+{
+	b->timeout = timeout;
+	b->deadline = p->t_start + (int64_t)(timeout * 1e9);
+	b->enqueue_until = seconds ? p->t_start + (int64_t)(seconds * 1e9) : INT64_MAX;
+}
+
+void bench_bounds_check(const struct bench_bounds *b, struct bench_progress *p, int64_t now)
+{
+	if (now >= b->deadline)
+		bench_die("timed out after %.0f s: %" PRIu64 " items enqueued, %" PRIu64 " delivered, %" PRIu64 " done",
+			  b->timeout, p->enqueued, p->delivered, p->completed);
+	if (now >= b->enqueue_until)
+		p->enqueue_closed = true;
+}
+
+void bench_finish(const struct bench_items *records, uint64_t count, const struct bench_progress *p, long warmup,
+		  double cpu_start, bool no_wake, const char *system, long workers, uint64_t connects, bool json)
+{
+	double cpu_used = bench_cpu_seconds() - cpu_start;
+	double wall = (double)(bench_now_ns() - p->t_start) / 1e9;
+	struct bench_result res;
+	int64_t from = bench_measure_from(p, warmup, &res);
+	bench_summarize(records, count, from, p->t_last_done, &res);
+	if (no_wake)
+		res.wake_p50 = res.wake_p99 = res.after_p50 = res.after_p99 = res.enqueue_p50 = res.enqueue_p99 = NAN;
+	res.client_cpu_pct = wall > 0 ? 100.0 * cpu_used / wall : 0;
+	bench_report(system, workers, &res, p->empty_polls, connects, json);
+}
+
+bool bench_take_pending(struct bench_progress *p, unsigned *pending, long items_limit)
+{
+	while (*pending) {
+		(*pending)--;
+		if (bench_may_enqueue(p, items_limit))
+			return true;
+	}
+	return false;
+}
+
+bool bench_hold_due(int64_t *at, int64_t now, int64_t *until)
+{
+	if (!*at)
+		return false;
+	if (*at <= now) {
+		*at = 0;
+		return true;
+	}
+	if (*at < *until)
+		*until = *at;
+	return false;
 }
 
 bool bench_may_enqueue(struct bench_progress *p, long items_limit)

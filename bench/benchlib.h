@@ -55,6 +55,37 @@ struct bench_progress {
 	int64_t t_start, t_warm, t_last_done;
 };
 
+/* The run-length options every generator takes: --items and --seconds are exclusive (5 s
+ * when neither is given), --warmup is below --items, --hold-ms below --block-ms (0 = no
+ * hold), and --timeout defaults to seconds + 30 (or 300 with --items). Exits on a conflict. */
+void bench_check_run_options(long items, double *seconds, long warmup, long hold_ms, long block_ms, double *timeout);
+
+/* The closed loop's time bounds, from p->t_start: the hard --timeout, and when enqueueing
+ * stops (--seconds; never with --items). */
+struct bench_bounds {
+	double timeout;
+	int64_t deadline, enqueue_until;
+};
+void bench_bounds_init(struct bench_bounds *b, const struct bench_progress *p, double seconds, double timeout);
+
+/* Called on each turn of the loop: exits past the deadline (saying how far the run got),
+ * closes enqueueing past --seconds. */
+void bench_bounds_check(const struct bench_bounds *b, struct bench_progress *p, int64_t now);
+
+/* After the loop: summarises records[0, count), the generator's CPU since cpu_start, and
+ * prints the result line. `no_wake`: the items were not enqueued by this run, so the wake
+ * and enqueue figures are not reported (nan). */
+void bench_finish(const struct bench_items *records, uint64_t count, const struct bench_progress *p, long warmup,
+		  double cpu_start, bool no_wake, const char *system, long workers, uint64_t connects, bool json);
+
+/* A worker's producer is free again: should it write one of the `*pending` enqueues its
+ * cycles asked for while it was busy? Drops those that may no longer be enqueued. */
+bool bench_take_pending(struct bench_progress *p, unsigned *pending, long items_limit);
+
+/* --hold-ms: is the enqueue scheduled at *at (0 = none) due at `now`? If so, clears it and
+ * returns true; if not yet, lowers *until to it. */
+bool bench_hold_due(int64_t *at, int64_t now, int64_t *until);
+
 /* May another item be enqueued? Closes enqueueing once `items_limit` (0 = none) were issued. */
 bool bench_may_enqueue(struct bench_progress *p, long items_limit);
 
@@ -63,7 +94,13 @@ struct bench_result {
 	double seconds, items_per_s;
 	double wake_p50, wake_p99, after_p50, after_p99, enqueue_p50, enqueue_p99, cycle_p50;
 	double client_cpu_pct; /* the generator's own CPU use over the run: near 100 = it is the bottleneck */
+	long warmup;           /* completed items actually left out (0 when too few completed) */
 };
+
+/* Where the figures start: after the first `warmup` completed items, or, when no more than
+ * that many completed (a very slow run), at the start, with a warning on stderr, so that a
+ * slow system still gets figures rather than none. Sets res->warmup. Exits if none completed. */
+int64_t bench_measure_from(const struct bench_progress *p, long warmup, struct bench_result *res);
 
 /* Figures over the items that completed after t_from, up to t_last (both monotonic ns). */
 void bench_summarize(const struct bench_items *t, uint64_t count, int64_t t_from, int64_t t_last,

@@ -5,36 +5,42 @@
  * the item -> ack -> heartbeat NO_HEARTBEAT -> force stop) and prints one result line:
  * items/s and the p50/p99 of the poll's wake-up latency after an enqueue.
  *
- * Concurrency model: one thread, one libcurl multi handle driven through epoll
- * (curl_multi_socket_action), rather than one blocking thread per worker. The load
- * generator is meant to be pinned to a single CPU (taskset), and there one event loop is
- * cheaper and fairer than N threads: no context switch per request, no locks around the
- * shared per-item timing table, and every timestamp is taken by the same thread from the
- * same clock, so "enqueue answered" and "poll answered" are comparable. Held long polls
- * cost nothing while they wait: they are idle sockets that epoll does not report.
+ * Cost model: one thread, one epoll set, non-blocking sockets, and one persistent
+ * keep-alive connection per role of each worker (its poll, its item calls, its producer).
+ * Requests are written by hand into each connection's fixed buffer; responses are framed
+ * by Content-Length and the item's ids are pulled out of the body with a substring scanner
+ * (http1.c). Nothing is allocated per request, so the generator's CPU per request is about
+ * what the kernel's loopback TCP costs: it has to stay far below the server's for the
+ * ratios to measure the server (`--static` measures its ceiling against a static server).
  *
- * Each worker owns three easy handles: its long poll (environment key +
- * Anthropic-Worker-ID), its item calls (ack, heartbeat, stop) and its producer (API key,
- * enqueue); libcurl keeps their connections alive and reuses them. A worker starts a
- * cycle by holding a poll and asking its producer for one enqueue, so at most N items
- * are live at once (closed loop). Any held poll may receive any item; items are matched
- * back to their enqueue by the session id in data.id, which encodes a sequence number.
+ * Held long polls cost nothing while they wait: they are idle sockets that epoll does not
+ * report. A worker starts a cycle by holding a poll and asking its producer for one enqueue,
+ * so at most N items are live at once (closed loop). Any held poll may receive any item;
+ * items are matched back to their enqueue by the session id in data.id, which encodes a
+ * sequence number.
  *
- * Figures (all from CLOCK_MONOTONIC, taken when the loop reads the completion):
- *   wake       = poll answered - enqueue request started: how long after a producer
- *                calls enqueue a held poll has the item (includes the enqueue's commit).
- *                The headline figure, because it is always positive.
- *   after_201  = poll answered - enqueue answered. Signed: the server often answers the
- *                poll a few microseconds before the producer reads its own 201.
- *   enqueue    = the enqueue request's own round trip.
+ * Figures (all from CLOCK_MONOTONIC, taken when the loop reads the response):
+ *   wake       = poll answered - enqueue request written.
+ *   after_201  = poll answered - enqueue answered (signed: the server may answer the poll
+ *                before the producer reads its own 201).
+ *   enqueue    = the enqueue's own round trip.
  *   cycle      = poll answered -> stop answered (ack + heartbeat + stop round trips).
- * Bounded: --seconds or --items ends the enqueues, in-flight items drain, and a hard
- * --timeout stops everything.
+ *
+ * Other modes, on the same connections and parser:
+ *   --hold-ms H   wake-up: the enqueue is written H ms after the poll, so the poll is
+ *                 surely held when the item arrives (run it with one worker);
+ *   --env-id/--env-key  use an existing environment whose queue was filled beforehand
+ *                 (bench/run's depth figures): items this run did not enqueue are accepted,
+ *                 FIFO hands them out first, and the wake figures are not reported;
+ *   --held N      N connections each holding polls in a loop: how late each answer comes
+ *                 after block_ms, errors, and (--rss-pid) the server's peak RSS;
+ *   --static PATH closed-loop GETs of PATH on --workers connections: the generator's own
+ *                 ceiling in requests/s per CPU second, against a static server (nginx).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,31 +50,31 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-#include <jansson.h>
-
 #include "benchlib.h"
+#include "http1.h"
 
-#define BETA_HEADER "anthropic-beta: managed-agents-2026-04-01"
-#define RESPONSE_MAX 16384
-#define URL_MAX 1024
-#define BODY_MAX 256
+#define BETA_HEADER "anthropic-beta: managed-agents-2026-04-01\r\n"
 #define ID_MAX 128
+#define KEY_MAX 256
 #define WORKERS_MAX 1024
-#define URLS_MAX 16
+#define HELD_MAX 60000
 
 /* ---- options ------------------------------------------------------------- */
 
 struct options {
-	const char *url;  /* the first of urls */
-	const char *urls[URLS_MAX]; /* --url a,b,c: worker i talks to urls[i % n_urls] */
-	size_t n_urls;
+	const char *url;
 	const char *api_key;
+	const char *env_id;  /* an existing, pre-filled environment */
+	const char *env_key; /* and its environment key */
+	const char *static_path;
 	long workers;
 	long items;     /* 0 = run for `seconds` */
 	double seconds; /* 0 = run for `items` */
 	long warmup;    /* completed items left out of every figure */
 	long block_ms;
+	long hold_ms;   /* wake-up mode: enqueue this long after the poll was written */
+	long held;      /* held-polls mode: this many connections */
+	long rss_pid;
 	double timeout; /* hard bound on the whole run, seconds */
 	bool json;
 	bool keep_env;
@@ -78,14 +84,21 @@ static const char usage_text[] =
 	"usage: loadgen [OPTIONS]\n"
 	"Drive environd's work queue: enqueue -> poll -> ack -> heartbeat -> stop.\n"
 	"\n"
-	"  --url URL[,URL...] server base URL (env ENVIROND_URL; default http://127.0.0.1:8080);\n"
-	"                     several (a fleet's nodes): worker i and its producer use the i-th mod n\n"
+	"  --url URL[,URL...] server base URL, http://A.B.C.D:PORT; several: a fleet's nodes,\n"
+	"                     worker i on the i-th, modulo (env ENVIROND_URL;\n"
+	"                     default http://127.0.0.1:8080)\n"
 	"  --api-key KEY      API key (env ENVIROND_API_KEY)\n"
-	"  --workers N        concurrent workers, 1-1024 (default 1)\n"
+	"  --workers N        concurrent workers (connections with --static), 1-1024 (default 1)\n"
 	"  --items M          stop after M items\n"
 	"  --seconds S        stop enqueuing after S seconds (default 5 when --items is absent)\n"
 	"  --warmup K         leave the first K completed items out of the figures (default 0)\n"
 	"  --block-ms B       poll block_ms, 1-999 (default 999)\n"
+	"  --hold-ms H        enqueue H ms after each poll is written (wake-up latency of a held poll)\n"
+	"  --env-id ID        use this existing environment (its queue may be pre-filled)...\n"
+	"  --env-key KEY      ...with this environment key; it is not deleted at the end\n"
+	"  --held N           hold N polls (N connections) for --seconds; report lateness and errors\n"
+	"  --rss-pid PID      with --held: sample this process's VmRSS every 100 ms, report the peak\n"
+	"  --static PATH      closed-loop GET PATH on --workers connections (the generator's ceiling)\n"
 	"  --timeout S        hard limit on the whole run (default: seconds + 30, or 300)\n"
 	"  --keep-env         do not delete the benchmark environment at the end\n"
 	"  --json             print the result as one JSON object\n"
@@ -95,8 +108,8 @@ static const char usage_text[] =
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_URL = 256, O_KEY, O_WORKERS, O_ITEMS, O_SECONDS, O_WARMUP, O_BLOCK, O_TIMEOUT,
-	       O_KEEP, O_JSON, O_HELP };
+	enum { O_URL = 256, O_KEY, O_WORKERS, O_ITEMS, O_SECONDS, O_WARMUP, O_BLOCK, O_HOLD, O_ENV_ID,
+	       O_ENV_KEY, O_HELD, O_RSS, O_STATIC, O_TIMEOUT, O_KEEP, O_JSON, O_HELP };
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, O_URL},
 		{"api-key", required_argument, NULL, O_KEY},
@@ -105,6 +118,12 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"seconds", required_argument, NULL, O_SECONDS},
 		{"warmup", required_argument, NULL, O_WARMUP},
 		{"block-ms", required_argument, NULL, O_BLOCK},
+		{"hold-ms", required_argument, NULL, O_HOLD},
+		{"env-id", required_argument, NULL, O_ENV_ID},
+		{"env-key", required_argument, NULL, O_ENV_KEY},
+		{"held", required_argument, NULL, O_HELD},
+		{"rss-pid", required_argument, NULL, O_RSS},
+		{"static", required_argument, NULL, O_STATIC},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"keep-env", no_argument, NULL, O_KEEP},
 		{"json", no_argument, NULL, O_JSON},
@@ -126,6 +145,12 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case O_SECONDS: o->seconds = bench_parse_double("--seconds", optarg, 0.1, 3600); break;
 		case O_WARMUP: o->warmup = bench_parse_long("--warmup", optarg, 0, BENCH_ITEMS_MAX); break;
 		case O_BLOCK: o->block_ms = bench_parse_long("--block-ms", optarg, 1, 999); break;
+		case O_HOLD: o->hold_ms = bench_parse_long("--hold-ms", optarg, 1, 500); break;
+		case O_ENV_ID: o->env_id = optarg; break;
+		case O_ENV_KEY: o->env_key = optarg; break;
+		case O_HELD: o->held = bench_parse_long("--held", optarg, 1, HELD_MAX); break;
+		case O_RSS: o->rss_pid = bench_parse_long("--rss-pid", optarg, 1, 1L << 30); break;
+		case O_STATIC: o->static_path = optarg; break;
 		case O_TIMEOUT: o->timeout = bench_parse_double("--timeout", optarg, 1, 7200); break;
 		case O_KEEP: o->keep_env = true; break;
 		case O_JSON: o->json = true; break;
@@ -137,275 +162,190 @@ static void parse_options(int argc, char **argv, struct options *o)
 		bench_die("unexpected argument '%s' (see --help)", argv[optind]);
 	if (!o->url || !*o->url)
 		o->url = "http://127.0.0.1:8080";
-	static char urls[URLS_MAX][513];
-	for (const char *p = o->url; *p;) {
-		size_t len = strcspn(p, ",");
-		if (o->n_urls == URLS_MAX)
-			bench_die("--url: at most %d URLs", URLS_MAX);
-		if (len == 0 || len >= sizeof(urls[0]))
-			bench_die("--url: each URL must be 1 to %zu characters", sizeof(urls[0]) - 1);
-		char *url = urls[o->n_urls];
-		memcpy(url, p, len);
-		url[len] = '\0';
-		for (size_t n = strlen(url); n > 0 && url[n - 1] == '/'; n--)
-			url[n - 1] = '\0';
-		o->urls[o->n_urls++] = url;
-		p += len;
-		if (*p == ',')
-			p++;
-	}
-	if (!o->n_urls)
-		bench_die("--url: no URL");
-	o->url = o->urls[0];
-	if (!o->api_key || !*o->api_key)
+	if (o->static_path && (o->static_path[0] != '/' || strcspn(o->static_path, " \r\n") != strlen(o->static_path) ||
+			       strlen(o->static_path) > 512))
+		bench_die("--static: expected an absolute path without spaces, got '%s'", o->static_path);
+	if (!o->static_path && (!o->api_key || !*o->api_key))
 		bench_die("no API key: pass --api-key or set ENVIROND_API_KEY");
-	if (o->items && o->seconds)
-		bench_die("--items and --seconds are exclusive");
-	if (!o->items && !o->seconds)
-		o->seconds = 5;
-	if (o->items && o->warmup >= o->items)
-		bench_die("--warmup (%ld) must be smaller than --items (%ld)", o->warmup, o->items);
-	if (!o->timeout)
-		o->timeout = o->seconds ? o->seconds + 30 : 300;
-}
-
-/* ---- HTTP plumbing --------------------------------------------------------- */
-
-/* A response body, bounded: more than RESPONSE_MAX bytes fails the transfer. */
-struct response {
-	size_t len;
-	bool overflow;
-	char data[RESPONSE_MAX + 1];
-};
-
-static size_t response_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct response *r = userdata;
-	size_t n = size * nmemb;
-	if (n > RESPONSE_MAX - r->len) {
-		r->overflow = true;
-		return 0;
-	}
-	memcpy(r->data + r->len, ptr, n);
-	r->len += n;
-	r->data[r->len] = '\0';
-	return n;
-}
-
-static struct curl_slist *header_list(const char *first, ...)
-{
-	struct curl_slist *list = NULL;
-	va_list ap;
-	va_start(ap, first);
-	for (const char *h = first; h; h = va_arg(ap, const char *)) {
-		struct curl_slist *next = curl_slist_append(list, h);
-		if (!next)
-			bench_die("out of memory building headers");
-		list = next;
-	}
-	va_end(ap);
-	return list;
-}
-
-/* Sets up one request on `easy`. body NULL = GET; body "" = POST with no body. */
-static void request_setup(CURL *easy, const char *url, struct curl_slist *headers, const char *body,
-			  struct response *resp)
-{
-	resp->len = 0;
-	resp->overflow = false;
-	resp->data[0] = '\0';
-	curl_easy_setopt(easy, CURLOPT_URL, url);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-	if (body) {
-		curl_easy_setopt(easy, CURLOPT_POST, 1L);
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	} else {
-		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-	}
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, response_write);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, resp);
-}
-
-static CURL *easy_new(void)
-{
-	CURL *easy = curl_easy_init();
-	if (!easy)
-		bench_die("curl_easy_init failed");
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	/* No single request may outlive the longest poll by much. */
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 10000L);
-	return easy;
-}
-
-static void print_snippet(FILE *out, const struct response *resp)
-{
-	int n = resp->len > 400 ? 400 : (int)resp->len;
-	fprintf(out, "%.*s%s", n, resp->data, resp->len > 400 ? "..." : "");
-}
-
-static void http_die_status(const char *what, const char *url, long status, long expected,
-			    const struct response *resp)
-{
-	fprintf(stderr, "loadgen: %s %s: expected HTTP %ld, got %ld: ", what, url, expected, status);
-	print_snippet(stderr, resp);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static json_t *parse_json(const char *what, const char *url, const struct response *resp)
-{
-	json_error_t err;
-	json_t *v = json_loadb(resp->data, resp->len, JSON_DECODE_ANY, &err);
-	if (!v) {
-		fprintf(stderr, "loadgen: %s %s: response is not JSON (%s): ", what, url, err.text);
-		print_snippet(stderr, resp);
-		fputc('\n', stderr);
-		exit(1);
-	}
-	return v;
-}
-
-static const char *json_str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
-/* One blocking request for setup and teardown; returns the parsed JSON body. */
-static json_t *call_blocking(const char *what, const char *method, const char *url,
-			     struct curl_slist *headers, const char *body, long expected)
-{
-	static struct response resp;
-	CURL *easy = easy_new();
-	request_setup(easy, url, headers, body, &resp);
-	if (strcmp(method, "DELETE") == 0)
-		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "DELETE");
-	CURLcode rc = curl_easy_perform(easy);
-	if (rc != CURLE_OK)
-		bench_die("%s %s %s: %s%s", what, method, url, curl_easy_strerror(rc),
-			  resp.overflow ? " (response too large)" : "");
-	long status = 0;
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(easy);
-	if (status != expected)
-		http_die_status(what, url, status, expected, &resp);
-	return parse_json(what, url, &resp);
+	if (!o->env_id != !o->env_key)
+		bench_die("--env-id and --env-key go together");
+	if (o->env_id && (strlen(o->env_id) >= ID_MAX || strcspn(o->env_id, "/?# \r\n") != strlen(o->env_id)))
+		bench_die("--env-id: not an environment id: '%s'", o->env_id);
+	if (o->env_key && (strlen(o->env_key) >= KEY_MAX || strcspn(o->env_key, " \r\n") != strlen(o->env_key)))
+		bench_die("--env-key: not a key");
+	if (o->api_key && (strlen(o->api_key) >= KEY_MAX || strcspn(o->api_key, " \r\n") != strlen(o->api_key)))
+		bench_die("--api-key: not a key");
+	if ((o->held || o->static_path) && o->items)
+		bench_die("--held and --static run for --seconds, not --items");
+	bench_check_run_options(o->items, &o->seconds, o->warmup, o->hold_ms, o->block_ms, &o->timeout);
 }
 
 /* ---- the run --------------------------------------------------------------- */
 
-enum xfer_kind { X_POLL, X_ACK, X_HEARTBEAT, X_STOP, X_ENQUEUE };
+enum kind { K_POLL, K_ACK, K_HEARTBEAT, K_STOP, K_ENQUEUE, K_STATIC };
 
 static const char *const kind_names[] = {
-	[X_POLL] = "poll", [X_ACK] = "ack", [X_HEARTBEAT] = "heartbeat",
-	[X_STOP] = "stop", [X_ENQUEUE] = "enqueue",
-};
-
-struct worker;
-
-/* One easy handle and its connection; owned by its worker, freed at the end. */
-struct xfer {
-	CURL *easy;
-	struct worker *owner;
-	enum xfer_kind kind;
-	bool busy;
-	uint64_t seq; /* the item this request is about */
-	char url[URL_MAX];
-	char body[BODY_MAX];
-	struct response resp;
+	[K_POLL] = "poll", [K_ACK] = "ack", [K_HEARTBEAT] = "heartbeat",
+	[K_STOP] = "stop", [K_ENQUEUE] = "enqueue", [K_STATIC] = "GET",
 };
 
 struct worker {
-	struct xfer poll, act, prod;
-	struct curl_slist *poll_headers;
-	const char *env_url; /* its node's URL + /v1/environments/{id} */
+	struct h1_conn poll, act, prod;
+	long index;
 	char work_id[ID_MAX];
+	uint64_t deliv;            /* the delivery (record index) its item calls are about */
 	unsigned pending_enqueues; /* cycles started while the producer was busy */
+	int64_t enqueue_at;        /* --hold-ms: when to write the enqueue; 0 = none due */
 };
+
+#define NODES_MAX 16
 
 struct run {
 	const struct options *opt;
-	CURLM *multi;
-	int epfd;         /* the sockets libcurl asked us to watch */
-	int64_t timer_at; /* when libcurl wants CURL_SOCKET_TIMEOUT; INT64_MAX = never */
+	struct sockaddr_in addr;    /* the first node: set-up calls, held polls, --static */
+	char host_port[96];
+	struct sockaddr_in nodes[NODES_MAX]; /* --url A,B,C: worker i talks to node i mod n */
+	int n_nodes;
+	int epfd;
 	char env_id[ID_MAX];
-	char env_url[URL_MAX]; /* the first URL + /v1/environments/{id} */
-	char node_env_urls[URLS_MAX][URL_MAX]; /* the same on every --url */
-	char run_tag[32];      /* bench<hex>: session ids are sesn_<run_tag>_<seq> */
-	struct curl_slist *env_headers_nobody, *env_headers_json, *api_headers_json;
+	char env_path[256];     /* /v1/environments/{id} */
+	char run_tag[32];       /* bench<hex>: session ids are sesn_<run_tag>_<seq> */
+	char env_headers[512];  /* Host, environment key, beta */
+	char api_headers[512];  /* Host, API key, beta, content type */
 	struct worker *workers;
-	struct bench_items items;
+	struct bench_items items;    /* by enqueue sequence number */
+	struct bench_items delivery; /* by delivery, for pre-filled queues */
 	struct bench_progress p;
-	uint64_t connects;  /* new TCP connections: at most 3 per worker while keep-alive holds */
+	bool prefilled;
+	uint64_t foreign;       /* deliveries of items this run did not enqueue */
+	uint64_t polls_held;    /* polls outstanding */
+	uint64_t connects;
 };
 
 static bool may_enqueue(struct run *r) { return bench_may_enqueue(&r->p, r->opt->items); }
 
-static void xfer_submit(struct run *r, struct xfer *x)
+static void conn_open_to(struct run *r, struct h1_conn *c, void *owner, const struct sockaddr_in *addr)
 {
-	CURLMcode mc = curl_multi_add_handle(r->multi, x->easy);
-	if (mc != CURLM_OK)
-		bench_die("curl_multi_add_handle: %s", curl_multi_strerror(mc));
-	x->busy = true;
+	h1_connect(c, addr);
+	c->owner = owner;
+	r->connects++;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+		bench_die("epoll_ctl: %s", strerror(errno));
 }
+
+static void conn_open(struct run *r, struct h1_conn *c, void *owner) { conn_open_to(r, c, owner, &r->addr); }
+
+/* Writes the request built in c->out; arms EPOLLOUT if the socket is full. */
+static void conn_submit(struct run *r, struct h1_conn *c, enum kind kind)
+{
+	if (c->busy)
+		bench_die("internal: two requests outstanding on one connection");
+	c->kind = (int)kind;
+	c->busy = true;
+	if (!h1_flush(c)) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+		c->want_out = true;
+		if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+			bench_die("epoll_ctl: %s", strerror(errno));
+	}
+}
+
+static void die_status(const struct h1_conn *c, int expected)
+{
+	int line = (int)strcspn(c->out, "\r");
+	fprintf(stderr, "loadgen: %s %.*s: expected HTTP %d, got %d: %.400s\n", kind_names[c->kind], line, c->out,
+		expected, c->status, h1_body(c));
+	exit(1);
+}
+
+static void die_body(const struct h1_conn *c, const char *what)
+{
+	int line = (int)strcspn(c->out, "\r");
+	fprintf(stderr, "loadgen: %s %.*s: %s: %.400s\n", kind_names[c->kind], line, c->out, what, h1_body(c));
+	exit(1);
+}
+
+#define ENQUEUE_BODY_HEAD "{\"data\":{\"type\":\"session\",\"id\":\"sesn_"
+#define ENQUEUE_BODY_TAIL "\"}}"
 
 static void start_enqueue(struct run *r, struct worker *w)
 {
-	struct xfer *x = &w->prod;
+	struct h1_conn *c = &w->prod;
 	uint64_t seq = r->p.enqueued++;
-	x->kind = X_ENQUEUE;
-	x->seq = seq;
-	bench_format(x->url, sizeof(x->url), "%s/work", w->env_url);
-	bench_format(x->body, sizeof(x->body), "{\"data\":{\"type\":\"session\",\"id\":\"sesn_%s_%" PRIu64 "\"}}",
-		     r->run_tag, seq);
-	request_setup(x->easy, x->url, r->api_headers_json, x->body, &x->resp);
+	char digits[24];
+	size_t nd = 0;
+	for (uint64_t v = seq;; v /= 10) {
+		digits[sizeof(digits) - 1 - nd++] = (char)('0' + v % 10);
+		if (v < 10)
+			break;
+	}
+	size_t tag_len = strlen(r->run_tag);
+	size_t body_len = sizeof(ENQUEUE_BODY_HEAD) - 1 + tag_len + 1 + nd + sizeof(ENQUEUE_BODY_TAIL) - 1;
+	h1_set_request(c, "POST ", r->env_path, "/work HTTP/1.1\r\n", r->api_headers, "Content-Length: ", NULL);
+	h1_append_u64(c, body_len);
+	h1_append(c, "\r\n\r\n" ENQUEUE_BODY_HEAD, 4 + sizeof(ENQUEUE_BODY_HEAD) - 1);
+	h1_append(c, r->run_tag, tag_len);
+	h1_append(c, "_", 1);
+	h1_append(c, digits + sizeof(digits) - nd, nd);
+	h1_append(c, ENQUEUE_BODY_TAIL, sizeof(ENQUEUE_BODY_TAIL) - 1);
+	c->seq = seq;
 	bench_item_at(&r->items, seq)->enq_start = bench_now_ns();
-	xfer_submit(r, x);
+	conn_submit(r, c, K_ENQUEUE);
 }
 
 static void start_poll(struct run *r, struct worker *w)
 {
-	struct xfer *x = &w->poll;
-	x->kind = X_POLL;
-	bench_format(x->url, sizeof(x->url), "%s/work/poll?block_ms=%ld", w->env_url, r->opt->block_ms);
-	request_setup(x->easy, x->url, w->poll_headers, NULL, &x->resp);
-	xfer_submit(r, x);
+	struct h1_conn *c = &w->poll;
+	h1_set_request(c, "GET ", r->env_path, "/work/poll?block_ms=", NULL);
+	h1_append_u64(c, (uint64_t)r->opt->block_ms);
+	h1_append(c, " HTTP/1.1\r\n", 11);
+	h1_append(c, r->env_headers, strlen(r->env_headers));
+	h1_append(c, "Anthropic-Worker-ID: ", 21);
+	h1_append(c, r->run_tag, strlen(r->run_tag));
+	h1_append(c, "-w", 2);
+	h1_append_u64(c, (uint64_t)w->index);
+	h1_append(c, "\r\n\r\n", 4);
+	r->polls_held++;
+	conn_submit(r, c, K_POLL);
 }
 
-static void start_item_call(struct run *r, struct worker *w, enum xfer_kind kind)
+static void start_item_call(struct run *r, struct worker *w, enum kind kind)
 {
-	struct xfer *x = &w->act;
-	const char *body = "";
-	struct curl_slist *headers = r->env_headers_nobody;
-	x->kind = kind;
+	struct h1_conn *c = &w->act;
 	switch (kind) {
-	case X_ACK:
-		bench_format(x->url, sizeof(x->url), "%s/work/%s/ack", w->env_url, w->work_id);
+	case K_ACK:
+		h1_set_request(c, "POST ", r->env_path, "/work/", w->work_id, "/ack HTTP/1.1\r\n", r->env_headers,
+			       "Content-Length: 0\r\n\r\n", NULL);
 		break;
-	case X_HEARTBEAT:
-		bench_format(x->url, sizeof(x->url), "%s/work/%s/heartbeat?expected_last_heartbeat=NO_HEARTBEAT",
-			     w->env_url, w->work_id);
+	case K_HEARTBEAT:
+		h1_set_request(c, "POST ", r->env_path, "/work/", w->work_id,
+			       "/heartbeat?expected_last_heartbeat=NO_HEARTBEAT HTTP/1.1\r\n", r->env_headers,
+			       "Content-Length: 0\r\n\r\n", NULL);
 		break;
-	case X_STOP:
-		bench_format(x->url, sizeof(x->url), "%s/work/%s/stop", w->env_url, w->work_id);
-		bench_format(x->body, sizeof(x->body), "{\"force\":true}");
-		body = x->body;
-		headers = r->env_headers_json;
+	case K_STOP:
+		h1_set_request(c, "POST ", r->env_path, "/work/", w->work_id, "/stop HTTP/1.1\r\n", r->env_headers,
+			       "content-type: application/json\r\nContent-Length: 14\r\n\r\n{\"force\":true}", NULL);
 		break;
 	default:
 		bench_die("internal: bad item call");
 	}
-	request_setup(x->easy, x->url, headers, body, &x->resp);
-	xfer_submit(r, x);
+	conn_submit(r, c, kind);
 }
 
-/* A cycle: hold a poll, and have this worker's producer enqueue one item. */
-static void begin_cycle(struct run *r, struct worker *w)
+/* After enqueueing closed, is a poll still needed to collect an item already enqueued? */
+static bool poll_needed(const struct run *r)
 {
-	start_poll(r, w);
+	if (!r->p.enqueue_closed)
+		return true;
+	if (r->prefilled)
+		return false;
+	return r->p.enqueued > r->p.delivered + r->polls_held;
+}
+
+/* Enqueues now, or as soon as the worker's producer is free. */
+static void enqueue_now(struct run *r, struct worker *w)
+{
 	if (!may_enqueue(r))
 		return;
 	if (w->prod.busy)
@@ -414,85 +354,103 @@ static void begin_cycle(struct run *r, struct worker *w)
 		start_enqueue(r, w);
 }
 
-/* Parses "sesn_<run_tag>_<seq>"; returns false for anything else. */
+/* A cycle: hold a poll, and have this worker's producer enqueue one item (at once, or
+ * --hold-ms later so that the poll is surely held when the item arrives). */
+static void begin_cycle(struct run *r, struct worker *w)
+{
+	if (poll_needed(r))
+		start_poll(r, w);
+	if (!may_enqueue(r))
+		return;
+	if (r->opt->hold_ms)
+		w->enqueue_at = bench_now_ns() + r->opt->hold_ms * 1000000;
+	else
+		enqueue_now(r, w);
+}
+
+/* Parses "sesn_<run_tag>_<seq>"; false for a session this run did not enqueue. */
 static bool parse_session(const struct run *r, const char *sid, uint64_t *seq)
 {
 	size_t tag_len = strlen(r->run_tag);
-	if (!sid || strncmp(sid, "sesn_", 5) != 0 || strncmp(sid + 5, r->run_tag, tag_len) != 0 ||
-	    sid[5 + tag_len] != '_')
+	if (strncmp(sid, "sesn_", 5) != 0 || strncmp(sid + 5, r->run_tag, tag_len) != 0 || sid[5 + tag_len] != '_')
 		return false;
-	const char *digits = sid + 5 + tag_len + 1;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(digits, &end, 10);
-	if (errno || end == digits || *end)
+	const char *d = sid + 5 + tag_len + 1;
+	uint64_t v = 0;
+	if (!*d)
 		return false;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9' || v > UINT64_MAX / 10 - 10)
+			return false;
+		v = v * 10 + (uint64_t)(*d - '0');
+	}
 	*seq = v;
 	return true;
 }
 
-static void expect_field(const struct xfer *x, json_t *v, const char *key, const char *want)
+static void on_poll(struct run *r, struct worker *w, struct h1_conn *c, int64_t t)
 {
-	const char *got = json_str(v, key);
-	if (!got || strcmp(got, want) != 0) {
-		fprintf(stderr, "loadgen: %s %s: expected \"%s\":\"%s\", got: ", kind_names[x->kind], x->url,
-			key, want);
-		print_snippet(stderr, &x->resp);
-		fputc('\n', stderr);
-		exit(1);
-	}
-}
-
-static void on_poll(struct run *r, struct worker *w, struct xfer *x, int64_t t)
-{
-	json_t *v = parse_json("poll", x->url, &x->resp);
-	if (json_is_null(v)) {
-		json_decref(v);
+	r->polls_held--;
+	if (c->status != 200)
+		die_status(c, 200);
+	const char *body = h1_body(c);
+	if (c->body_len == 4 && memcmp(body, "null", 4) == 0) {
 		r->p.empty_polls++;
-		start_poll(r, w);
+		if (poll_needed(r))
+			start_poll(r, w);
 		return;
 	}
-	expect_field(x, v, "type", "work");
-	const char *id = json_str(v, "id");
-	const char *sid = json_str(json_object_get(v, "data"), "id");
+	char sid[ID_MAX];
+	if (!h1_has(body, c->body_len, "\"type\":\"work\"") || !h1_has(body, c->body_len, "\"secret\":\""))
+		die_body(c, "not a work item with a secret");
+	if (!h1_scan_string(body, c->body_len, "\"id\":\"work_", w->work_id, sizeof(w->work_id)) ||
+	    !h1_scan_string(body, c->body_len, "\"id\":\"sesn_", sid, sizeof(sid)))
+		die_body(c, "no work id or session id");
 	uint64_t seq;
-	if (!id || strlen(id) >= sizeof(w->work_id) || !json_is_string(json_object_get(v, "secret")))
-		bench_die("poll %s: item without id or secret: %.400s", x->url, x->resp.data);
-	if (!parse_session(r, sid, &seq) || seq >= r->p.enqueued)
-		bench_die("poll %s: delivered a session this run did not enqueue: %.400s", x->url, x->resp.data);
-	struct bench_item *it = bench_item_at(&r->items, seq);
-	if (it->poll_done)
-		bench_die("poll %s: session %s delivered twice (a redelivery, though every delivery here "
-			  "is acked at once)", x->url, sid);
-	it->poll_done = t;
-	r->p.delivered++;
-	bench_format(w->work_id, sizeof(w->work_id), "%s", id);
-	w->act.seq = seq;
-	json_decref(v);
-	start_item_call(r, w, X_ACK);
+	bool own = parse_session(r, sid, &seq);
+	if (own && seq >= r->p.enqueued)
+		die_body(c, "delivered a session this run has not enqueued yet");
+	if (!own && !r->prefilled)
+		die_body(c, "delivered a session this run did not enqueue");
+	if (!own)
+		r->foreign++;
+	if (own) {
+		struct bench_item *it = bench_item_at(&r->items, seq);
+		if (it->poll_done)
+			die_body(c, "delivered twice (a redelivery, though every delivery here is acked at once)");
+		it->poll_done = t;
+	}
+	uint64_t d = r->p.delivered++;
+	if (r->prefilled) {
+		bench_item_at(&r->delivery, d)->poll_done = t;
+		w->deliv = d;
+	} else {
+		w->deliv = seq;
+	}
+	start_item_call(r, w, K_ACK);
 }
 
-static void on_item_call(struct run *r, struct worker *w, struct xfer *x, int64_t t)
+static void on_item_call(struct run *r, struct worker *w, struct h1_conn *c, int64_t t)
 {
-	json_t *v = parse_json(kind_names[x->kind], x->url, &x->resp);
-	switch (x->kind) {
-	case X_ACK:
-		expect_field(x, v, "state", "starting");
-		json_decref(v);
-		start_item_call(r, w, X_HEARTBEAT);
+	if (c->status != 200)
+		die_status(c, 200);
+	const char *body = h1_body(c);
+	switch (c->kind) {
+	case K_ACK:
+		if (!h1_has(body, c->body_len, "\"state\":\"starting\""))
+			die_body(c, "expected \"state\":\"starting\"");
+		start_item_call(r, w, K_HEARTBEAT);
 		return;
-	case X_HEARTBEAT:
-		expect_field(x, v, "type", "work_heartbeat");
-		expect_field(x, v, "state", "active");
-		if (!json_is_true(json_object_get(v, "lease_extended")))
-			bench_die("heartbeat %s: lease_extended is not true: %.400s", x->url, x->resp.data);
-		json_decref(v);
-		start_item_call(r, w, X_STOP);
+	case K_HEARTBEAT:
+		if (!h1_has(body, c->body_len, "\"type\":\"work_heartbeat\"") ||
+		    !h1_has(body, c->body_len, "\"state\":\"active\"") ||
+		    !h1_has(body, c->body_len, "\"lease_extended\":true"))
+			die_body(c, "expected a work_heartbeat, state active, lease_extended true");
+		start_item_call(r, w, K_STOP);
 		return;
-	case X_STOP:
-		expect_field(x, v, "state", "stopped");
-		json_decref(v);
-		bench_item_at(&r->items, x->seq)->stop_done = t;
+	case K_STOP:
+		if (!h1_has(body, c->body_len, "\"state\":\"stopped\""))
+			die_body(c, "expected \"state\":\"stopped\"");
+		bench_item_at(r->prefilled ? &r->delivery : &r->items, w->deliv)->stop_done = t;
 		r->p.completed++;
 		r->p.t_last_done = t;
 		if (r->p.completed == (uint64_t)r->opt->warmup)
@@ -504,236 +462,444 @@ static void on_item_call(struct run *r, struct worker *w, struct xfer *x, int64_
 	}
 }
 
-static void on_enqueue(struct run *r, struct worker *w, struct xfer *x, int64_t t)
+static void on_enqueue(struct run *r, struct worker *w, struct h1_conn *c, int64_t t)
 {
-	json_t *v = parse_json("enqueue", x->url, &x->resp);
-	expect_field(x, v, "type", "work");
-	expect_field(x, v, "state", "queued");
-	json_decref(v);
-	bench_item_at(&r->items, x->seq)->enq_done = t;
-	while (w->pending_enqueues) {
-		w->pending_enqueues--;
-		if (may_enqueue(r)) {
-			start_enqueue(r, w);
-			break;
+	if (c->status != 201)
+		die_status(c, 201);
+	if (!h1_has(h1_body(c), c->body_len, "\"state\":\"queued\""))
+		die_body(c, "expected \"state\":\"queued\"");
+	bench_item_at(&r->items, c->seq)->enq_done = t;
+	if (bench_take_pending(&r->p, &w->pending_enqueues, r->opt->items))
+		start_enqueue(r, w);
+}
+
+/* ---- the event loop, shared by every mode ------------------------------------- */
+
+typedef void (*response_fn)(struct run *r, struct h1_conn *c, int64_t t);
+typedef void (*closed_fn)(struct run *r, struct h1_conn *c);
+
+static void on_cycle_response(struct run *r, struct h1_conn *c, int64_t t)
+{
+	struct worker *w = c->owner;
+	switch (c->kind) {
+	case K_POLL: on_poll(r, w, c, t); break;
+	case K_ENQUEUE: on_enqueue(r, w, c, t); break;
+	default: on_item_call(r, w, c, t); break;
+	}
+}
+
+/* Handles what epoll reported on one connection: the rest of a request to write, and
+ * every complete response that arrived. */
+static void conn_ready(struct run *r, struct h1_conn *c, uint32_t events, response_fn on_response, closed_fn on_closed)
+{
+	if ((events & EPOLLOUT) && c->want_out && h1_flush(c)) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+		c->want_out = false;
+		if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+			bench_die("epoll_ctl: %s", strerror(errno));
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	for (;;) {
+		int rc = h1_read(c);
+		if (rc == 0)
+			return;
+		bool closing = rc < 0;
+		if (rc > 0) {
+			/* A response that closes the connection is still handled first: its status
+			 * says why. */
+			int64_t t = bench_now_ns();
+			if (!c->busy)
+				bench_die("a response nobody asked for: HTTP %d %.200s", c->status, h1_body(c));
+			c->busy = false;
+			on_response(r, c, t);
+			closing = c->closing;
+			h1_consume(c);
+		}
+		if (closing) {
+			if (on_closed) {
+				on_closed(r, c);
+				return;
+			}
+			bench_die("the server closed a keep-alive connection (%s outstanding: %.*s)",
+				  c->busy ? kind_names[c->kind] : "nothing", (int)strcspn(c->out, "\r"), c->out);
 		}
 	}
 }
 
-static void on_done(struct run *r, CURLMsg *msg)
+/* Waits at most until `until_ns` for events and handles them. */
+static void loop_once(struct run *r, int64_t until_ns, response_fn on_response, closed_fn on_closed)
 {
-	int64_t t = bench_now_ns();
-	struct xfer *x = NULL;
-	curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-	curl_multi_remove_handle(r->multi, msg->easy_handle);
-	x->busy = false;
-	if (msg->data.result != CURLE_OK)
-		bench_die("%s %s: %s%s", kind_names[x->kind], x->url, curl_easy_strerror(msg->data.result),
-			  x->resp.overflow ? " (response too large)" : "");
-	long status = 0, connects = 0;
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
-	r->connects += (uint64_t)connects;
-	long expected = x->kind == X_ENQUEUE ? 201 : 200;
-	if (status != expected)
-		http_die_status(kind_names[x->kind], x->url, status, expected, &x->resp);
-	struct worker *w = x->owner;
-	switch (x->kind) {
-	case X_POLL: on_poll(r, w, x, t); break;
-	case X_ENQUEUE: on_enqueue(r, w, x, t); break;
-	default: on_item_call(r, w, x, t); break;
-	}
+	struct epoll_event events[256];
+	int64_t wait_ns = until_ns - bench_now_ns();
+	int wait_ms = wait_ns <= 0 ? 0 : wait_ns > 100000000 ? 100 : (int)((wait_ns + 999999) / 1000000);
+	int n = epoll_wait(r->epfd, events, (int)(sizeof(events) / sizeof(events[0])), wait_ms);
+	if (n < 0 && errno != EINTR)
+		bench_die("epoll_wait: %s", strerror(errno));
+	for (int i = 0; i < n; i++)
+		conn_ready(r, events[i].data.ptr, events[i].events, on_response, on_closed);
 }
 
-static void xfer_init(struct xfer *x, struct worker *w)
-{
-	x->easy = easy_new();
-	x->owner = w;
-	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x);
-}
-
-/* libcurl tells us which sockets to watch; epoll tells libcurl which are ready. This
- * touches only the sockets that have something to do, where curl_multi_poll() would scan
- * every connection (3 per worker) on each wake-up. */
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	(void)easy;
-	struct run *r = userp;
-	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL); /* may already be closed: ignore */
-		return 0;
-	}
-	struct epoll_event ev = {.data.fd = fd};
-	if (what & CURL_POLL_IN)
-		ev.events |= EPOLLIN;
-	if (what & CURL_POLL_OUT)
-		ev.events |= EPOLLOUT;
-	if (epoll_ctl(r->epfd, socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0) {
-		if (errno == EEXIST && epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-			return 0;
-		if (errno == ENOENT && epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-			return 0;
-		bench_die("epoll_ctl: %s", strerror(errno));
-	}
-	curl_multi_assign(r->multi, fd, r); /* any non-NULL marks "registered" */
-	return 0;
-}
-
-static int on_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct run *r = userp;
-	r->timer_at = timeout_ms < 0 ? INT64_MAX : bench_now_ns() + (int64_t)timeout_ms * 1000000;
-	return 0;
-}
-
-static void socket_action(struct run *r, curl_socket_t fd, int flags)
-{
-	int running;
-	CURLMcode mc = curl_multi_socket_action(r->multi, fd, flags, &running);
-	if (mc != CURLM_OK)
-		bench_die("curl_multi_socket_action: %s", curl_multi_strerror(mc));
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(r->multi, &left)))
-		if (msg->msg == CURLMSG_DONE)
-			on_done(r, msg);
-}
-
-static void run_loop(struct run *r)
+static void run_cycles(struct run *r)
 {
 	const struct options *o = r->opt;
-	int64_t deadline = r->p.t_start + (int64_t)(o->timeout * 1e9);
-	int64_t enqueue_until = o->seconds ? r->p.t_start + (int64_t)(o->seconds * 1e9) : INT64_MAX;
-	struct epoll_event events[64];
+	struct bench_bounds bounds;
+	bench_bounds_init(&bounds, &r->p, o->seconds, o->timeout);
 	for (long i = 0; i < o->workers; i++)
 		begin_cycle(r, &r->workers[i]);
 	for (;;) {
 		int64_t t = bench_now_ns();
-		if (t >= deadline)
-			bench_die("timed out after %.0f s: %" PRIu64 " items enqueued, %" PRIu64 " delivered, %" PRIu64
-				  " done", o->timeout, r->p.enqueued, r->p.delivered, r->p.completed);
-		if (t >= enqueue_until)
-			r->p.enqueue_closed = true;
-		if (r->p.enqueue_closed && r->p.completed == r->p.enqueued)
-			return;
-		if (t >= r->timer_at) {
-			r->timer_at = INT64_MAX;
-			socket_action(r, CURL_SOCKET_TIMEOUT, 0);
-			continue;
+		bench_bounds_check(&bounds, &r->p, t);
+		if (r->p.enqueue_closed) {
+			if (!r->prefilled && r->p.completed == r->p.enqueued)
+				return;
+			if (r->prefilled && r->p.completed == r->p.delivered) {
+				bool quiet = true;
+				for (long i = 0; i < o->workers; i++)
+					quiet = quiet && !r->workers[i].prod.busy;
+				if (quiet)
+					return;
+			}
 		}
-		int64_t wait_ns = r->timer_at - t;
-		int wait_ms = wait_ns > 100000000 ? 100 : (int)((wait_ns + 999999) / 1000000);
-		int n = epoll_wait(r->epfd, events, (int)(sizeof(events) / sizeof(events[0])), wait_ms);
-		if (n < 0 && errno != EINTR)
-			bench_die("epoll_wait: %s", strerror(errno));
-		for (int i = 0; i < n; i++) {
-			int flags = 0;
-			if (events[i].events & (EPOLLIN | EPOLLHUP))
-				flags |= CURL_CSELECT_IN;
-			if (events[i].events & EPOLLOUT)
-				flags |= CURL_CSELECT_OUT;
-			if (events[i].events & EPOLLERR)
-				flags |= CURL_CSELECT_ERR;
-			socket_action(r, events[i].data.fd, flags);
+		int64_t until = t + 100000000;
+		if (o->hold_ms) {
+			for (long i = 0; i < o->workers; i++) {
+				struct worker *w = &r->workers[i];
+				if (bench_hold_due(&w->enqueue_at, t, &until))
+					enqueue_now(r, w);
+			}
 		}
+		loop_once(r, until, on_cycle_response, NULL);
 	}
 }
 
-/* ---- setup and teardown ---------------------------------------------------- */
+/* ---- set-up and tear-down ------------------------------------------------------- */
 
+static void setup_headers(struct run *r, const char *env_key)
+{
+	bench_format(r->env_headers, sizeof(r->env_headers), "Host: %s\r\nAuthorization: Bearer %s\r\n" BETA_HEADER,
+		     r->host_port, env_key);
+}
+
+/* Creates the environment and its key (unless --env-id gave them). */
 static void setup(struct run *r)
 {
 	const struct options *o = r->opt;
-	char hdr_api[1024], url[URL_MAX], body[BODY_MAX];
 	unsigned char rnd[8];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		bench_die("getrandom failed");
 	bench_format(r->run_tag, sizeof(r->run_tag), "bench%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
 		     rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-	if (strlen(o->api_key) > 512)
-		bench_die("API key too long");
-	bench_format(hdr_api, sizeof(hdr_api), "x-api-key: %s", o->api_key);
-	r->api_headers_json = header_list(hdr_api, BETA_HEADER, "content-type: application/json", NULL);
-
-	bench_format(url, sizeof(url), "%s/v1/environments", o->url);
-	bench_format(body, sizeof(body), "{\"name\":\"bench-%s\",\"config\":{\"type\":\"self_hosted\"}}",
-		     r->run_tag + 5);
-	json_t *env = call_blocking("create environment", "POST", url, r->api_headers_json, body, 200);
-	const char *env_id = json_str(env, "id");
-	if (!env_id || strncmp(env_id, "env_", 4) != 0 || strlen(env_id) >= sizeof(r->env_id))
-		bench_die("create environment: no usable id in the response");
-	bench_format(r->env_id, sizeof(r->env_id), "%s", env_id);
-	json_decref(env);
-	bench_format(r->env_url, sizeof(r->env_url), "%s/v1/environments/%s", o->url, r->env_id);
-	for (size_t i = 0; i < o->n_urls; i++)
-		bench_format(r->node_env_urls[i], sizeof(r->node_env_urls[i]), "%s/v1/environments/%s", o->urls[i],
-			     r->env_id);
-
-	bench_format(url, sizeof(url), "%s/keys", r->env_url);
-	json_t *key = call_blocking("create environment key", "POST", url, r->api_headers_json,
-				    "{\"name\":\"bench\"}", 200);
-	const char *env_key = json_str(key, "key");
-	if (!env_key || strncmp(env_key, "envd_env_", 9) != 0)
-		bench_die("create environment key: no envd_env_ key in the response");
-	char hdr_env[1024];
-	if (strlen(env_key) > 512)
-		bench_die("create environment key: key too long");
-	bench_format(hdr_env, sizeof(hdr_env), "Authorization: Bearer %s", env_key);
-	json_decref(key);
-	/* "Content-Type:" with no value stops libcurl adding its form default to a bodiless POST. */
-	r->env_headers_nobody = header_list(hdr_env, BETA_HEADER, "Content-Type:", NULL);
-	r->env_headers_json = header_list(hdr_env, BETA_HEADER, "content-type: application/json", NULL);
-
-	r->workers = calloc((size_t)o->workers, sizeof(*r->workers));
-	if (!r->workers)
-		bench_die("out of memory for workers");
-	for (long i = 0; i < o->workers; i++) {
-		struct worker *w = &r->workers[i];
-		char hdr_worker[128];
-		bench_format(hdr_worker, sizeof(hdr_worker), "Anthropic-Worker-ID: %s-w%ld", r->run_tag, i);
-		w->poll_headers = header_list(hdr_env, BETA_HEADER, hdr_worker, NULL);
-		w->env_url = r->node_env_urls[(size_t)i % o->n_urls];
-		xfer_init(&w->poll, w);
-		xfer_init(&w->act, w);
-		xfer_init(&w->prod, w);
+	bench_format(r->api_headers, sizeof(r->api_headers),
+		     "Host: %s\r\nx-api-key: %s\r\n" BETA_HEADER "content-type: application/json\r\n", r->host_port,
+		     o->api_key);
+	if (o->env_id) {
+		bench_format(r->env_id, sizeof(r->env_id), "%s", o->env_id);
+		bench_format(r->env_path, sizeof(r->env_path), "/v1/environments/%s", r->env_id);
+		setup_headers(r, o->env_key);
+		return;
 	}
-	r->multi = curl_multi_init();
-	if (!r->multi)
-		bench_die("curl_multi_init failed");
-	r->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (r->epfd < 0)
-		bench_die("epoll_create1: %s", strerror(errno));
-	r->timer_at = INT64_MAX;
-	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
-	curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(r->multi, CURLMOPT_TIMERDATA, r);
+	static struct h1_conn c;
+	char body[128], len[16];
+	bench_format(body, sizeof(body), "{\"name\":\"bench-%s\",\"config\":{\"type\":\"self_hosted\"}}", r->run_tag + 5);
+	bench_format(len, sizeof(len), "%zu", strlen(body));
+	h1_set_request(&c, "POST /v1/environments HTTP/1.1\r\n", r->api_headers, "Content-Length: ", len,
+		       "\r\nConnection: close\r\n\r\n", body, NULL);
+	c.kind = K_STATIC;
+	if (h1_call_blocking(&r->addr, &c) != 200)
+		die_status(&c, 200);
+	if (!h1_scan_string(h1_body(&c), c.body_len, "\"id\":\"env_", r->env_id, sizeof(r->env_id)))
+		die_body(&c, "create environment: no id");
+	h1_close(&c);
+	bench_format(r->env_path, sizeof(r->env_path), "/v1/environments/%s", r->env_id);
+
+	h1_set_request(&c, "POST ", r->env_path, "/keys HTTP/1.1\r\n", r->api_headers,
+		       "Content-Length: 16\r\nConnection: close\r\n\r\n{\"name\":\"bench\"}", NULL);
+	if (h1_call_blocking(&r->addr, &c) != 200)
+		die_status(&c, 200);
+	char key[KEY_MAX];
+	if (!h1_scan_string(h1_body(&c), c.body_len, "\"key\":\"envd_env_", key, sizeof(key)))
+		die_body(&c, "create environment key: no envd_env_ key");
+	h1_close(&c);
+	setup_headers(r, key);
 }
 
-/* Drops the held polls (no item is left for them) and deletes the environment. */
 static void teardown(struct run *r)
+{
+	if (r->opt->keep_env || r->opt->env_id || r->opt->static_path)
+		return;
+	static struct h1_conn c;
+	h1_set_request(&c, "DELETE ", r->env_path, " HTTP/1.1\r\n", r->api_headers, "Connection: close\r\n\r\n", NULL);
+	c.kind = K_STATIC;
+	if (h1_call_blocking(&r->addr, &c) != 200)
+		die_status(&c, 200);
+	h1_close(&c);
+}
+
+static void open_workers(struct run *r)
+{
+	r->workers = calloc((size_t)r->opt->workers, sizeof(*r->workers));
+	if (!r->workers)
+		bench_die("out of memory for workers");
+	for (long i = 0; i < r->opt->workers; i++) {
+		struct worker *w = &r->workers[i];
+		w->index = i;
+		const struct sockaddr_in *node = &r->nodes[i % r->n_nodes];
+		conn_open_to(r, &w->poll, w, node);
+		if (r->opt->static_path)
+			continue;
+		conn_open_to(r, &w->act, w, node);
+		conn_open_to(r, &w->prod, w, node);
+	}
+}
+
+static void close_workers(struct run *r)
 {
 	for (long i = 0; i < r->opt->workers; i++) {
 		struct worker *w = &r->workers[i];
-		struct xfer *all[] = {&w->poll, &w->act, &w->prod};
-		for (size_t k = 0; k < 3; k++) {
-			if (all[k]->busy)
-				curl_multi_remove_handle(r->multi, all[k]->easy);
-			curl_easy_cleanup(all[k]->easy);
+		h1_close(&w->poll);
+		if (!r->opt->static_path) {
+			h1_close(&w->act);
+			h1_close(&w->prod);
 		}
-		curl_slist_free_all(w->poll_headers);
 	}
-	curl_multi_cleanup(r->multi);
-	close(r->epfd);
-	if (!r->opt->keep_env) {
-		json_t *v = call_blocking("delete environment", "DELETE", r->env_url, r->api_headers_json, NULL, 200);
-		json_decref(v);
-	}
-	curl_slist_free_all(r->env_headers_nobody);
-	curl_slist_free_all(r->env_headers_json);
-	curl_slist_free_all(r->api_headers_json);
 	free(r->workers);
+	r->workers = NULL;
+}
+
+/* ---- --static: the generator's own ceiling ------------------------------------- */
+
+static uint64_t static_done;
+static bool static_closed;
+
+static void static_send(struct run *r, struct h1_conn *c)
+{
+	h1_set_request(c, "GET ", r->opt->static_path, " HTTP/1.1\r\nHost: ", r->host_port, "\r\n\r\n", NULL);
+	conn_submit(r, c, K_STATIC);
+}
+
+static void on_static_response(struct run *r, struct h1_conn *c, int64_t t)
+{
+	(void)t;
+	char id[ID_MAX];
+	if (c->status != 200)
+		die_status(c, 200);
+	/* The same scan a poll's answer gets, so the per-response work is the cycle's. */
+	if (!h1_scan_string(h1_body(c), c->body_len, "\"id\":\"work_", id, sizeof(id)))
+		die_body(c, "the static reply should be work-item shaped (\"id\":\"work_...\")");
+	static_done++;
+	if (!static_closed)
+		static_send(r, c);
+}
+
+static void run_static(struct run *r)
+{
+	const struct options *o = r->opt;
+	double cpu0 = bench_cpu_seconds();
+	int64_t t0 = bench_now_ns(), until = t0 + (int64_t)(o->seconds * 1e9);
+	for (long i = 0; i < o->workers; i++)
+		static_send(r, &r->workers[i].poll);
+	for (;;) {
+		int64_t t = bench_now_ns();
+		if (t >= until)
+			static_closed = true;
+		if (static_closed) {
+			bool idle = true;
+			for (long i = 0; i < o->workers; i++)
+				idle = idle && !r->workers[i].poll.busy;
+			if (idle)
+				break;
+		}
+		if (t >= t0 + (int64_t)(o->timeout * 1e9))
+			bench_die("timed out after %.0f s", o->timeout);
+		loop_once(r, until, on_static_response, NULL);
+	}
+	double secs = (double)(bench_now_ns() - t0) / 1e9, cpu = bench_cpu_seconds() - cpu0;
+	printf(o->json ? "{\"system\":\"static\",\"connections\":%ld,\"requests\":%" PRIu64
+			 ",\"seconds\":%.3f,\"rps\":%.0f,\"client_cpu_pct\":%.0f,\"rps_per_cpu\":%.0f}\n"
+		       : "system=static connections=%ld requests=%" PRIu64
+			 " seconds=%.3f rps=%.0f client_cpu_pct=%.0f rps_per_cpu=%.0f\n",
+	       o->workers, static_done, secs, (double)static_done / secs, 100.0 * cpu / secs,
+	       cpu > 0 ? (double)static_done / cpu : 0.0);
+}
+
+/* ---- --held: many held polls ----------------------------------------------------- */
+
+struct held_state {
+	struct h1_conn *conns;
+	bool *answered;   /* per connection: has it had an answer yet? */
+	int64_t *late_ns; /* each answer's lateness after block_ms, grown by doubling */
+	size_t n_late, cap_late;
+	uint64_t answers, errors, late_50ms;
+	uint64_t reconnects;   /* connections closed after an answer */
+	uint64_t never_served; /* connections closed before their first answer */
+	bool closed;
+};
+static struct held_state held;
+
+static long rss_kib(long pid)
+{
+	char path[64], line[256];
+	bench_format(path, sizeof(path), "/proc/%ld/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long kib = -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+static void held_send(struct run *r, struct h1_conn *c)
+{
+	h1_set_request(c, "GET ", r->env_path, "/work/poll?block_ms=", NULL);
+	h1_append_u64(c, (uint64_t)r->opt->block_ms);
+	h1_append(c, " HTTP/1.1\r\n", 11);
+	h1_append(c, r->env_headers, strlen(r->env_headers));
+	h1_append(c, "Anthropic-Worker-ID: held-", 26);
+	h1_append_u64(c, (uint64_t)(c - held.conns));
+	h1_append(c, "\r\n\r\n", 4);
+	c->seq = (uint64_t)bench_now_ns();
+	conn_submit(r, c, K_POLL);
+}
+
+static void on_held_response(struct run *r, struct h1_conn *c, int64_t t)
+{
+	held.answers++;
+	held.answered[c - held.conns] = true;
+	if (c->status != 200 || c->body_len != 4 || memcmp(h1_body(c), "null", 4) != 0) {
+		if (held.errors++ < 5)
+			fprintf(stderr, "loadgen: held poll answered HTTP %d: %.200s\n", c->status, h1_body(c));
+	} else {
+		int64_t late = t - (int64_t)c->seq - r->opt->block_ms * 1000000;
+		if (late > 50000000)
+			held.late_50ms++;
+		if (held.n_late == held.cap_late) {
+			size_t cap = held.cap_late ? held.cap_late * 2 : 65536;
+			int64_t *v = realloc(held.late_ns, cap * sizeof(*v));
+			if (!v)
+				bench_die("out of memory for %zu answers", cap);
+			held.late_ns = v;
+			held.cap_late = cap;
+		}
+		held.late_ns[held.n_late++] = late;
+	}
+	if (!held.closed)
+		held_send(r, c);
+}
+
+/* A closed connection is counted and reopened, so that N polls stay held. One closed before
+ * any answer is counted apart (`never_served`): that is what a connection the kernel
+ * accepted into a full listen queue looks like (it is reset when the queue overflows). */
+static void on_held_closed(struct run *r, struct h1_conn *c)
+{
+	bool served = held.answered[c - held.conns];
+	if (held.reconnects + held.never_served < 5)
+		fprintf(stderr, "loadgen: the server closed a held poll's connection %s\n",
+			!served ? "before answering on it" : c->busy ? "with a poll unanswered" : "after answering");
+	epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	h1_close(c);
+	if (served)
+		held.reconnects++;
+	else
+		held.never_served++;
+	conn_open(r, c, NULL);
+	if (!held.closed)
+		held_send(r, c);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void run_held(struct run *r)
+{
+	const struct options *o = r->opt;
+	long n = o->held, rss_idle = o->rss_pid ? rss_kib(o->rss_pid) : -1, rss_peak = rss_idle;
+	held.conns = calloc((size_t)n, sizeof(*held.conns));
+	held.answered = calloc((size_t)n, sizeof(*held.answered));
+	if (!held.conns || !held.answered)
+		bench_die("out of memory for %ld connections", n);
+	int64_t t0 = bench_now_ns(), deadline = t0 + (int64_t)(o->timeout * 1e9);
+	/* Opened in batches of 250 with 20 ms between them, handling answers meanwhile (a poll
+	 * answered while the rest connect is polled again at once): a connect completes in the
+	 * kernel before the server accepts it, so opening them all at once would overflow the
+	 * server's listen queue while it is busy. */
+	for (long i = 0; i < n; i++) {
+		conn_open(r, &held.conns[i], NULL);
+		held_send(r, &held.conns[i]);
+		if (i % 250 == 249)
+			for (int64_t pause = bench_now_ns() + 20000000; bench_now_ns() < pause;)
+				loop_once(r, pause, on_held_response, on_held_closed);
+		if (bench_now_ns() >= deadline)
+			bench_die("timed out opening %ld connections (%ld open)", n, i + 1);
+	}
+	double cpu0 = bench_cpu_seconds();
+	int64_t t_all = bench_now_ns(), until = t_all + (int64_t)(o->seconds * 1e9), next_rss = t_all;
+	uint64_t answers_at_start = held.answers;
+	size_t late_from = held.n_late;
+	long rss_held = -1;
+	for (;;) {
+		int64_t t = bench_now_ns();
+		if (t >= deadline)
+			bench_die("timed out");
+		if (o->rss_pid && t >= next_rss) {
+			long kib = rss_kib(o->rss_pid);
+			if (kib < 0)
+				bench_die("the server (pid %ld) is gone", o->rss_pid);
+			if (kib > rss_peak)
+				rss_peak = kib;
+			rss_held = kib;
+			next_rss = t + 100000000;
+		}
+		if (t >= until)
+			break;
+		loop_once(r, next_rss < until ? next_rss : until, on_held_response, on_held_closed);
+	}
+	/* Every outstanding poll is answered (null after block_ms) before the figures are taken. */
+	held.closed = true;
+	int64_t drain_until = bench_now_ns() + (o->block_ms + 5000) * 1000000;
+	for (;;) {
+		bool busy = false;
+		for (long i = 0; i < n && !busy; i++)
+			busy = held.conns[i].busy;
+		if (!busy)
+			break;
+		if (bench_now_ns() >= drain_until) {
+			uint64_t missing = 0;
+			for (long i = 0; i < n; i++)
+				missing += held.conns[i].busy;
+			held.errors += missing; /* unanswered polls are errors */
+			fprintf(stderr, "loadgen: %" PRIu64 " held polls were not answered within block_ms + 5 s\n", missing);
+			break;
+		}
+		loop_once(r, drain_until, on_held_response, on_held_closed);
+	}
+	double secs = (double)(until - t_all) / 1e9;
+	double cpu_pct = 100.0 * (bench_cpu_seconds() - cpu0) / ((double)(bench_now_ns() - t_all) / 1e9);
+	size_t k = held.n_late - late_from;
+	int64_t *v = held.late_ns + late_from;
+	qsort(v, k, sizeof(*v), cmp_i64);
+	double p50 = k ? (double)v[(k - 1) / 2] / 1e6 : NAN, p99 = k ? (double)v[(size_t)((double)(k - 1) * 0.99)] / 1e6 : NAN,
+	       max = k ? (double)v[k - 1] / 1e6 : NAN, min = k ? (double)v[0] / 1e6 : NAN;
+	printf(o->json ? "{\"system\":\"held\",\"held\":%ld,\"answers\":%" PRIu64 ",\"answers_per_s\":%.0f,"
+			 "\"errors\":%" PRIu64 ",\"closed\":%" PRIu64 ",\"never_served\":%" PRIu64 ",\"late_50ms\":%" PRIu64 ",\"late_min_ms\":%.1f,\"late_p50_ms\":%.1f,"
+			 "\"late_p99_ms\":%.1f,\"late_max_ms\":%.1f,\"rss_idle_kib\":%ld,\"rss_peak_kib\":%ld,"
+			 "\"rss_held_kib\":%ld,\"open_s\":%.2f,\"client_cpu_pct\":%.0f}\n"
+		       : "system=held held=%ld answers=%" PRIu64 " answers_per_s=%.0f errors=%" PRIu64
+			 " closed=%" PRIu64 " never_served=%" PRIu64 " late_50ms=%" PRIu64 " late_min_ms=%.1f late_p50_ms=%.1f late_p99_ms=%.1f late_max_ms=%.1f"
+			 " rss_idle_kib=%ld rss_peak_kib=%ld rss_held_kib=%ld open_s=%.2f client_cpu_pct=%.0f\n",
+	       n, held.answers, (double)(held.answers - answers_at_start) / secs, held.errors, held.reconnects, held.never_served, held.late_50ms, min, p50,
+	       p99, max, rss_idle, rss_peak, rss_held, (double)(t_all - t0) / 1e9, cpu_pct);
+	for (long i = 0; i < n; i++)
+		h1_close(&held.conns[i]);
+	free(held.conns);
+	free(held.answered);
+	free(held.late_ns);
 }
 
 int main(int argc, char **argv)
@@ -741,23 +907,52 @@ int main(int argc, char **argv)
 	bench_set_program("loadgen");
 	struct options opt;
 	parse_options(argc, argv, &opt);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		bench_die("curl_global_init failed");
-	struct run r = {.opt = &opt};
+	struct run r = {.opt = &opt, .prefilled = opt.env_id != NULL};
+	/* --url A,B,C: a fleet's nodes. Set-up goes to the first; worker i and its producer
+	 * to the i-th, modulo (so an item may be enqueued on one node and polled on another). */
+	char urls[1024], scratch[96];
+	bench_format(urls, sizeof(urls), "%s", opt.url);
+	for (char *save = NULL, *u = strtok_r(urls, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+		if (r.n_nodes == NODES_MAX)
+			bench_die("--url: at most %d nodes", NODES_MAX);
+		h1_parse_url(u, &r.nodes[r.n_nodes], r.n_nodes ? scratch : r.host_port,
+			     r.n_nodes ? sizeof(scratch) : sizeof(r.host_port));
+		r.n_nodes++;
+	}
+	if (!r.n_nodes)
+		bench_die("--url: no URL");
+	r.addr = r.nodes[0];
+	r.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r.epfd < 0)
+		bench_die("epoll_create1: %s", strerror(errno));
+	if (opt.static_path) {
+		open_workers(&r);
+		run_static(&r);
+		close_workers(&r);
+		return 0;
+	}
 	setup(&r);
+	if (opt.held) {
+		run_held(&r);
+		teardown(&r);
+		return 0;
+	}
+	open_workers(&r);
 	double cpu_start = bench_cpu_seconds();
 	r.p.t_start = bench_now_ns();
-	run_loop(&r);
-	if (r.p.completed <= (uint64_t)opt.warmup)
-		bench_die("only %" PRIu64 " items completed, not more than --warmup %ld", r.p.completed, opt.warmup);
-	double cpu_used = bench_cpu_seconds() - cpu_start;
-	double wall = (double)(bench_now_ns() - r.p.t_start) / 1e9;
-	struct bench_result res;
-	bench_summarize(&r.items, r.p.enqueued, opt.warmup ? r.p.t_warm : r.p.t_start, r.p.t_last_done, &res);
-	res.client_cpu_pct = wall > 0 ? 100.0 * cpu_used / wall : 0;
-	bench_report("environd", opt.workers, &res, r.p.empty_polls, r.connects, opt.json);
+	run_cycles(&r);
+	/* On a pre-filled queue the items handed out were enqueued before the run: their
+	 * records are by delivery, and their wake-up is not this run's. */
+	if (r.prefilled)
+		bench_finish(&r.delivery, r.p.delivered, &r.p, opt.warmup, cpu_start, true, "environd", opt.workers,
+			     r.connects, opt.json);
+	else
+		bench_finish(&r.items, r.p.enqueued, &r.p, opt.warmup, cpu_start, false, "environd", opt.workers,
+			     r.connects, opt.json);
+	close_workers(&r);
 	teardown(&r);
 	bench_items_free(&r.items);
-	curl_global_cleanup();
+	bench_items_free(&r.delivery);
+	close(r.epfd);
 	return 0;
 }
