@@ -44,6 +44,14 @@ void app_wake(struct app *a, const char *key, size_t n)
 	a->store->ops->publish(a->store, key, n);
 }
 
+void app_revocation_heard(struct app *a, unsigned long long heard)
+{
+	if (!a->store->fleet)
+		return;
+	for (int i = 0; i < 1000 && atomic_load(&a->revocations_heard) <= heard; i++)
+		usleep(1000);
+}
+
 /* Another node's wake (key NULL: its notifications may have been lost, look again at
  * everything). */
 static void fleet_wake(void *arg, const char *key, size_t n)
@@ -51,6 +59,7 @@ static void fleet_wake(void *arg, const char *key, size_t n)
 	struct app *a = arg;
 	if (key && strcmp(key, STORE_KEY_CREDENTIALS) == 0) {
 		cred_cache_clear(a->creds);
+		atomic_fetch_add(&a->revocations_heard, 1);
 	} else if (key) {
 		waiters_wake(a->waiters, key, n);
 	} else {

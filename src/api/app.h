@@ -42,6 +42,7 @@ struct app {
 	struct seen *seen;        /* worker ids seen polling, per environment */
 	struct cred_cache *creds; /* environment keys resolved recently */
 	struct poll_hint *hints;  /* environments where a claim just found nothing */
+	atomic_ullong revocations_heard; /* a fleet: revocation notifications this node read */
 	unsigned char cursor_key[CURSOR_KEY_LEN];
 	char public_url[512];
 	struct http_server *http;
@@ -72,5 +73,10 @@ void app_wake(struct app *a, const char *key, size_t n);
 /* A fleet: write the workers this node saw polling since the last time to the store, for
  * every node's stats (the sweeper does it every few seconds; the stats route first). */
 void app_flush_seen(struct app *a);
+/* A revocation's reply waits for this: in a fleet, until this node has read a revocation
+ * notification newer than `heard` (read before the revocation committed), bounded to 1 s.
+ * PostgreSQL sends one notification to every node at the commit, so by then the others
+ * have it too: a client told "revoked" finds the key refused on every node. */
+void app_revocation_heard(struct app *a, unsigned long long heard);
 
 #endif

@@ -89,6 +89,7 @@ enum err env_archive(struct call *c)
 enum err env_delete(struct call *c)
 {
 	struct work_wake wake;
+	unsigned long long heard = atomic_load(&c->app->revocations_heard);
 	enum err rc = c->app->store->ops->env_delete(c->app->store, &c->tenant, c->match.params[0], &wake);
 	if (rc)
 		return not_found(c, rc);
@@ -96,6 +97,7 @@ enum err env_delete(struct call *c)
 	 * of it from the delete's own commit). Polls held on the environment answer now
 	 * (their claim finds the key gone). */
 	cred_cache_clear(c->app->creds);
+	app_revocation_heard(c->app, heard);
 	work_wake_polls(c->app, &wake);
 	struct buf body;
 	buf_init(&body, 4096);

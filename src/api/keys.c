@@ -91,6 +91,7 @@ enum err env_key_revoke(struct call *c)
 	if (rc)
 		return rc;
 	struct work_wake wake;
+	unsigned long long heard = atomic_load(&c->app->revocations_heard);
 	rc = c->app->store->ops->env_key_revoke(c->app->store, &c->tenant, c->match.params[0], c->match.params[1], &wake,
 						&c->eb);
 	if (rc == ERR_NOT_FOUND && !c->eb.message[0])
@@ -101,6 +102,7 @@ enum err env_key_revoke(struct call *c)
 	 * revocation's own commit. Polls held with it answer 401 now (their claim checks the
 	 * key). */
 	cred_cache_clear(c->app->creds);
+	app_revocation_heard(c->app, heard);
 	work_wake_polls(c->app, &wake);
 	struct buf body;
 	buf_init(&body, 4096);
