@@ -869,6 +869,9 @@ test('credentials: each kind reaches only its routes (SPEC §4)', async () => {
   const rv = await server.raw('DELETE', `/v1/environments/${A.envId}/keys/${kid}`, { key });
   assert.equal(rv.status, 200, rv.text);
   await expectStatus(A.worker.beta.environments.work.poll(A.envId), 401, { where: 'revoked env key: ' });
+  // Every route, not only a claim (which checks the key in its own transaction): the
+  // server's cache of environment keys forgets it at the revocation.
+  await expectStatus(A.worker.beta.environments.work.list(A.envId), 401, { where: 'revoked env key, list: ' });
 });
 
 test('stats: depth, pending, oldest_queued_at, workers_polling', async () => {
