@@ -44,6 +44,9 @@ struct pstmt {
 struct pconn {
 	PGconn *pg;
 	int broken;
+	/* The job's BEGIN, not sent yet: it travels with the job's first statement, in one
+	 * round trip (libpq's pipeline mode). NULL once sent, or outside a job. */
+	const char *begin;
 	struct pstmt cache[STMT_CACHE];
 	size_t cached;
 	struct pconn *next_free;
@@ -241,6 +244,47 @@ static const char *primary_message(struct pstmt *s)
 	return m ? m : db_pg_message(s->c->pg);
 }
 
+/* The first statement of a job: its BEGIN and it in one round trip. The statement's
+ * result is returned (owned by the caller); a BEGIN that failed fails the statement. */
+static PGresult *exec_with_begin(struct pconn *c, const char *name, int n, const char *const *vals)
+{
+	const char *begin = c->begin;
+	c->begin = NULL;
+	if (!PQenterPipelineMode(c->pg))
+		return NULL;
+	PGresult *began = NULL, *res = NULL, *r;
+	int sent = PQsendQueryParams(c->pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+		   PQsendQueryPrepared(c->pg, name, n, vals, NULL, NULL, 0) && PQpipelineSync(c->pg);
+	if (sent) {
+		/* Each query's results end with a NULL; the sync's own result closes the pipeline. */
+		for (int query = 0; query < 2; query++) {
+			while ((r = PQgetResult(c->pg))) {
+				if (query == 0 && !began)
+					began = r;
+				else if (query == 1 && !res)
+					res = r;
+				else
+					PQclear(r);
+			}
+		}
+		while ((r = PQgetResult(c->pg))) {
+			ExecStatusType rs = PQresultStatus(r);
+			PQclear(r);
+			if (rs == PGRES_PIPELINE_SYNC)
+				break;
+		}
+	}
+	PQexitPipelineMode(c->pg);
+	if (!sent || PQresultStatus(began) != PGRES_COMMAND_OK) {
+		/* The statement was not run (aborted pipeline): answer with the BEGIN's failure. */
+		PQclear(res);
+		res = began;
+		began = NULL;
+	}
+	PQclear(began);
+	return res;
+}
+
 static int p_step(struct db_stmt *st)
 {
 	struct pstmt *s = PST(st);
@@ -253,7 +297,8 @@ static int p_step(struct db_stmt *st)
 		char name[16];
 		snprintf(name, sizeof(name), "e%d", s->slot);
 		PQclear(s->res);
-		s->res = PQexecPrepared(s->c->pg, name, s->nparams, (const char *const *)s->vals, NULL, NULL, 0);
+		s->res = s->c->begin ? exec_with_begin(s->c, name, s->nparams, (const char *const *)s->vals)
+				     : PQexecPrepared(s->c->pg, name, s->nparams, (const char *const *)s->vals, NULL, NULL, 0);
 		s->executed = 1;
 		s->row = -1;
 		s->nrows = 0;
@@ -496,13 +541,9 @@ static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
 			rc = ERR_UNAVAILABLE;
 			break;
 		}
-		/* A read of several statements sees one snapshot, as it does on SQLite. */
-		if (!exec_simple(c, read ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN")) {
-			rc = map_state(last_state);
-			if (!rc)
-				rc = ERR_UNAVAILABLE;
-			break;
-		}
+		/* A read of several statements sees one snapshot, as it does on SQLite. The BEGIN
+		 * goes out with the job's first statement (exec_with_begin). */
+		c->begin = read ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN";
 		current = c;
 		current_read = read;
 		rc = fn(arg);
@@ -510,6 +551,10 @@ static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
 		current_read = 0;
 		for (size_t i = 0; i < c->cached; i++)
 			p_reset(&c->cache[i].base);
+		if (c->begin) {
+			c->begin = NULL; /* no statement ran: there is no transaction to end */
+			break;
+		}
 		if (rc == ERR_OK) {
 			if (commit(c))
 				break;
