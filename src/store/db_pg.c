@@ -551,6 +551,14 @@ static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
 		current_read = 0;
 		for (size_t i = 0; i < c->cached; i++)
 			p_reset(&c->cache[i].base);
+		/* A job fails as its statement did; one that could not even prepare its
+		 * statement (ERR_INTERNAL) because the database went away is unavailable too. */
+		int gone = c->broken || PQstatus(c->pg) != CONNECTION_OK || strncmp(last_state, "08", 2) == 0 ||
+			   strncmp(last_state, "57P", 3) == 0;
+		if (rc != ERR_OK && gone) {
+			c->broken = 1;
+			rc = ERR_UNAVAILABLE;
+		}
 		if (c->begin) {
 			c->begin = NULL; /* no statement ran: there is no transaction to end */
 			break;
