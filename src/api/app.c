@@ -122,8 +122,11 @@ static void *sweeper(void *arg)
 		int64_t now = clock_mono_us();
 		waiters_expire(a->waiters, now);
 		if (now >= next_sweep) {
-			app_sweep_leases(a);
-			sweep_turns(a);
+			/* In a fleet one node sweeps for all (store.h, sweeps). */
+			if (a->store->ops->sweeps(a->store)) {
+				app_sweep_leases(a);
+				sweep_turns(a);
+			}
 			next_sweep = now + a->sweep_interval_us;
 		}
 		if (a->store->fleet && now >= next_flush) {

@@ -49,6 +49,7 @@ struct pg_bus {
 	size_t queued;
 	atomic_int stopping;
 	atomic_int up;            /* LISTENing now */
+	atomic_int leads;         /* holds the sweeper's lock: this node expires leases */
 	_Atomic uint64_t epoch;   /* moves at every connect and every loss */
 	int ready; /* 1 once the first LISTEN is in place */
 	pthread_cond_t ready_cond;
@@ -76,6 +77,26 @@ static void sync_clock(PGconn *pg)
 	int64_t after = clock_mono_us();
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		clock_lease_follow(strtoll(PQgetvalue(r, 0, 0), NULL, 10), before + (after - before) / 2);
+	PQclear(r);
+}
+
+/* One node of a fleet sweeps expired leases and turns: the one whose bus connection holds
+ * this session lock. When it dies, its connection goes and so does the lock, and another
+ * node's next try (every LEAD_TRY_US) takes over. */
+#define LEAD_LOCK 0x656e7673776565LL /* "envswee" */
+#define LEAD_TRY_US (1000000LL)
+
+static void try_lead(struct pg_bus *b, PGconn *pg)
+{
+	if (atomic_load(&b->leads))
+		return;
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", LEAD_LOCK);
+	PGresult *r = PQexec(pg, sql);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't') {
+		atomic_store(&b->leads, 1);
+		log_event(LOG_INFO, "sweeper_leads", NULL);
+	}
 	PQclear(r);
 }
 
@@ -167,6 +188,7 @@ static void *bus_main(void *arg)
 		atomic_fetch_add(&b->epoch, 1);
 		atomic_store(&b->up, 1);
 		sync_clock(pg);
+		try_lead(b, pg);
 		pthread_mutex_lock(&b->lock);
 		b->ready = 1;
 		pthread_cond_broadcast(&b->ready_cond);
@@ -176,9 +198,10 @@ static void *bus_main(void *arg)
 			b->deliver(b->arg, NULL, 0);
 			lost = 0;
 		}
-		int64_t next_sync = clock_mono_us() + SYNC_US;
+		int64_t next_sync = clock_mono_us() + SYNC_US, next_lead = clock_mono_us() + LEAD_TRY_US;
 		while (!b->stopping) {
-			int64_t wait_ms = (next_sync - clock_mono_us()) / 1000;
+			int64_t due = atomic_load(&b->leads) || next_sync < next_lead ? next_sync : next_lead;
+			int64_t wait_ms = (due - clock_mono_us()) / 1000;
 			struct pollfd fds[2] = {{PQsocket(pg), POLLIN, 0}, {b->pipe_r, POLLIN, 0}};
 			int n = poll(fds, 2, wait_ms > 0 ? (int)wait_ms : 0);
 			if (n < 0 && errno != EINTR)
@@ -199,6 +222,10 @@ static void *bus_main(void *arg)
 					PQfreemem(note);
 				}
 			}
+			if (!atomic_load(&b->leads) && clock_mono_us() >= next_lead) {
+				try_lead(b, pg);
+				next_lead = clock_mono_us() + LEAD_TRY_US;
+			}
 			if (clock_mono_us() >= next_sync) {
 				sync_clock(pg);
 				next_sync = clock_mono_us() + SYNC_US;
@@ -207,6 +234,7 @@ static void *bus_main(void *arg)
 				break;
 		}
 		atomic_store(&b->up, 0);
+		atomic_store(&b->leads, 0); /* the lock went with the connection */
 		atomic_fetch_add(&b->epoch, 1);
 		if (!b->stopping) {
 			log_event(LOG_WARN, "bus_connection_lost", "error", db_pg_message(pg), NULL);
@@ -284,6 +312,8 @@ void pg_bus_publish(struct pg_bus *b, const char *key, size_t n)
 	if (write(b->pipe_w, &one, 1) < 0 && errno != EAGAIN)
 		log_event(LOG_WARN, "bus_signal_failed", "error", strerror(errno), NULL);
 }
+
+int pg_bus_leads(struct pg_bus *b) { return atomic_load(&b->leads); }
 
 int pg_bus_epoch(struct pg_bus *b, uint64_t *epoch)
 {

@@ -28,5 +28,9 @@ void pg_bus_stop(struct pg_bus *b);
 /* 0 and the current epoch while the bus listens (what other nodes publish reaches this
  * node); the epoch moves at every connect and every loss. -1 while it does not listen. */
 int pg_bus_epoch(struct pg_bus *b, uint64_t *epoch);
+/* 1 while this node is the one that sweeps expired leases and turns (it holds the
+ * sweeper's lock on its bus connection; another node takes over within a second of its
+ * connection going away). */
+int pg_bus_leads(struct pg_bus *b);
 
 #endif

@@ -27,6 +27,7 @@ struct sql_store {
 	enum err (*subscribe)(struct sql_store *s, store_wake_fn fn, void *arg);
 	void (*publish)(struct sql_store *s, const char *key, size_t n);
 	int (*wake_epoch)(struct sql_store *s, uint64_t *epoch);
+	int (*sweeps)(struct sql_store *s); /* NULL: always */
 	/* Inside a write job: have every process hear `key` once this job's transaction
 	 * commits (and never if it rolls back). NULL for a single process. */
 	enum err (*notify)(struct sql_store *s, const char *key);

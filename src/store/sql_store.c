@@ -83,6 +83,12 @@ static int sql_wake_epoch(struct store *base, uint64_t *epoch)
 	return 0;
 }
 
+static int sql_sweeps(struct store *base)
+{
+	struct sql_store *s = (struct sql_store *)base;
+	return s->sweeps ? s->sweeps(s) : 1;
+}
+
 enum err sql_notify_credentials(struct sql_store *s) { return s->notify ? s->notify(s, STORE_KEY_CREDENTIALS) : ERR_OK; }
 
 static void sql_publish(struct store *base, const char *key, size_t n)
@@ -350,6 +356,7 @@ static const struct store_ops sql_ops = {
 	.workers_seen = sql_workers_seen,
 	.workers_polling = sql_workers_polling,
 	.wake_epoch = sql_wake_epoch,
+	.sweeps = sql_sweeps,
 	.api_key_count = sql_api_key_count,
 	.api_key_create = sql_api_key_create,
 	.api_key_list = sql_api_key_list,

@@ -295,6 +295,9 @@ struct store_ops {
 	 * may be missed now. What a process caches on the strength of those wakes (held-poll
 	 * hints, credentials) is valid only within one epoch. */
 	int (*wake_epoch)(struct store *s, uint64_t *epoch);
+	/* Should this process run the lease and turn sweeps now? Always for a single process;
+	 * in a fleet, one node at a time (another takes over within a second when it dies). */
+	int (*sweeps)(struct store *s);
 
 	/* API keys (operator side). */
 	enum err (*api_key_count)(struct store *s, int64_t *count);

@@ -64,6 +64,7 @@ static enum err f_workers_polling(struct store *s, const char *env_id, int64_t s
 	*count = 0;
 	return trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->workers_polling(INNER(s), env_id, since, count);
 }
+static int f_sweeps(struct store *s) { return INNER(s)->ops->sweeps(INNER(s)); }
 static void f_publish(struct store *s, const char *key, size_t n) { INNER(s)->ops->publish(INNER(s), key, n); }
 static void f_cursor_key(struct store *s, unsigned char out[CURSOR_KEY_LEN]) { INNER(s)->ops->cursor_key(INNER(s), out); }
 static enum err f_api_key_count(struct store *s, int64_t *n) { return FORWARD_OUT(s, n, api_key_count, n); }
@@ -294,6 +295,7 @@ static const struct store_ops fault_ops = {
 	.workers_seen = f_workers_seen,
 	.workers_polling = f_workers_polling,
 	.wake_epoch = f_wake_epoch,
+	.sweeps = f_sweeps,
 	.api_key_count = f_api_key_count,
 	.api_key_create = f_api_key_create,
 	.api_key_list = f_api_key_list,

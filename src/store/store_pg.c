@@ -192,6 +192,14 @@ static int wake_epoch(struct sql_store *s, uint64_t *epoch)
 	return pg_bus_epoch(b->bus, epoch);
 }
 
+/* One node sweeps at a time: the one whose bus holds the sweeper's lock. A node without a
+ * bus (environd key, tests of the store) sweeps when asked. */
+static int sweeps(struct sql_store *s)
+{
+	struct pg_backend *b = s->backend;
+	return b->bus ? pg_bus_leads(b->bus) : 1;
+}
+
 /* Transactional: PostgreSQL delivers it at the commit, to every listening node. The
  * sender's id "-" is nobody's, so this node hears it too. */
 static enum err notify(struct sql_store *s, const char *key)
@@ -238,6 +246,7 @@ enum err store_pg_open(const char *url, size_t pool, struct store **out, struct 
 	s->subscribe = subscribe;
 	s->publish = publish;
 	s->wake_epoch = wake_epoch;
+	s->sweeps = sweeps;
 	s->notify = notify;
 	s->backend_close = backend_close;
 	if ((rc = sql_store_init(s, eb))) {

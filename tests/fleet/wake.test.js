@@ -43,13 +43,13 @@ test('a poll held on one node answers at once with an item enqueued on another (
   }
 });
 
-// The bus's connections (of one node, or of all): the LISTEN, the NOTIFYs and the clock
-// reads are theirs alone.
+// The bus's connections (of one node, or of all): the LISTEN, the NOTIFYs, the clock
+// reads and the sweeper lock's tries are theirs alone.
 function busPids(node) {
   const out = fx.cluster.psql(
     `SELECT pid FROM pg_stat_activity WHERE datname = '${fx.db.name}' AND pid <> pg_backend_pid()` +
       (node ? ` AND application_name = '${node.appName}'` : '') +
-      ` AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify(%' OR query LIKE '%clock_timestamp()%')`,
+      ` AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify(%' OR query LIKE '%clock_timestamp()%' OR query LIKE '%pg_try_advisory_lock(%')`,
   );
   return out ? out.split('\n').map(Number).sort() : [];
 }
@@ -66,7 +66,7 @@ test("a poll held through its node's lost notification connection is answered wh
   const dPids = () => {
     const out = fx.cluster.psql(
       `SELECT pid FROM pg_stat_activity WHERE datname = '${fx.db.name}' AND usename = '${role}'` +
-        ` AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify(%' OR query LIKE '%clock_timestamp()%')`,
+        ` AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify(%' OR query LIKE '%clock_timestamp()%' OR query LIKE '%pg_try_advisory_lock(%')`,
     );
     return out ? out.split('\n').map(Number) : [];
   };
