@@ -313,6 +313,8 @@ void pg_bus_publish(struct pg_bus *b, const char *key, size_t n)
 		log_event(LOG_WARN, "bus_signal_failed", "error", strerror(errno), NULL);
 }
 
+const char *pg_bus_node(struct pg_bus *b) { return b->node; }
+
 int pg_bus_leads(struct pg_bus *b) { return atomic_load(&b->leads); }
 
 int pg_bus_epoch(struct pg_bus *b, uint64_t *epoch)

@@ -32,5 +32,7 @@ int pg_bus_epoch(struct pg_bus *b, uint64_t *epoch);
  * sweeper's lock on its bus connection; another node takes over within a second of its
  * connection going away). */
 int pg_bus_leads(struct pg_bus *b);
+/* This node's id, which heads what it publishes (its bus skips its own notifications). */
+const char *pg_bus_node(struct pg_bus *b);
 
 #endif

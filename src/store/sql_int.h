@@ -28,9 +28,10 @@ struct sql_store {
 	void (*publish)(struct sql_store *s, const char *key, size_t n);
 	int (*wake_epoch)(struct sql_store *s, uint64_t *epoch);
 	int (*sweeps)(struct sql_store *s); /* NULL: always */
-	/* Inside a write job: have every process hear `key` once this job's transaction
-	 * commits (and never if it rolls back). NULL for a single process. */
-	enum err (*notify)(struct sql_store *s, const char *key);
+	/* Inside a write job: have the other processes (and this one too, with `everyone`)
+	 * hear `key` (n as waiters_wake's) once this job's transaction commits, and never if
+	 * it rolls back. NULL for a single process. */
+	enum err (*notify)(struct sql_store *s, const char *key, size_t n, int everyone);
 	/* The backend's own close (before the driver's). */
 	void (*backend_close)(struct sql_store *s);
 	void *backend;

@@ -89,7 +89,10 @@ static int sql_sweeps(struct store *base)
 	return s->sweeps ? s->sweeps(s) : 1;
 }
 
-enum err sql_notify_credentials(struct sql_store *s) { return s->notify ? s->notify(s, STORE_KEY_CREDENTIALS) : ERR_OK; }
+enum err sql_notify_credentials(struct sql_store *s)
+{
+	return s->notify ? s->notify(s, STORE_KEY_CREDENTIALS, 0, 1) : ERR_OK;
+}
 
 static void sql_publish(struct store *base, const char *key, size_t n)
 {

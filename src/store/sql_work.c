@@ -300,7 +300,13 @@ static enum err enqueue_verb_job(struct sql_store *s, void *arg)
 	struct work_ctx *c = arg;
 	work_item_clear(c->out); /* a retried job starts afresh */
 	enum err rc = sql_env_require(s, c->t, c->env_id, ENV_FOR_ENQUEUE, ENV_LOCK_SHARE, c->eb);
-	return rc ? rc : enqueue_job(s, c);
+	if (!rc)
+		rc = enqueue_job(s, c);
+	/* A fleet's other nodes hear of the new item from the commit itself: their held polls
+	 * wake without waiting for this node to publish after the reply. */
+	if (!rc && c->created && s->notify)
+		rc = s->notify(s, c->env_id, 1, 0);
+	return rc;
 }
 
 enum err sql_work_enqueue(struct store *base, const struct tenant *t, const char *env_id, const char *data_type,
@@ -313,8 +319,10 @@ enum err sql_work_enqueue(struct store *base, const struct tenant *t, const char
 			     .now = now, .out = out, .eb = eb};
 	enum err rc = sql_run((struct sql_store *)base, enqueue_verb_job, &c);
 	*created = rc ? 0 : c.created;
-	if (*created)
+	if (*created) {
 		wake_one(wake, env_id);
+		wake->published = ((struct sql_store *)base)->notify != NULL;
+	}
 	return finish_work(out, rc);
 }
 

@@ -142,6 +142,7 @@ struct work_wake {
 	char environment_id[ID_MAX];
 	size_t claimable;
 	int recheck;
+	int published; /* the other processes of a fleet heard it from the commit itself */
 };
 
 /* Heartbeat result for the reply (and for the 412's current_state). */

@@ -200,12 +200,13 @@ static int sweeps(struct sql_store *s)
 	return b->bus ? pg_bus_leads(b->bus) : 1;
 }
 
-/* Transactional: PostgreSQL delivers it at the commit, to every listening node. The
- * sender's id "-" is nobody's, so this node hears it too. */
-static enum err notify(struct sql_store *s, const char *key)
+/* Transactional: PostgreSQL delivers it at the commit, to every listening node. This
+ * node's bus skips what carries its own id; the id "-" is nobody's, so it hears that too. */
+static enum err notify(struct sql_store *s, const char *key, size_t n, int everyone)
 {
-	char payload[160];
-	snprintf(payload, sizeof(payload), "-\n0 %s\n", key);
+	struct pg_backend *b = s->backend;
+	char payload[192];
+	snprintf(payload, sizeof(payload), "%s\n%zu %s\n", everyone || !b->bus ? "-" : pg_bus_node(b->bus), n, key);
 	struct db_stmt *st = sql_stmt(s, "SELECT pg_notify('environd', ?)");
 	if (!st)
 		return ERR_INTERNAL;
