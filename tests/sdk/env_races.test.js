@@ -33,7 +33,7 @@ const delayed = () => server.stderr.split('\n').filter((l) => l.includes('test_v
 // `answered()` telling whether it has been answered since.
 async function held(request) {
   const seen = delayed();
-  server.setFaults('sync wal delay=2500 count=1');
+  server.setFaults('sync wal delay=6000 count=1'); // long enough for a loaded machine to send the overlapping request
   let done = false;
   const promise = request().finally(() => (done = true));
   await waitFor(() => delayed() > seen, { timeoutMs: 10000, what: 'the held commit' });
