@@ -148,7 +148,7 @@ enum err agent_turns_poll(struct call *c)
 	}
 	if (http_peer_closed(c->req)) {
 		poll_end(c);
-		waiters_wake(c->app->waiters, c->waiter.env_id, 0);
+		app_wake_here(c->app, c->waiter.env_id, 0);
 		reply_null(c);
 		return ERR_OK;
 	}
@@ -164,6 +164,7 @@ enum err agent_turns_poll(struct call *c)
 						    c->app->agent_turn_lease_us, &t);
 		if (rc == ERR_OK) {
 			poll_end(c);
+			app_lease_due(c->app, t.lease_expires_at);
 			struct buf body;
 			buf_init(&body, REPLY_MAX);
 			struct jsonw jw;
@@ -227,6 +228,7 @@ enum err agent_turns_heartbeat(struct call *c)
 						 c->app->agent_turn_lease_us, &expires);
 	if (rc)
 		return turn_lost(c, rc);
+	app_lease_due(c->app, expires);
 	struct buf body;
 	buf_init(&body, 256);
 	struct jsonw jw;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/after_commit.h"
 #include "api/cred_cache.h"
 #include "api/dispatch.h"
 #include "api/poll_hint.h"
@@ -40,8 +41,60 @@ void app_sweep_leases(struct app *a)
 
 void app_wake(struct app *a, const char *key, size_t n)
 {
+	if (after_commit_record(AFTER_WAKE, key, n, 0))
+		return;
 	waiters_wake(a->waiters, key, n);
 	a->store->ops->publish(a->store, key, n);
+}
+
+void app_wake_here(struct app *a, const char *key, size_t n)
+{
+	if (!after_commit_record(AFTER_WAKE_HERE, key, n, 0))
+		waiters_wake(a->waiters, key, n);
+}
+
+void app_wake_every(struct app *a)
+{
+	if (!after_commit_record(AFTER_WAKE_EVERY, NULL, 0, 0))
+		waiters_wake_every(a->waiters);
+}
+
+void app_forget_credentials(struct app *a)
+{
+	if (!after_commit_record(AFTER_FORGET_CREDENTIALS, NULL, 0, 0))
+		cred_cache_clear(a->creds);
+}
+
+void app_after_commit(struct app *a, struct after_commit *ac, int committed)
+{
+	if (!committed || ac->overflow) {
+		/* Nothing of it was kept, or not all of its effects were: what this node cached
+		 * (credentials, hints) may be wrong, and its waiters look again. */
+		cred_cache_clear(a->creds);
+		waiters_wake_every(a->waiters);
+		app_sweep_soon(a);
+		return;
+	}
+	for (size_t i = 0; i < ac->n; i++) {
+		const struct after_commit_effect *e = &ac->list[i];
+		switch (e->kind) {
+		case AFTER_WAKE:
+			app_wake(a, e->key, e->n);
+			break;
+		case AFTER_WAKE_HERE:
+			waiters_wake(a->waiters, e->key, e->n);
+			break;
+		case AFTER_WAKE_EVERY:
+			waiters_wake_every(a->waiters);
+			break;
+		case AFTER_FORGET_CREDENTIALS:
+			cred_cache_clear(a->creds);
+			break;
+		case AFTER_LEASE_DUE:
+			app_lease_due(a, e->at);
+			break;
+		}
+	}
 }
 
 void app_revocation_heard(struct app *a, unsigned long long heard)
@@ -114,20 +167,64 @@ void app_flush_seen(struct app *a)
 	free(out);
 }
 
+/* The sweeper's next pass, in lease time: when the earliest lease or turn known to the
+ * store runs out (a single process sees every grant: app_lease_due() brings it forward),
+ * at most SWEEP_IDLE_US away; in a fleet, every sweep interval (leases are granted on
+ * other nodes too). The due time is taken out before the store is read, and what a grant
+ * put back meanwhile is kept: a grant committed before the read is in it, one after
+ * comes through app_lease_due(). */
+#define SWEEP_IDLE_US (10 * 1000000LL)
+
+static void plan_sweep(struct app *a)
+{
+	int64_t now = clock_lease_us();
+	int64_t at = now + (a->store->fleet ? a->sweep_interval_us : SWEEP_IDLE_US);
+	atomic_store(&a->sweep_at, INT64_MAX);
+	if (!a->store->fleet) {
+		int64_t lease = 0, turn = 0;
+		if (a->store->ops->next_lease_expiry(a->store, &lease) || a->store->ops->next_turn_expiry(a->store, &turn))
+			at = now + a->sweep_interval_us; /* the store is away: try again soon */
+		if (lease > 0 && lease < at)
+			at = lease;
+		if (turn > 0 && turn < at)
+			at = turn;
+	}
+	app_lease_due(a, at);
+}
+
+void app_lease_due(struct app *a, int64_t at)
+{
+	if (at <= 0 || after_commit_record(AFTER_LEASE_DUE, NULL, 0, at))
+		return;
+	int64_t cur = atomic_load(&a->sweep_at);
+	while (at < cur) {
+		if (atomic_compare_exchange_weak(&a->sweep_at, &cur, at)) {
+			waiters_interrupt(a->waiters); /* the sweeper sleeps longer than this */
+			return;
+		}
+	}
+}
+
+void app_sweep_soon(struct app *a)
+{
+	atomic_store(&a->sweep_at, 0);
+	waiters_interrupt(a->waiters);
+}
+
 static void *sweeper(void *arg)
 {
 	struct app *a = arg;
-	int64_t next_sweep = 0, next_collect = clock_mono_us() + 60 * 1000000LL, next_flush = 0;
+	int64_t next_collect = clock_mono_us() + 60 * 1000000LL, next_flush = 0;
 	while (!atomic_load(&a->stopping)) {
 		int64_t now = clock_mono_us();
 		waiters_expire(a->waiters, now);
-		if (now >= next_sweep) {
+		if (clock_lease_us() >= atomic_load(&a->sweep_at)) {
 			/* In a fleet one node sweeps for all (store.h, sweeps). */
 			if (a->store->ops->sweeps(a->store)) {
 				app_sweep_leases(a);
 				sweep_turns(a);
 			}
-			next_sweep = now + a->sweep_interval_us;
+			plan_sweep(a);
 		}
 		if (a->store->fleet && now >= next_flush) {
 			app_flush_seen(a);
@@ -137,7 +234,15 @@ static void *sweeper(void *arg)
 			waiters_collect(a->waiters, now);
 			next_collect = now + 60 * 1000000LL;
 		}
-		waiters_sleep(a->waiters, next_sweep);
+		/* Lease time runs at the monotonic clock's pace (a test clock moving it interrupts
+		 * this sleep). */
+		int64_t in_us = atomic_load(&a->sweep_at) - clock_lease_us();
+		int64_t until = now + (in_us < 0 ? 0 : in_us > SWEEP_IDLE_US ? SWEEP_IDLE_US : in_us);
+		if (a->store->fleet && next_flush < until)
+			until = next_flush;
+		if (next_collect < until)
+			until = next_collect;
+		waiters_sleep(a->waiters, until);
 	}
 	return NULL;
 }
@@ -198,6 +303,17 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	return 0;
 }
 
+/* Wait until nothing this app handed to the store's writer is left. It always ends: the
+ * writer runs every job queued before the store closes. */
+static void app_deferred_drain(struct app *a)
+{
+	for (int i = 1; atomic_load(&a->deferred) > 0; i++) {
+		if (i % 5000 == 0)
+			log_event(LOG_WARN, "stop_waiting_for_store", "reason", "requests still wait for their commit", NULL);
+		usleep(1000);
+	}
+}
+
 void app_stop(struct app *a)
 {
 	/* Stop taking connections, answer every held poll, then stop the threads. */
@@ -206,10 +322,15 @@ void app_stop(struct app *a)
 	waiters_interrupt(a->waiters);
 	pthread_join(a->sweeper, NULL);
 	waiters_wake_all(a->waiters);
+	/* Requests on the store's writer end before their connections may close; from now on
+	 * none is handed to it (dispatch.c runs them in place). */
+	app_deferred_drain(a);
 	/* Let the resumed polls send their null before the connections close (bounded). */
 	for (int i = 0; i < 2000 && atomic_load(&a->polls_active) > 0; i++)
 		usleep(1000);
+	app_deferred_drain(a);
 	http_server_stop(a->http);
+	app_deferred_drain(a); /* undeliveries of the connections that closed */
 	a->store->ops->subscribe(a->store, NULL, NULL); /* no more deliveries into the waiters */
 	waiters_free(a->waiters);
 	seen_free(a->seen);

@@ -50,7 +50,9 @@ struct app {
 	pthread_t sweeper;
 	atomic_int stopping;
 	atomic_int polls_active; /* poll requests started and not yet ended (held ones included) */
+	atomic_int deferred;     /* requests and undeliveries handed to the store's writer, not done */
 	int64_t sweep_interval_us;
+	_Atomic int64_t sweep_at; /* lease time of the sweeper's next pass (app.c) */
 	int test_clock;          /* the test clock route is served (tests only) */
 	struct app_metrics metrics;
 	int64_t agent_turn_lease_us;
@@ -68,8 +70,25 @@ void app_stop(struct app *a);
  * clock calls it at once after moving time. */
 void app_sweep_leases(struct app *a);
 /* Resume the held polls or streams waiting under key (n as waiters_wake's) on this node and,
- * in a fleet, on every other node. After the commit that made them worth waking. */
+ * in a fleet, on every other node. After the commit that made them worth waking: a
+ * handler run inside a commit group (dispatch.c) has it recorded and done after the
+ * group's commit (after_commit.h), as have the three below. */
 void app_wake(struct app *a, const char *key, size_t n);
+/* The same on this node only (the others heard it from the commit itself). */
+void app_wake_here(struct app *a, const char *key, size_t n);
+/* Every held poll and stream of this node looks again at what it waits for. */
+void app_wake_every(struct app *a);
+/* This node forgets every credential it cached (a revocation, a deleted environment). */
+void app_forget_credentials(struct app *a);
+/* A lease or agent turn granted or renewed runs out at `at` (lease time): the sweeper
+ * passes then, not later (after the commit, as app_wake). */
+void app_lease_due(struct app *a, int64_t at);
+/* The sweeper passes at once (the test clock moved, a group was lost). */
+void app_sweep_soon(struct app *a);
+struct after_commit;
+/* Replay what a request recorded while its group was not committed; when the group did
+ * not commit (`committed` 0), forget every cached credential and wake every waiter instead. */
+void app_after_commit(struct app *a, struct after_commit *ac, int committed);
 /* A fleet: write the workers this node saw polling since the last time to the store, for
  * every node's stats (the sweeper does it every few seconds; the stats route first). */
 void app_flush_seen(struct app *a);

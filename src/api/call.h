@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "api/after_commit.h"
 #include "api/app.h"
 #include "common/err.h"
 #include "common/jsonw.h"
@@ -49,6 +50,9 @@ struct call {
 	char delivered_work_id[ID_MAX];
 	char delivered_token_hash[SECRET_HASH_HEX + 1];
 	int test_fault;         /* a test-mode fault under way (test_mode.c) */
+	/* Run on the store's writer (dispatch.c): what runs there, and what waits for its commit. */
+	void (*deferred_step)(struct call *c);
+	struct after_commit effects;
 };
 
 typedef enum err (*api_handler)(struct call *c);

@@ -85,6 +85,19 @@ static const struct api_route routes[] = {
  * so HEAD on these is refused with 405 instead of running the GET without its body. */
 static const char *const changes_state[] = {"/v1/environments/*/work/poll"};
 
+/* GET routes that write (they claim), besides every POST and DELETE. */
+static const char *const writes_on_get[] = {"/v1/environments/*/work/poll", "/v1/environd/agent/turns/poll"};
+
+static int route_writes(const struct api_route *route)
+{
+	if (strcmp(route->route.method, "GET") != 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(writes_on_get) / sizeof(writes_on_get[0]); i++)
+		if (strcmp(route->route.pattern, writes_on_get[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int head_refused(const struct api_route *route)
 {
 	for (size_t i = 0; i < sizeof(changes_state) / sizeof(changes_state[0]); i++)
@@ -108,6 +121,7 @@ static void call_free(void *p)
 {
 	struct call *c = p;
 	json_decref(c->body);
+	after_commit_clear(&c->effects);
 	free(c);
 }
 
@@ -199,17 +213,75 @@ static void run_route(struct call *c)
 	finish(c, rc);
 }
 
+/* A held poll (work or agent turn) was resumed: its handler tries again. */
+static void retry_poll(struct call *c) { finish(c, c->route->handler(c)); }
+
+/* --- writes run on the store's writer ------------------------------------------------
+ *
+ * With a store that has a writer of its own (SQLite), a request that writes does not hold
+ * an HTTP thread while its write is made durable: its connection is suspended, and the
+ * writer runs the whole request (credentials, handler, reply) inside its next commit
+ * group, where the store verbs join the group's transaction. The reply is kept until the
+ * group is on disk, and so are the wake-ups it caused (after_commit.h); then the
+ * connection is resumed and sends it. A group that does not commit answers every request
+ * in it with 503. */
+
+static enum err deferred_run(void *arg)
+{
+	struct call *c = arg;
+	after_commit_record_into(&c->effects);
+	c->deferred_step(c);
+	after_commit_record_into(NULL);
+	return ERR_OK;
+}
+
+static void deferred_done(void *arg, enum err rc)
+{
+	struct call *c = arg;
+	struct app *a = c->app;
+	app_after_commit(a, &c->effects, rc == ERR_OK);
+	after_commit_clear(&c->effects);
+	if (rc != ERR_OK)
+		c->delivered_work_id[0] = '\0'; /* that claim was not kept */
+	http_defer_end(c->req, rc != ERR_OK); /* c may be gone from here on */
+	atomic_fetch_sub(&a->deferred, 1);
+}
+
+/* Run step(c) here, or on the store's writer when the route writes. */
+static void run_step(struct call *c, void (*step)(struct call *c))
+{
+	struct app *a = c->app;
+	if (!a->store->defers || !route_writes(c->route)) {
+		step(c);
+		return;
+	}
+	/* Counted before stopping is read: app_stop() sees the count, or this sees stopping
+	 * and runs the request in place. */
+	atomic_fetch_add(&a->deferred, 1);
+	if (atomic_load(&a->stopping)) {
+		atomic_fetch_sub(&a->deferred, 1);
+		step(c);
+		return;
+	}
+	c->deferred_step = step;
+	http_defer(c->req);
+	if (a->store->ops->defer(a->store, deferred_run, c, deferred_done) != 0) {
+		reply_error(c->req, ERR_UNAVAILABLE, "the store is not taking writes now, retry", NULL, NULL);
+		http_defer_end(c->req, 0);
+		atomic_fetch_sub(&a->deferred, 1);
+	}
+}
+
 void app_dispatch(void *arg, struct http_request *r)
 {
 	struct app *a = arg;
 	struct call *c = r->ctx;
 	if (c && c->polling) {
-		/* A held poll (work or agent turn) was resumed: its handler tries again. */
-		finish(c, c->route->handler(c));
+		run_step(c, retry_poll);
 		return;
 	}
 	if (c && test_mode_resumed(c)) {
-		run_route(c); /* a delay injected by test mode is over */
+		run_step(c, run_route); /* a delay injected by test mode is over */
 		return;
 	}
 	atomic_fetch_add(&a->metrics.requests, 1);
@@ -249,7 +321,54 @@ void app_dispatch(void *arg, struct http_request *r)
 	}
 	if (test_mode_intercept(c))
 		return;
-	run_route(c);
+	run_step(c, run_route);
+}
+
+/* The poller never got its item: give it back at once, and tell another poller. */
+struct undelivery {
+	struct app *app;
+	char work_id[ID_MAX];
+	char token_hash[SECRET_HASH_HEX + 1];
+	struct work_wake wake;
+	enum err rc;
+};
+
+static enum err undeliver_run(void *arg)
+{
+	struct undelivery *u = arg;
+	struct store *s = u->app->store;
+	u->rc = s->ops->work_undeliver(s, u->work_id, u->token_hash, clock_lease_us(), &u->wake);
+	return u->rc;
+}
+
+static void undeliver_done(void *arg, enum err rc)
+{
+	struct undelivery *u = arg;
+	struct app *a = u->app;
+	if (rc == ERR_OK) {
+		atomic_fetch_add(&a->metrics.work_undelivered, 1);
+		log_event(LOG_INFO, "work_undelivered", "work_id", u->work_id, NULL);
+		work_wake_polls(a, &u->wake);
+	}
+	free(u);
+	atomic_fetch_sub(&a->deferred, 1);
+}
+
+static void undeliver(struct app *a, struct call *c)
+{
+	struct undelivery *u = calloc(1, sizeof(*u));
+	if (!u) {
+		log_event(LOG_ERROR, "work_undeliver_failed", "work_id", c->delivered_work_id, "reason", "out of memory", NULL);
+		return;
+	}
+	u->app = a;
+	memcpy(u->work_id, c->delivered_work_id, sizeof(u->work_id));
+	memcpy(u->token_hash, c->delivered_token_hash, sizeof(u->token_hash));
+	atomic_fetch_add(&a->deferred, 1);
+	/* Not on an HTTP thread's time while the store is writing, unless it is stopping. */
+	if (!a->store->defers || atomic_load(&a->stopping) ||
+	    a->store->ops->defer(a->store, undeliver_run, u, undeliver_done) != 0)
+		undeliver_done(u, undeliver_run(u));
 }
 
 void app_done(void *arg, struct http_request *r, int reached_client)
@@ -264,16 +383,8 @@ void app_done(void *arg, struct http_request *r, int reached_client)
 		atomic_fetch_add(&a->metrics.responses_2xx, 1);
 	if (c && c->poll_counted)
 		atomic_fetch_sub(&a->polls_active, 1);
-	if (c && c->delivered_work_id[0] && !reached_client) {
-		/* The poller never got its item: give it back at once, and tell another poller. */
-		struct work_wake wake;
-		if (a->store->ops->work_undeliver(a->store, c->delivered_work_id, c->delivered_token_hash, clock_lease_us(),
-						  &wake) == ERR_OK) {
-			atomic_fetch_add(&a->metrics.work_undelivered, 1);
-			log_event(LOG_INFO, "work_undelivered", "work_id", c->delivered_work_id, NULL);
-			work_wake_polls(a, &wake);
-		}
-	}
+	if (c && c->delivered_work_id[0] && !reached_client)
+		undeliver(a, c);
 	if (log_enabled(LOG_DEBUG)) {
 		char status[8], micros[24];
 		snprintf(status, sizeof(status), "%d", r->status);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/cred_cache.h"
 #include "api/encode.h"
 #include "api/work_wake.h"
 #include "common/clock.h"
@@ -96,7 +95,7 @@ enum err env_delete(struct call *c)
 	/* Its keys are gone: no request of this node uses them from now on (other nodes hear
 	 * of it from the delete's own commit). Polls held on the environment answer now
 	 * (their claim finds the key gone). */
-	cred_cache_clear(c->app->creds);
+	app_forget_credentials(c->app);
 	app_revocation_heard(c->app, heard);
 	work_wake_polls(c->app, &wake);
 	struct buf body;

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "api/auth.h"
-#include "api/cred_cache.h"
 #include "api/encode.h"
 #include "api/work_wake.h"
 #include "common/clock.h"
@@ -101,7 +100,7 @@ enum err env_key_revoke(struct call *c)
 	/* No request of this node uses it from now on; other nodes hear of it from the
 	 * revocation's own commit. Polls held with it answer 401 now (their claim checks the
 	 * key). */
-	cred_cache_clear(c->app->creds);
+	app_forget_credentials(c->app);
 	app_revocation_heard(c->app, heard);
 	work_wake_polls(c->app, &wake);
 	struct buf body;

@@ -55,7 +55,7 @@ enum err test_clock_move(struct call *c)
 	 * polls whose deadline passed are resumed, and the sweeper recomputes its sleep. */
 	app_sweep_leases(c->app);
 	waiters_expire(c->app->waiters, clock_mono_us());
-	waiters_interrupt(c->app->waiters);
+	app_sweep_soon(c->app);
 
 	int64_t adv_us, step_us;
 	clock_test_offsets(&adv_us, &step_us);

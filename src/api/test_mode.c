@@ -168,7 +168,7 @@ enum err test_reset(struct call *c)
 		return errf(&c->eb, rc, "reset: the store could not delete the data; nothing was deleted");
 	/* Held polls and streams look again at what they wait for: a work poll of a deleted
 	 * environment answers 404, a stream of a deleted session ends. */
-	waiters_wake_every(c->app->waiters);
+	app_wake_every(c->app);
 	log_event(LOG_WARN, "test_reset", NULL);
 	struct buf body;
 	buf_init(&body, 1024);

@@ -216,7 +216,7 @@ enum err work_poll(struct call *c)
 		/* The poller left while held: claiming now would deliver to nobody. It may have
 		 * been woken for an item, so pass the wake on to the next waiter. */
 		poll_end(c);
-		waiters_wake(c->app->waiters, c->waiter.env_id, 1);
+		app_wake_here(c->app, c->waiter.env_id, 1);
 		reply_null(c);
 		return ERR_OK;
 	}
@@ -299,6 +299,8 @@ static enum err item_event(struct call *c, enum work_event ev, const struct work
 	rc = c->app->store->ops->work_event(c->app->store, &c->tenant, c->match.params[0], c->match.params[1], ev, in,
 					     session_hash, clock_lease_us(), w, &res, &c->eb);
 	work_wake_polls(c->app, &res.wake);
+	if (rc == ERR_OK)
+		app_lease_due(c->app, w->lease.lease_expires_at); /* an ack or heartbeat (re)granted it */
 	if (res_out)
 		*res_out = res;
 	if (rc == ERR_UNAUTHENTICATED)

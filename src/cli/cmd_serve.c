@@ -38,8 +38,9 @@ static const struct cfg_option options[OPT__COUNT] = {
 	[OPT_LOG_LEVEL] = {"--log-level", "ENVIROND_LOG_LEVEL", CFG_STRING, "info", 0, 0, "LEVEL",
 			   "error, warn, info or debug"},
 	[OPT_LOG_FORMAT] = {"--log-format", "ENVIROND_LOG_FORMAT", CFG_STRING, "text", 0, 0, "FORMAT", "text or json"},
-	[OPT_THREADS] = {"--threads", "ENVIROND_THREADS", CFG_INT, "32", 1, 256, "N",
-			 "HTTP worker threads (a thread waits while its write is made durable)"},
+	[OPT_THREADS] = {"--threads", "ENVIROND_THREADS", CFG_INT, "0", 0, 256, "N",
+			 "HTTP worker threads; 0 = one per CPU (SQLite: writes wait on the store's writer, not on a "
+			 "thread), 32 with PostgreSQL (a thread waits for its transaction)"},
 	[OPT_MAX_CONNECTIONS] = {"--max-connections", "ENVIROND_MAX_CONNECTIONS", CFG_INT, "10000", 16, 1000000, "N",
 				 "open connections at most (lowered to fit ulimit -n, with a reserve)"},
 	[OPT_MAX_PER_IP] = {"--max-connections-per-ip", "ENVIROND_MAX_CONNECTIONS_PER_IP", CFG_INT, "0", 0, 1000000, "N",
@@ -146,7 +147,12 @@ int cmd_serve(int argc, char **argv)
 		return 2;
 	}
 	raise_fd_limit();
-	struct http_config probe = {.threads = (unsigned)v.num[OPT_THREADS],
+	unsigned threads = (unsigned)v.num[OPT_THREADS];
+	if (threads == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = store_is_postgres(v.str[OPT_DB]) ? 32 : cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus;
+	}
+	struct http_config probe = {.threads = threads,
 				    .connection_limit = (unsigned)v.num[OPT_MAX_CONNECTIONS]};
 	struct http_limits lim;
 	if (http_limits_for(&probe, &lim, why, sizeof(why))) {
@@ -204,7 +210,7 @@ int cmd_serve(int argc, char **argv)
 
 	struct app_config cfg = {
 		.http = {.listen = v.str[OPT_LISTEN],
-			 .threads = (unsigned)v.num[OPT_THREADS],
+			 .threads = threads,
 			 .connection_limit = (unsigned)v.num[OPT_MAX_CONNECTIONS],
 			 .per_ip_limit = (unsigned)v.num[OPT_MAX_PER_IP],
 			 .connection_timeout_s = (unsigned)v.num[OPT_TIMEOUT],

@@ -41,11 +41,7 @@ static void queue(struct http_request *r, int status, const char *content_type, 
 	/* libmicrohttpd closes the connection after a reply that says so. */
 	if (r->close_after)
 		MHD_add_response_header(resp, "Connection", "close");
-	r->status = status;
-	r->replied = 1;
-	if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
-		log_event(LOG_WARN, "reply_not_queued", "request_id", r->request_id, NULL);
-	MHD_destroy_response(resp);
+	http_queue_reply(r, status, resp);
 }
 
 void reply_json(struct http_request *r, int status, struct buf *body)

@@ -94,6 +94,8 @@ static void large_request_ended(struct http_server *s)
 		malloc_trim(0);
 }
 
+static enum MHD_Result send_pending(struct http_request *r);
+
 /* ---- the request head ---- */
 
 struct header_list {
@@ -189,6 +191,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void request_free(struct http_server *s, struct http_request *r)
 {
 	body_release(s, r);
+	if (r->pending)
+		MHD_destroy_response(r->pending);
 	free((char *)r->path);
 	free(r);
 }
@@ -238,6 +242,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		return MHD_YES;
 	}
+	if (r->pending) {
+		body_release(s, r);
+		return send_pending(r);
+	}
 	if (r->replied)
 		return MHD_YES;
 	if (r->body.failed == 1)
@@ -252,6 +260,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	s->dispatch(s->app, r);
+	if (r->deferred) {
+		/* Another thread runs it now, body and all; it is sent when resumed. */
+		r->deferred = 0;
+		return MHD_YES;
+	}
 	/* The body has been decoded (or is not needed by a resumed poll): do not hold it. */
 	body_release(s, r);
 	/* libmicrohttpd closes a connection whose handler says no, dropping any queued reply. */
@@ -296,6 +309,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 void http_suspend(struct http_request *r)
 {
 	atomic_store(&r->suspended, 1);
+	/* Deferred: the connection is suspended already, and only its own thread may suspend
+	 * it; http_defer_end() leaves it so. */
+	if (atomic_fetch_or(&r->deferral, HTTP_DEFER_PARKED) & HTTP_DEFER_RUNNING)
+		return;
+	atomic_fetch_and(&r->deferral, ~HTTP_DEFER_PARKED);
 	MHD_suspend_connection(r->conn);
 }
 
@@ -306,7 +324,66 @@ void http_resume(struct http_request *r)
 		log_event(LOG_ERROR, "resume_not_suspended", "request_id", r->request_id, NULL);
 		return;
 	}
+	/* Parked by a deferred run that has not ended: http_defer_end() resumes it. */
+	if (atomic_fetch_or(&r->deferral, HTTP_DEFER_RESUME) & HTTP_DEFER_RUNNING)
+		return;
 	MHD_resume_connection(r->conn);
+}
+
+void http_defer(struct http_request *r)
+{
+	r->deferred = 1;
+	atomic_store(&r->deferral, HTTP_DEFER_RUNNING);
+	atomic_store(&r->suspended, 1);
+	MHD_suspend_connection(r->conn);
+}
+
+void http_defer_end(struct http_request *r, int failed)
+{
+	if (failed && r->pending) {
+		MHD_destroy_response(r->pending);
+		r->pending = NULL;
+		r->replied = 0;
+	}
+	if (failed && !(atomic_load(&r->deferral) & HTTP_DEFER_PARKED))
+		reply_error(r, ERR_UNAVAILABLE, "the store could not commit this request; nothing of it was kept, retry",
+			    NULL, NULL);
+	int was = atomic_fetch_and(&r->deferral, ~HTTP_DEFER_RUNNING);
+	if (was & HTTP_DEFER_PARKED) {
+		/* Parked: its waker resumes it (or asked to while this ran). */
+		if (was & HTTP_DEFER_RESUME)
+			MHD_resume_connection(r->conn);
+		return;
+	}
+	atomic_store(&r->suspended, 0);
+	MHD_resume_connection(r->conn);
+}
+
+void http_queue_reply(struct http_request *r, int status, struct MHD_Response *resp)
+{
+	r->status = status;
+	r->replied = 1;
+	if (atomic_load(&r->deferral) & HTTP_DEFER_RUNNING) {
+		if (r->pending)
+			MHD_destroy_response(r->pending);
+		r->pending = resp;
+		r->pending_status = status;
+		return;
+	}
+	if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
+		log_event(LOG_WARN, "reply_not_queued", "request_id", r->request_id, NULL);
+	MHD_destroy_response(resp);
+}
+
+/* A resumed deferred request: send what it replied. */
+static enum MHD_Result send_pending(struct http_request *r)
+{
+	struct MHD_Response *resp = r->pending;
+	r->pending = NULL;
+	if (MHD_queue_response(r->conn, (unsigned)r->pending_status, resp) != MHD_YES)
+		log_event(LOG_WARN, "reply_not_queued", "request_id", r->request_id, NULL);
+	MHD_destroy_response(resp);
+	return r->drop ? MHD_NO : MHD_YES;
 }
 
 int http_peer_closed(struct http_request *r)

@@ -27,6 +27,7 @@
 #define HTTP_FD_RESERVE_BASE 64
 
 struct MHD_Connection;
+struct MHD_Response;
 struct guard_conn;
 
 /* One request. Owned by the server; freed after `done`. `ctx` belongs to the dispatcher,
@@ -48,6 +49,10 @@ struct http_request {
 	int close_after;     /* reply with Connection: close (framing errors, early answers) */
 	int replied;
 	atomic_int suspended; /* set by http_suspend, cleared by the one http_resume */
+	atomic_int deferral;  /* HTTP_DEFER_* bits while the request runs elsewhere */
+	int deferred;         /* this dispatch deferred it (read by the connection's thread only) */
+	struct MHD_Response *pending; /* a reply made while deferred, sent when resumed */
+	int pending_status;
 	int status;          /* status of the queued reply */
 	int64_t started_mono;
 	char workspace_echo[65]; /* anthropic-workspace-id to echo, "" for none */
@@ -102,6 +107,24 @@ void http_suspend(struct http_request *r);
 /* Resume a suspended request from any thread; dispatch runs again for it. A second resume
  * of the same suspension is refused (logged), never passed to libmicrohttpd. */
 void http_resume(struct http_request *r);
+
+/* A request run on another thread (the store's writer) while its connection waits,
+ * suspended, without holding an HTTP thread:
+ *   http_defer()      in dispatch: suspend the connection; from now on a reply (reply.h)
+ *                     is kept, not sent, and http_suspend() only marks the request parked;
+ *   http_defer_end()  on the other thread when done: resume the connection, which sends
+ *                     the kept reply; or, when the request was parked meanwhile, leave it
+ *                     suspended for whoever parked it, whose http_resume() may have come
+ *                     early and is carried out now.
+ * `failed` replaces the kept reply with a 503 (the write it described was not kept). */
+#define HTTP_DEFER_RUNNING 1
+#define HTTP_DEFER_PARKED 2
+#define HTTP_DEFER_RESUME 4
+void http_defer(struct http_request *r);
+void http_defer_end(struct http_request *r, int failed);
+/* Queue a reply (from reply.c): sent now, or kept while the request is deferred. Takes
+ * the caller's reference to resp. */
+void http_queue_reply(struct http_request *r, int status, struct MHD_Response *resp);
 
 /* True when the client has closed its side of the connection (checked without reading). */
 int http_peer_closed(struct http_request *r);

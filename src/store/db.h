@@ -38,12 +38,18 @@ struct db;
 struct db_stmt;
 
 typedef enum err (*db_job_fn)(void *arg);
+typedef void (*db_done_fn)(void *arg, enum err rc);
 
 struct db_ops {
 	const char *name; /* "sqlite" | "postgres" */
 	/* Run job(arg) as a write / as a read (which must not write). Inside a job of the
 	 * same thread, both run the nested job in the enclosing one. */
 	enum err (*run)(struct db *d, db_job_fn job, void *arg);
+	/* Queue job(arg) as a write and return at once; done(arg, rc) runs after its group's
+	 * commit, on the driver's writer thread, with the job's result or the group's failure.
+	 * ERR_OK when queued (done will run), or an error (it will not). NULL for a driver
+	 * without a writer of its own. */
+	enum err (*submit)(struct db *d, db_job_fn job, void *arg, db_done_fn done);
 	enum err (*read)(struct db *d, db_job_fn job, void *arg);
 	/* A prepared statement for a static SQL string (compared by address), on the
 	 * current job's connection; NULL on failure. */

@@ -1,12 +1,15 @@
-/* db_sqlite.c - the SQLite driver of db.h: leader/follower group commit on one writer
+/* db_sqlite.c - the SQLite driver of db.h: group commit on one writer thread and its
  * connection, and a read-only connection per reading thread.
  *
- * A caller queues a job; the first caller that finds no group running leads: it runs
- * every job waiting in one transaction, each inside its own SAVEPOINT, commits once (one
- * fsync for the whole group), then wakes the callers it served. A job that fails is rolled
- * back alone. Reads run on the calling thread, on a read-only connection of its own (WAL
- * lets them proceed while a group writes), inside one read transaction, so they never
- * wait behind a group's fsync. */
+ * Jobs queue for the writer thread, which runs everything waiting in one transaction, each
+ * job inside its own SAVEPOINT, commits once (one fsync for the whole group), then tells
+ * each job's submitter: a job submitted with submit() has its done() called there, on the
+ * writer thread, and nobody waited for it; a job run with run() wakes its caller. A job
+ * that fails is rolled back alone; a group that SQLite rolls back fails every job in it.
+ * A write nested in a job runs in a savepoint of its own, so that its failure undoes its
+ * writes and nothing else of the job. Reads run on the calling thread, on a read-only
+ * connection of its own (WAL lets them proceed while a group writes), inside one read
+ * transaction, so they never wait behind a group's fsync. */
 #include "store/db_sqlite.h"
 
 #include <pthread.h>
@@ -38,8 +41,9 @@ struct sjob {
 	db_job_fn fn;
 	void *arg;
 	enum err rc;
+	db_done_fn on_done; /* submitted: called after the commit, then the job is freed */
 	int done;
-	pthread_cond_t cond; /* its caller sleeps here: a group's end wakes exactly its callers */
+	pthread_cond_t cond; /* run(): its caller sleeps here until its group ends */
 	struct sjob *next;
 };
 
@@ -51,11 +55,12 @@ struct sdb {
 	pthread_mutex_t readers_lock;
 	struct sconn *readers;
 
-	pthread_mutex_t lock; /* guards the queue and `leading` */
-	pthread_cond_t idle;  /* a group ended (for close) */
-	int leading;
+	pthread_mutex_t lock; /* guards the queue and `stopping` */
+	pthread_cond_t work;  /* a job was queued, or stopping */
 	struct sjob *head, *tail;
 	int stopping;
+	pthread_t thread;
+	int started;
 };
 
 static const struct db_ops sqlite_db_ops;
@@ -64,6 +69,7 @@ static const struct db_ops sqlite_db_ops;
  * step (for fail()). */
 static __thread struct sconn *current;
 static __thread int last_rc;
+static __thread int on_writer; /* this is the writer thread */
 
 static struct sconn *conn_of(struct sdb *d) { return current ? current : &d->writer; }
 
@@ -262,58 +268,118 @@ static struct sjob *take_group(struct sdb *d)
 	return group;
 }
 
-/* Leader/follower group commit: the caller that finds no group running becomes the
- * leader and runs everything queued (its own job included) on the writer connection, on
- * its own thread; the others sleep on their job until a leader has committed it. No
- * thread is handed the work, so a lone writer pays no context switch. */
-static enum err s_run(struct db *base, db_job_fn fn, void *arg)
+/* A write inside a job: its own savepoint, so that its failure undoes only its writes. */
+static enum err run_nested(struct sdb *d, db_job_fn fn, void *arg)
 {
-	struct sdb *d = (struct sdb *)base;
-	if (current == &d->writer)
-		return fn(arg); /* nested in a write job of this thread */
-	struct sjob job = {.fn = fn, .arg = arg, .rc = ERR_OK, .done = 0, .next = NULL};
-	pthread_cond_init(&job.cond, NULL);
-	pthread_mutex_lock(&d->lock);
-	if (d->stopping) {
-		pthread_mutex_unlock(&d->lock);
-		pthread_cond_destroy(&job.cond);
+	struct sconn *w = &d->writer;
+	if (exec_on(w, "SAVEPOINT nested") != SQLITE_OK)
 		return ERR_UNAVAILABLE;
+	enum err rc = fn(arg);
+	if (rc != ERR_OK) {
+		reset_all(w);
+		exec_on(w, "ROLLBACK TO nested");
 	}
-	if (d->tail)
-		d->tail->next = &job;
-	else
-		d->head = &job;
-	d->tail = &job;
-	while (!job.done) {
-		if (d->leading) {
-			pthread_cond_wait(&job.cond, &d->lock);
-			continue;
-		}
-		d->leading = 1;
+	exec_on(w, "RELEASE nested");
+	return rc;
+}
+
+/* The writer thread: take everything queued (up to BATCH_MAX jobs), run it as one group,
+ * then answer each job; until stopping with nothing left. */
+static void *writer_main(void *arg)
+{
+	struct sdb *d = arg;
+	on_writer = 1;
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		while (!d->head && !d->stopping)
+			pthread_cond_wait(&d->work, &d->lock);
+		if (!d->head)
+			break;
 		struct sjob *group = take_group(d);
 		pthread_mutex_unlock(&d->lock);
 
-		struct sconn *saved = current;
 		current = &d->writer;
 		run_group(d, group);
-		current = saved;
+		current = NULL;
+		for (struct sjob *j = group; j; j = j->next)
+			if (j->on_done)
+				j->on_done(j->arg, j->rc);
 
 		pthread_mutex_lock(&d->lock);
 		for (struct sjob *j = group; j;) {
 			struct sjob *next = j->next;
-			j->done = 1;
-			pthread_cond_signal(&j->cond); /* under the lock: its caller cannot have left yet */
+			if (j->on_done) {
+				free(j);
+			} else {
+				j->done = 1;
+				pthread_cond_signal(&j->cond); /* under the lock: its caller cannot have left yet */
+			}
 			j = next;
 		}
-		d->leading = 0;
-		/* Whoever queued meanwhile: the oldest of them leads the next group. */
-		if (d->head)
-			pthread_cond_signal(&d->head->cond);
-		pthread_cond_broadcast(&d->idle);
 	}
 	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* Queue a job for the writer. Lock not held. ERR_UNAVAILABLE once closing. */
+static enum err enqueue(struct sdb *d, struct sjob *job)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->stopping) {
+		pthread_mutex_unlock(&d->lock);
+		return ERR_UNAVAILABLE;
+	}
+	if (d->tail)
+		d->tail->next = job;
+	else
+		d->head = job;
+	d->tail = job;
+	if (d->head == job)
+		pthread_cond_signal(&d->work);
+	pthread_mutex_unlock(&d->lock);
+	return ERR_OK;
+}
+
+static enum err s_run(struct db *base, db_job_fn fn, void *arg)
+{
+	struct sdb *d = (struct sdb *)base;
+	if (current == &d->writer)
+		return run_nested(d, fn, arg); /* nested in a write job of this thread */
+	struct sjob job = {.fn = fn, .arg = arg, .rc = ERR_OK, .on_done = NULL, .done = 0, .next = NULL};
+	if (on_writer) {
+		/* From a done() callback: a group of its own, at once (queueing would wait for
+		 * this very thread). */
+		current = &d->writer;
+		run_group(d, &job);
+		current = NULL;
+		return job.rc;
+	}
+	pthread_cond_init(&job.cond, NULL);
+	enum err rc = enqueue(d, &job);
+	if (rc == ERR_OK) {
+		pthread_mutex_lock(&d->lock);
+		while (!job.done)
+			pthread_cond_wait(&job.cond, &d->lock);
+		pthread_mutex_unlock(&d->lock);
+		rc = job.rc;
+	}
 	pthread_cond_destroy(&job.cond);
-	return job.rc;
+	return rc;
+}
+
+static enum err s_submit(struct db *base, db_job_fn fn, void *arg, db_done_fn on_done)
+{
+	struct sdb *d = (struct sdb *)base;
+	struct sjob *job = calloc(1, sizeof(*job));
+	if (!job)
+		return ERR_NOMEM;
+	job->fn = fn;
+	job->arg = arg;
+	job->on_done = on_done;
+	enum err rc = enqueue(d, job);
+	if (rc)
+		free(job);
+	return rc;
 }
 
 /* This thread's reader connection, opened on first use. */
@@ -378,10 +444,11 @@ static void s_close(struct db *base)
 {
 	struct sdb *d = (struct sdb *)base;
 	pthread_mutex_lock(&d->lock);
-	d->stopping = 1; /* new writes are refused; let the running group finish */
-	while (d->leading || d->head)
-		pthread_cond_wait(&d->idle, &d->lock);
+	d->stopping = 1; /* new writes are refused; what is queued still runs */
+	pthread_cond_signal(&d->work);
 	pthread_mutex_unlock(&d->lock);
+	if (d->started)
+		pthread_join(d->thread, NULL);
 	pthread_mutex_lock(&d->readers_lock);
 	struct sconn *c = d->readers;
 	d->readers = NULL;
@@ -396,7 +463,7 @@ static void s_close(struct db *base)
 	pthread_key_delete(d->reader_key);
 	pthread_mutex_destroy(&d->readers_lock);
 	pthread_mutex_destroy(&d->lock);
-	pthread_cond_destroy(&d->idle);
+	pthread_cond_destroy(&d->work);
 	free(d->path);
 	free(d);
 }
@@ -404,6 +471,7 @@ static void s_close(struct db *base)
 static const struct db_ops sqlite_db_ops = {
 	.name = "sqlite",
 	.run = s_run,
+	.submit = s_submit,
 	.read = s_read,
 	.stmt = s_stmt,
 	.fail = s_fail,
@@ -432,12 +500,12 @@ struct db *db_sqlite_open(const char *path, sqlite3 **writer, struct errbuf *eb)
 	d->base.ops = &sqlite_db_ops;
 	pthread_mutex_init(&d->readers_lock, NULL);
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->idle, NULL);
+	pthread_cond_init(&d->work, NULL);
 	if (pthread_key_create(&d->reader_key, NULL)) {
 		errf(eb, ERR_NOMEM, "store: out of memory");
 		pthread_mutex_destroy(&d->readers_lock);
 		pthread_mutex_destroy(&d->lock);
-		pthread_cond_destroy(&d->idle);
+		pthread_cond_destroy(&d->work);
 		free(d->path);
 		free(d);
 		return NULL;
@@ -464,6 +532,11 @@ struct db *db_sqlite_open(const char *path, sqlite3 **writer, struct errbuf *eb)
 		sqlite3_free(msg);
 		goto fail;
 	}
+	if (pthread_create(&d->thread, NULL, writer_main, d)) {
+		errf(eb, ERR_UNAVAILABLE, "store: cannot start the writer thread");
+		goto fail;
+	}
+	d->started = 1;
 	*writer = d->writer.db;
 	return &d->base;
 fail:

@@ -185,6 +185,7 @@ enum err sql_turn_heartbeat(struct store *s, const struct session_scope *sc, con
 			       int64_t lease_us, int64_t *expires_at);
 enum err sql_turn_post(struct store *s, const struct session_scope *sc, const char *turn_id, const json_t *events,
 			  int64_t now, json_t **stored, struct session_wake *wake, struct errbuf *eb);
+enum err sql_next_turn_expiry(struct store *s, int64_t *at);
 enum err sql_turns_expire(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
 			     size_t *n_orgs, size_t *n_expired);
 /* sql_workers.c */

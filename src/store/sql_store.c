@@ -94,6 +94,14 @@ enum err sql_notify_credentials(struct sql_store *s)
 	return s->notify ? s->notify(s, STORE_KEY_CREDENTIALS, 0, 1) : ERR_OK;
 }
 
+static int sql_defer(struct store *base, store_job_fn fn, void *arg, store_done_fn done)
+{
+	struct sql_store *s = (struct sql_store *)base;
+	if (!s->db->ops->submit)
+		return 1;
+	return s->db->ops->submit(s->db, fn, arg, done) == ERR_OK ? 0 : -1;
+}
+
 static void sql_publish(struct store *base, const char *key, size_t n)
 {
 	struct sql_store *s = (struct sql_store *)base;
@@ -353,6 +361,7 @@ static const struct store_ops sql_ops = {
 	.version = STORE_OPS_VERSION,
 	.close = sql_close,
 	.ping = sql_ping,
+	.defer = sql_defer,
 	.cursor_key = sql_cursor_key,
 	.subscribe = sql_subscribe,
 	.publish = sql_publish,
@@ -405,6 +414,7 @@ static const struct store_ops sql_ops = {
 	.turn_heartbeat = sql_turn_heartbeat,
 	.turn_post = sql_turn_post,
 	.turns_expire = sql_turns_expire,
+	.next_turn_expiry = sql_next_turn_expiry,
 	.reset_all = sql_reset_all,
 };
 

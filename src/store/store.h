@@ -274,6 +274,8 @@ struct store_reset {
 struct store;
 
 typedef void (*store_wake_fn)(void *arg, const char *key, size_t n);
+typedef enum err (*store_job_fn)(void *arg);
+typedef void (*store_done_fn)(void *arg, enum err rc);
 /* The wake key of a revocation: every process forgets the credentials it cached. */
 #define STORE_KEY_CREDENTIALS "credentials!"
 
@@ -281,6 +283,13 @@ struct store_ops {
 	int version; /* STORE_OPS_VERSION */
 	void (*close)(struct store *s);
 	enum err (*ping)(struct store *s);
+	/* Run fn(arg) as a write in the store's next commit group, without the caller waiting:
+	 * the verbs it calls join the group's transaction (each in a savepoint of its own),
+	 * and done(arg, rc) runs after the group's commit, on the store's writer thread, with
+	 * fn's result, or ERR_UNAVAILABLE when the group did not commit (nothing of it was
+	 * kept). Returns 0 when queued (done will run), 1 when this store has no writer of
+	 * its own (PostgreSQL: run fn inline), -1 when it refuses (closing, out of memory). */
+	int (*defer)(struct store *s, store_job_fn fn, void *arg, store_done_fn done);
 	/* The server-wide key that binds cursors (created on first open). */
 	void (*cursor_key)(struct store *s, unsigned char out[CURSOR_KEY_LEN]);
 	/* Wake-ups between the processes that share the store (a fleet on PostgreSQL; SQLite
@@ -449,6 +458,8 @@ struct store_ops {
 	 * orgs (room for max). */
 	enum err (*turns_expire)(struct store *s, int64_t now, size_t max, char (*orgs)[TENANT_NAME_MAX + 1],
 				 size_t *n_orgs, size_t *n_expired);
+	/* Earliest agent turn expiry in the store (0 = none), as next_lease_expiry. */
+	enum err (*next_turn_expiry)(struct store *s, int64_t *at);
 
 	/* Workers seen polling, written by every node of a fleet in batches: each row keeps its
 	 * latest sighting; rows last seen before prune_before go. Counted per environment since
@@ -467,6 +478,8 @@ struct store {
 	/* Shared by several server processes (a fleet): what one process knows only in its
 	 * memory (workers seen polling) must go through the store. */
 	int fleet;
+	/* ops->defer queues writes on a writer of the store's own (SQLite). */
+	int defers;
 };
 
 /* Open the backend named by `url`: a postgres:// or postgresql:// URI for PostgreSQL

@@ -50,6 +50,10 @@ static void f_close(struct store *s)
 	free(s);
 }
 static enum err f_ping(struct store *s) { return trip(s) ? ERR_UNAVAILABLE : INNER(s)->ops->ping(INNER(s)); }
+static int f_defer(struct store *s, store_job_fn fn, void *arg, store_done_fn done)
+{
+	return INNER(s)->ops->defer(INNER(s), fn, arg, done);
+}
 static enum err f_subscribe(struct store *s, store_wake_fn fn, void *arg)
 {
 	return INNER(s)->ops->subscribe(INNER(s), fn, arg);
@@ -283,12 +287,15 @@ static enum err f_turns_expire(struct store *s, int64_t now, size_t max, char (*
 	return FORWARD_OUT2(s, n_orgs, n_expired, turns_expire, now, max, orgs, n_orgs, n_expired);
 }
 
+static enum err f_next_turn_expiry(struct store *s, int64_t *at) { return FORWARD_OUT(s, at, next_turn_expiry, at); }
+
 static enum err f_reset_all(struct store *s, struct store_reset *o) { return FORWARD_OUT(s, o, reset_all, o); }
 
 static const struct store_ops fault_ops = {
 	.version = STORE_OPS_VERSION,
 	.close = f_close,
 	.ping = f_ping,
+	.defer = f_defer,
 	.cursor_key = f_cursor_key,
 	.subscribe = f_subscribe,
 	.publish = f_publish,
@@ -341,6 +348,7 @@ static const struct store_ops fault_ops = {
 	.turn_heartbeat = f_turn_heartbeat,
 	.turn_post = f_turn_post,
 	.turns_expire = f_turns_expire,
+	.next_turn_expiry = f_next_turn_expiry,
 	.reset_all = f_reset_all,
 };
 
@@ -351,6 +359,7 @@ enum err store_fault_wrap(struct store *inner, unsigned long every, struct store
 		return ERR_NOMEM;
 	f->base.ops = &fault_ops;
 	f->base.fleet = inner->fleet;
+	f->base.defers = inner->defers;
 	f->inner = inner;
 	f->every = every ? every : 1;
 	*out = &f->base;

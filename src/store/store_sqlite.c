@@ -154,6 +154,7 @@ enum err store_sqlite_open(const char *path, struct store **out, struct errbuf *
 		free(s);
 		return rc;
 	}
+	s->base.defers = 1;
 	*out = &s->base;
 	return ERR_OK;
 }

@@ -384,9 +384,9 @@ test('with a low descriptor limit, 400 idle clients neither spin the server nor 
 test('a descriptor limit too low for any connections is refused at start, clearly', async () => {
   const r = require('node:child_process').spawnSync(
     '/bin/sh',
-    ['-c', 'ulimit -n 150 && exec "$0" "$@"', BIN, 'serve', '--listen', '127.0.0.1:0', '--db', '/nonexistent/x.db'],
+    ['-c', 'ulimit -n 100 && exec "$0" "$@"', BIN, 'serve', '--listen', '127.0.0.1:0', '--db', '/nonexistent/x.db'],
     { encoding: 'utf8', timeout: 10000 },
   );
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /descriptor limit \(ulimit -n 150\)/);
+  assert.match(r.stderr, /descriptor limit \(ulimit -n 100\)/);
 });

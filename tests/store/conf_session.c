@@ -430,10 +430,14 @@ static void test_turns(void **state)
 	struct agent_turn again;
 	assert_int_equal(ERR_NOT_FOUND, f.c->s->ops->turn_claim(f.c->s, &f.sc, NULL, conf_tick(f.c, 1), LEASE, &again));
 
-	int64_t exp = -1;
+	int64_t exp = -1, next = -1;
+	assert_int_equal(ERR_OK, f.c->s->ops->next_turn_expiry(f.c->s, &next));
+	assert_int_equal(at + LEASE, next);
 	int64_t beat = conf_tick(f.c, 1000);
 	assert_int_equal(ERR_OK, f.c->s->ops->turn_heartbeat(f.c->s, &f.sc, turn.id, beat, LEASE, &exp));
 	assert_int_equal(beat + LEASE, exp);
+	assert_int_equal(ERR_OK, f.c->s->ops->next_turn_expiry(f.c->s, &next));
+	assert_int_equal(beat + LEASE, next);
 	assert_int_equal(ERR_TURN_LOST, f.c->s->ops->turn_heartbeat(f.c->s, &other, turn.id, conf_tick(f.c, 1), LEASE, &exp));
 	assert_int_equal(0, exp);
 
@@ -454,6 +458,8 @@ static void test_turns(void **state)
 	assert_int_equal(1, n_orgs);
 	assert_string_equal(f.t.org, orgs[0]);
 	assert_int_equal(ERR_TURN_LOST, f.c->s->ops->turn_heartbeat(f.c->s, &f.sc, turn.id, beat + LEASE + 1, LEASE, &exp));
+	assert_int_equal(ERR_OK, f.c->s->ops->next_turn_expiry(f.c->s, &next));
+	assert_int_equal(0, next);
 	agent_turn_clear(&turn);
 
 	/* The next turn runs the session and ends it; a post after the end is refused. */
