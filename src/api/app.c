@@ -173,7 +173,7 @@ void app_flush_seen(struct app *a)
  * other nodes too). The due time is taken out before the store is read, and what a grant
  * put back meanwhile is kept: a grant committed before the read is in it, one after
  * comes through app_lease_due(). */
-#define SWEEP_IDLE_US (10 * 1000000LL)
+#define SWEEP_IDLE_US (60 * 1000000LL)
 
 static void plan_sweep(struct app *a)
 {

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,7 +150,9 @@ int cmd_serve(int argc, char **argv)
 	raise_fd_limit();
 	unsigned threads = (unsigned)v.num[OPT_THREADS];
 	if (threads == 0) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		/* The CPUs this process may run on (taskset, cgroup cpusets), not those online. */
+		cpu_set_t set;
+		int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
 		threads = store_is_postgres(v.str[OPT_DB]) ? 32 : cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus;
 	}
 	struct http_config probe = {.threads = threads,
