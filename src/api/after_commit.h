@@ -21,12 +21,15 @@ enum after_commit_kind {
 	AFTER_WAKE_EVERY,  /* every waiter of this node */
 	AFTER_FORGET_CREDENTIALS,
 	AFTER_LEASE_DUE,   /* a lease or turn runs out at `at` (lease clock) */
+	AFTER_RESUME,      /* resume `req`, a waiter taken out of the waiters inside the group */
 };
 
 struct after_commit_effect {
 	enum after_commit_kind kind;
 	size_t n;
+	size_t handed; /* wakes: held polls already given the item inside the group */
 	int64_t at;
+	void *req;
 	char key[WAITER_KEY_MAX];
 };
 
@@ -41,6 +44,10 @@ void after_commit_record_into(struct after_commit *ac);
 /* Record an effect when this thread records; returns 1 when recorded, 0 when the caller
  * must do it now. key may be NULL for the kinds that take none. */
 int after_commit_record(enum after_commit_kind kind, const char *key, size_t n, int64_t at);
+/* Add an effect to ac itself (whether this thread records or not). Returns 0, or -1 when
+ * the list cannot grow (overflow is then set). */
+int after_commit_add(struct after_commit *ac, enum after_commit_kind kind, const char *key, size_t n, int64_t at,
+		     void *req);
 /* Empty the list (keeps nothing allocated). */
 void after_commit_clear(struct after_commit *ac);
 

@@ -65,8 +65,21 @@ void app_forget_credentials(struct app *a)
 		cred_cache_clear(a->creds);
 }
 
+/* A wake's waiters that were not handed the item inside the group (n 0: all of them). */
+static void wake_rest(struct app *a, const struct after_commit_effect *e)
+{
+	if (e->n == 0)
+		waiters_wake(a->waiters, e->key, 0);
+	else if (e->n > e->handed)
+		waiters_wake(a->waiters, e->key, e->n - e->handed);
+}
+
 void app_after_commit(struct app *a, struct after_commit *ac, int committed)
 {
+	/* Waiters taken out inside the group are this list's to resume, whatever happened. */
+	for (size_t i = 0; i < ac->n; i++)
+		if (ac->list[i].kind == AFTER_RESUME)
+			http_resume(ac->list[i].req);
 	if (!committed || ac->overflow) {
 		/* Nothing of it was kept, or not all of its effects were: what this node cached
 		 * (credentials, hints) may be wrong, and its waiters look again. */
@@ -79,10 +92,11 @@ void app_after_commit(struct app *a, struct after_commit *ac, int committed)
 		const struct after_commit_effect *e = &ac->list[i];
 		switch (e->kind) {
 		case AFTER_WAKE:
-			app_wake(a, e->key, e->n);
+			wake_rest(a, e);
+			a->store->ops->publish(a->store, e->key, e->n);
 			break;
 		case AFTER_WAKE_HERE:
-			waiters_wake(a->waiters, e->key, e->n);
+			wake_rest(a, e);
 			break;
 		case AFTER_WAKE_EVERY:
 			waiters_wake_every(a->waiters);
@@ -92,6 +106,8 @@ void app_after_commit(struct app *a, struct after_commit *ac, int committed)
 			break;
 		case AFTER_LEASE_DUE:
 			app_lease_due(a, e->at);
+			break;
+		case AFTER_RESUME:
 			break;
 		}
 	}

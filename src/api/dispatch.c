@@ -226,13 +226,55 @@ static void retry_poll(struct call *c) { finish(c, c->route->handler(c)); }
  * connection is resumed and sends it. A group that does not commit answers every request
  * in it with 503. */
 
+static void deferred_done(void *arg, enum err rc);
+static void hand_off_wakes(struct call *c);
+
 static enum err deferred_run(void *arg)
 {
 	struct call *c = arg;
 	after_commit_record_into(&c->effects);
 	c->deferred_step(c);
 	after_commit_record_into(NULL);
+	hand_off_wakes(c);
 	return ERR_OK;
+}
+
+/* A held work poll woken by a write of this group claims in this group, as the next job:
+ * it sees the write, and its answer shares the write's commit (one fsync, not two). Any
+ * other waiter is resumed as usual. Under the waiters' lock (waiters_wake_with). */
+static void hand_off(void *req, void *arg)
+{
+	struct http_request *r = req;
+	struct call *waker = arg;
+	struct app *a = waker->app;
+	struct call *c = r->ctx;
+	atomic_fetch_add(&a->deferred, 1);
+	if (!c || !c->polling || c->route->handler != work_poll || atomic_load(&a->stopping) ||
+	    http_defer_parked(r) != 0) {
+		/* Not a work poll (a stream, a turn poll), or stopping, or parked by a run of this
+		 * very group: resumed as usual once the group is committed (or, if the list cannot
+		 * grow, now: it looks again, and so does everyone after the commit). */
+		atomic_fetch_sub(&a->deferred, 1);
+		if (after_commit_add(&waker->effects, AFTER_RESUME, NULL, 0, 0, r) != 0)
+			http_resume(r);
+		return;
+	}
+	c->deferred_step = retry_poll;
+	if (a->store->ops->defer(a->store, deferred_run, c, deferred_done) != 0) {
+		/* Resumed as usual: it polls again through dispatch. */
+		http_defer_end(r, 0);
+		atomic_fetch_sub(&a->deferred, 1);
+	}
+}
+
+static void hand_off_wakes(struct call *c)
+{
+	size_t n = c->effects.n; /* hand_off adds to the list (which may move): not those */
+	for (size_t i = 0; i < n; i++) {
+		struct after_commit_effect e = c->effects.list[i];
+		if ((e.kind == AFTER_WAKE || e.kind == AFTER_WAKE_HERE) && e.n > 0)
+			c->effects.list[i].handed = waiters_wake_with(c->app->waiters, e.key, e.n, hand_off, c);
+	}
 }
 
 static void deferred_done(void *arg, enum err rc)

@@ -47,6 +47,9 @@ enum err health_metrics(struct call *c)
 	counter(&b, "environd_work_undelivered_total", "Deliveries undone because the poller was gone.",
 		atomic_load(&m->work_undelivered));
 	counter(&b, "environd_leases_expired_total", "Leases that ran out (T18/T19).", atomic_load(&m->leases_expired));
+	counter(&b, "environd_store_commits_total",
+		"Write transactions committed (SQLite: commit groups, one fsync each).",
+		(unsigned long long)c->app->store->ops->commits(c->app->store));
 	buf_printf(&b, "# HELP environd_polls_held Long polls (work and agent turns) currently held.\n"
 		       "# TYPE environd_polls_held gauge\nenvirond_polls_held %zu\n"
 		       "# HELP environd_streams_held Session event streams currently parked.\n"

@@ -338,6 +338,14 @@ void http_defer(struct http_request *r)
 	MHD_suspend_connection(r->conn);
 }
 
+int http_defer_parked(struct http_request *r)
+{
+	if (atomic_load(&r->deferral) & HTTP_DEFER_RUNNING)
+		return -1;
+	atomic_store(&r->deferral, HTTP_DEFER_RUNNING);
+	return 0;
+}
+
 void http_defer_end(struct http_request *r, int failed)
 {
 	if (failed && r->pending) {

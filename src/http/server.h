@@ -121,6 +121,11 @@ void http_resume(struct http_request *r);
 #define HTTP_DEFER_PARKED 2
 #define HTTP_DEFER_RESUME 4
 void http_defer(struct http_request *r);
+/* The same for a request suspended already (parked, and taken out of its waiters by the
+ * caller, who now owns it). Refused (-1) while the run that parked it has not ended: the
+ * caller resumes it instead (http_resume). The caller must be the thread that ends
+ * deferred runs. 0 when deferred. */
+int http_defer_parked(struct http_request *r);
 void http_defer_end(struct http_request *r, int failed);
 /* Queue a reply (from reply.c): sent now, or kept while the request is deferred. Takes
  * the caller's reference to resp. */

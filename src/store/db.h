@@ -54,6 +54,8 @@ struct db_ops {
 	/* A prepared statement for a static SQL string (compared by address), on the
 	 * current job's connection; NULL on failure. */
 	struct db_stmt *(*stmt)(struct db *d, const char *sql);
+	/* Write transactions committed so far (SQLite: groups, each one fsync). */
+	uint64_t (*commits)(struct db *d);
 	/* The error of the last DB_FAIL on this thread. */
 	enum err (*fail)(struct db *d);
 	void (*close)(struct db *d);

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ struct pdb {
 	struct pconn *conns;
 	size_t n;
 	struct pconn *free;
+	atomic_ullong commits;
 };
 
 static const struct db_ops pg_db_ops;
@@ -564,8 +566,11 @@ static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
 			break;
 		}
 		if (rc == ERR_OK) {
-			if (commit(c))
+			if (commit(c)) {
+				if (!read)
+					atomic_fetch_add(&d->commits, 1);
 				break;
+			}
 			rc = map_state(last_state);
 			if (!rc || rc == ERR_CONFLICT)
 				rc = ERR_UNAVAILABLE;
@@ -585,6 +590,7 @@ static enum err transact(struct db *base, db_job_fn fn, void *arg, int read)
 }
 
 static enum err p_run(struct db *base, db_job_fn fn, void *arg) { return transact(base, fn, arg, 0); }
+static uint64_t p_commits(struct db *base) { return atomic_load(&((struct pdb *)base)->commits); }
 static enum err p_read(struct db *base, db_job_fn fn, void *arg) { return transact(base, fn, arg, 1); }
 
 static void p_close(struct db *base)
@@ -605,6 +611,7 @@ static void p_close(struct db *base)
 static const struct db_ops pg_db_ops = {
 	.name = "postgres",
 	.run = p_run,
+	.commits = p_commits,
 	.read = p_read,
 	.stmt = p_stmt,
 	.fail = p_fail,

@@ -13,6 +13,7 @@
 #include "store/db_sqlite.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,8 @@ struct sdb {
 	int stopping;
 	pthread_t thread;
 	int started;
+	struct sjob *group_tail; /* the last job of the group running (writer thread only) */
+	atomic_ullong commits;
 };
 
 static const struct db_ops sqlite_db_ops;
@@ -212,8 +215,19 @@ static void reset_all(struct sconn *c)
 		sqlite3_reset(c->cache[i].st);
 }
 
-/* Run one group: everything queued now, in one transaction, one savepoint per job. */
+/* Run one group: everything queued now, in one transaction, one savepoint per job. A job
+ * submitted by a job of the group joins it at its end. */
+static void run_group_jobs(struct sdb *d, struct sjob *jobs);
+
 static void run_group(struct sdb *d, struct sjob *jobs)
+{
+	for (d->group_tail = jobs; d->group_tail->next;)
+		d->group_tail = d->group_tail->next;
+	run_group_jobs(d, jobs);
+	d->group_tail = NULL;
+}
+
+static void run_group_jobs(struct sdb *d, struct sjob *jobs)
 {
 	struct sconn *w = &d->writer;
 	reset_all(w);
@@ -249,7 +263,9 @@ static void run_group(struct sdb *d, struct sjob *jobs)
 		exec_on(w, "ROLLBACK");
 		for (struct sjob *j = jobs; j; j = j->next)
 			j->rc = ERR_UNAVAILABLE;
+		return;
 	}
+	atomic_fetch_add(&d->commits, 1);
 }
 
 /* Detach the next group (up to BATCH_MAX queued jobs) from the queue. Lock held. */
@@ -283,6 +299,27 @@ static enum err run_nested(struct sdb *d, db_job_fn fn, void *arg)
 	return rc;
 }
 
+/* After a group: tell each job's submitter (done(), or wake the caller of run()), then
+ * free the submitted jobs. Lock not held. */
+static void group_done(struct sdb *d, struct sjob *group)
+{
+	for (struct sjob *j = group; j; j = j->next)
+		if (j->on_done)
+			j->on_done(j->arg, j->rc);
+	pthread_mutex_lock(&d->lock);
+	for (struct sjob *j = group; j;) {
+		struct sjob *next = j->next;
+		if (j->on_done) {
+			free(j);
+		} else {
+			j->done = 1;
+			pthread_cond_signal(&j->cond); /* under the lock: its caller cannot have left yet */
+		}
+		j = next;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* The writer thread: take everything queued (up to BATCH_MAX jobs), run it as one group,
  * then answer each job; until stopping with nothing left. */
 static void *writer_main(void *arg)
@@ -301,21 +338,8 @@ static void *writer_main(void *arg)
 		current = &d->writer;
 		run_group(d, group);
 		current = NULL;
-		for (struct sjob *j = group; j; j = j->next)
-			if (j->on_done)
-				j->on_done(j->arg, j->rc);
-
+		group_done(d, group);
 		pthread_mutex_lock(&d->lock);
-		for (struct sjob *j = group; j;) {
-			struct sjob *next = j->next;
-			if (j->on_done) {
-				free(j);
-			} else {
-				j->done = 1;
-				pthread_cond_signal(&j->cond); /* under the lock: its caller cannot have left yet */
-			}
-			j = next;
-		}
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
@@ -346,15 +370,17 @@ static enum err s_run(struct db *base, db_job_fn fn, void *arg)
 	if (current == &d->writer)
 		return run_nested(d, fn, arg); /* nested in a write job of this thread */
 	struct sjob job = {.fn = fn, .arg = arg, .rc = ERR_OK, .on_done = NULL, .done = 0, .next = NULL};
+	pthread_cond_init(&job.cond, NULL);
 	if (on_writer) {
 		/* From a done() callback: a group of its own, at once (queueing would wait for
 		 * this very thread). */
 		current = &d->writer;
 		run_group(d, &job);
 		current = NULL;
+		group_done(d, &job);
+		pthread_cond_destroy(&job.cond);
 		return job.rc;
 	}
-	pthread_cond_init(&job.cond, NULL);
 	enum err rc = enqueue(d, &job);
 	if (rc == ERR_OK) {
 		pthread_mutex_lock(&d->lock);
@@ -367,6 +393,8 @@ static enum err s_run(struct db *base, db_job_fn fn, void *arg)
 	return rc;
 }
 
+static uint64_t s_commits(struct db *base) { return atomic_load(&((struct sdb *)base)->commits); }
+
 static enum err s_submit(struct db *base, db_job_fn fn, void *arg, db_done_fn on_done)
 {
 	struct sdb *d = (struct sdb *)base;
@@ -376,6 +404,12 @@ static enum err s_submit(struct db *base, db_job_fn fn, void *arg, db_done_fn on
 	job->fn = fn;
 	job->arg = arg;
 	job->on_done = on_done;
+	if (current == &d->writer && d->group_tail) {
+		/* From a job of the running group: it joins that group, after the others. */
+		d->group_tail->next = job;
+		d->group_tail = job;
+		return ERR_OK;
+	}
 	enum err rc = enqueue(d, job);
 	if (rc)
 		free(job);
@@ -472,6 +506,7 @@ static const struct db_ops sqlite_db_ops = {
 	.name = "sqlite",
 	.run = s_run,
 	.submit = s_submit,
+	.commits = s_commits,
 	.read = s_read,
 	.stmt = s_stmt,
 	.fail = s_fail,

@@ -102,6 +102,12 @@ static int sql_defer(struct store *base, store_job_fn fn, void *arg, store_done_
 	return s->db->ops->submit(s->db, fn, arg, done) == ERR_OK ? 0 : -1;
 }
 
+static uint64_t sql_commits(struct store *base)
+{
+	struct sql_store *s = (struct sql_store *)base;
+	return s->db->ops->commits(s->db);
+}
+
 static void sql_publish(struct store *base, const char *key, size_t n)
 {
 	struct sql_store *s = (struct sql_store *)base;
@@ -362,6 +368,7 @@ static const struct store_ops sql_ops = {
 	.close = sql_close,
 	.ping = sql_ping,
 	.defer = sql_defer,
+	.commits = sql_commits,
 	.cursor_key = sql_cursor_key,
 	.subscribe = sql_subscribe,
 	.publish = sql_publish,

@@ -290,6 +290,8 @@ struct store_ops {
 	 * kept). Returns 0 when queued (done will run), 1 when this store has no writer of
 	 * its own (PostgreSQL: run fn inline), -1 when it refuses (closing, out of memory). */
 	int (*defer)(struct store *s, store_job_fn fn, void *arg, store_done_fn done);
+	/* Write transactions this process committed (SQLite: commit groups, one fsync each). */
+	uint64_t (*commits)(struct store *s);
 	/* The server-wide key that binds cursors (created on first open). */
 	void (*cursor_key)(struct store *s, unsigned char out[CURSOR_KEY_LEN]);
 	/* Wake-ups between the processes that share the store (a fleet on PostgreSQL; SQLite

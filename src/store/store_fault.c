@@ -54,6 +54,7 @@ static int f_defer(struct store *s, store_job_fn fn, void *arg, store_done_fn do
 {
 	return INNER(s)->ops->defer(INNER(s), fn, arg, done);
 }
+static uint64_t f_commits(struct store *s) { return INNER(s)->ops->commits(INNER(s)); }
 static enum err f_subscribe(struct store *s, store_wake_fn fn, void *arg)
 {
 	return INNER(s)->ops->subscribe(INNER(s), fn, arg);
@@ -296,6 +297,7 @@ static const struct store_ops fault_ops = {
 	.close = f_close,
 	.ping = f_ping,
 	.defer = f_defer,
+	.commits = f_commits,
 	.cursor_key = f_cursor_key,
 	.subscribe = f_subscribe,
 	.publish = f_publish,

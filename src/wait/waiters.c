@@ -157,8 +157,9 @@ static void heap_remove(struct waiters *w, size_t i)
 	}
 }
 
-/* Take a parked waiter out of both structures and resume its request. Lock held. */
-static void unpark(struct waiters *w, struct waiter *wt)
+/* Take a parked waiter out of both structures and resume its request (or hand it to
+ * take). Lock held. */
+static void unpark_to(struct waiters *w, struct waiter *wt, void (*take)(void *req, void *arg), void *arg)
 {
 	struct waiter_env *e = wt->env;
 	if (wt->prev)
@@ -173,8 +174,13 @@ static void unpark(struct waiters *w, struct waiter *wt)
 	heap_remove(w, wt->heap_index);
 	w->kind_count[wt->kind]--;
 	wt->parked = 0;
-	w->hooks.resume(wt->req);
+	if (take)
+		take(wt->req, arg);
+	else
+		w->hooks.resume(wt->req);
 }
+
+static void unpark(struct waiters *w, struct waiter *wt) { unpark_to(w, wt, NULL, NULL); }
 
 uint64_t waiters_seq(struct waiters *w, const char *env_id)
 {
@@ -226,6 +232,21 @@ void waiters_wake(struct waiters *w, const char *env_id, size_t n)
 			unpark(w, e->head);
 	}
 	pthread_mutex_unlock(&w->lock);
+}
+
+size_t waiters_wake_with(struct waiters *w, const char *env_id, size_t n, void (*take)(void *req, void *arg),
+			 void *arg)
+{
+	size_t taken = 0;
+	pthread_mutex_lock(&w->lock);
+	struct waiter_env *e = n ? env_entry(w, env_id, 1) : NULL;
+	if (e) {
+		e->seq++;
+		for (; e->head && taken < n; taken++)
+			unpark_to(w, e->head, take, arg);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return taken;
 }
 
 size_t waiters_expire(struct waiters *w, int64_t now_mono)

@@ -65,6 +65,11 @@ int waiters_park(struct waiters *w, struct waiter *wt, uint64_t seen_seq);
 
 /* Resume up to n of the oldest waiters of env_id (all when n is 0) and bump its sequence. */
 void waiters_wake(struct waiters *w, const char *env_id, size_t n);
+/* The same for n >= 1, but each waiter taken out is given to take(req, arg) instead of
+ * being resumed: from then on it is take's to resume. Called under the waiters' lock, as
+ * the resume hook is. Returns how many were taken. */
+size_t waiters_wake_with(struct waiters *w, const char *env_id, size_t n, void (*take)(void *req, void *arg),
+			 void *arg);
 
 /* Resume every waiter whose wake time is <= now_mono. Returns how many. */
 size_t waiters_expire(struct waiters *w, int64_t now_mono);

@@ -7,6 +7,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Server } = require('./lib/server');
+const { sqliteOnly } = require('./lib/pg');
 const {
   SDK,
   Anthropic,
@@ -285,6 +286,37 @@ test('a held poll answers promptly when an item is enqueued', async (t) => {
     assert.ok(lag < 500, `held poll answered ${lag} ms after the enqueue (total ${answeredAt - t0} ms)`);
     return;
   }
+});
+
+// Write transactions the server committed (SQLite: commit groups, one fsync each).
+async function commits() {
+  const m = /^environd_store_commits_total (\d+)$/m.exec(await (await fetch(server.url + '/metrics')).text());
+  assert.ok(m, 'no environd_store_commits_total in /metrics');
+  return Number(m[1]);
+}
+
+test('a held poll woken by an enqueue claims in the enqueue\'s own commit', { skip: sqliteOnly('a commit group is the SQLite writer\'s: on PostgreSQL every request commits on its own') }, async (t) => {
+  // The enqueue and the held poll's claim share one commit group (one fsync): the commit
+  // counter moves by one for both. Anything else committing in between (a sweep) makes an
+  // attempt inconclusive; claiming in a commit of its own moves it by two every time.
+  const deltas = [];
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const { envId, worker } = await newEnv(`shared${attempt}`);
+    const baseline = await pollsHeld();
+    let answered = false;
+    const pending = worker.beta.environments.work.poll(envId, { block_ms: 999 }).then((v) => {
+      answered = true;
+      return v;
+    });
+    await waitFor(async () => (await pollsHeld()) > baseline || answered, { timeoutMs: 5000, intervalMs: 5, what: 'the held poll' });
+    const before = await commits();
+    const item = await enqueueOk(server, key, envId, 'sesn_shared');
+    const got = await pending;
+    const delta = (await commits()) - before;
+    deltas.push(delta);
+    if (answered && got && got.id === item.id && delta === 1) return;
+  }
+  assert.fail(`the enqueue and the held poll's claim never shared a commit: commits per attempt ${JSON.stringify(deltas)}`);
 });
 
 test('a held poll whose client went away does not strand the item', async () => {

@@ -141,6 +141,38 @@ static void test_wake_resumes_oldest_first(void **state)
 	assert_int_equal(0, waiters_count(w));
 }
 
+/* wake_with hands the n oldest to its function, resumes none of them, and bumps the key's
+ * sequence; n 0 takes nobody. */
+static struct fake_req *taken[4];
+static size_t n_taken;
+static void take(void *req, void *arg)
+{
+	assert_ptr_equal(arg, &n_taken);
+	taken[n_taken++] = req;
+}
+
+static void test_wake_with_hands_over_the_oldest(void **state)
+{
+	struct waiters *w = *state;
+	struct fake_req r[3] = {{0}};
+	struct waiter wt[3];
+	for (int i = 0; i < 3; i++)
+		park(w, &wt[i], &r[i], "env_a", WAITER_POLL, mono + 1000000, 0);
+	n_taken = 0;
+	uint64_t seq = waiters_seq(w, "env_a");
+	assert_int_equal(0, waiters_wake_with(w, "env_a", 0, take, &n_taken));
+	assert_int_equal(2, waiters_wake_with(w, "env_a", 2, take, &n_taken));
+	assert_true(waiters_seq(w, "env_a") != seq);
+	assert_int_equal(2, n_taken);
+	assert_ptr_equal(&r[0], taken[0]);
+	assert_ptr_equal(&r[1], taken[1]);
+	assert_int_equal(0, r[0].resumes + r[1].resumes); /* taken, not resumed */
+	assert_int_equal(1, waiters_count(w));
+	assert_int_equal(1, waiters_wake_with(w, "env_a", 5, take, &n_taken));
+	assert_ptr_equal(&r[2], taken[2]);
+	assert_int_equal(0, waiters_count(w));
+}
+
 static void test_park_refuses_after_a_wake(void **state)
 {
 	struct waiters *w = *state;
@@ -203,6 +235,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_collect_drops_only_idle_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sleep_returns_at_once_when_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wake_resumes_oldest_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wake_with_hands_over_the_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_park_refuses_after_a_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire_resumes_due_waiters_in_deadline_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits_are_per_kind, setup, teardown),
