@@ -1,8 +1,10 @@
-/* app.c - the API application's lifecycle and its sweeper thread.
+/* app.c - the API application's lifecycle, its sweeper thread, and the wake-ups a write
+ * causes (done at once, or after the commit of the group it runs in: after_commit.h).
  *
  * The sweeper does two timed jobs: it resumes held polls whose deadline (or reclaim
- * moment) came, and every sweep interval it expires leases in small batches (T18/T19)
- * and wakes the polls of environments that got items back, as many as the store says. */
+ * moment) came, and when the earliest lease or agent turn runs out it expires them in
+ * small batches (T18/T19) and wakes the polls of environments that got items back, as
+ * many as the store says. */
 #include "api/app.h"
 
 #include <stdio.h>

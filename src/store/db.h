@@ -47,6 +47,7 @@ struct db_ops {
 	enum err (*run)(struct db *d, db_job_fn job, void *arg);
 	/* Queue job(arg) as a write and return at once; done(arg, rc) runs after its group's
 	 * commit, on the driver's writer thread, with the job's result or the group's failure.
+	 * Submitted from a job of the group running, it joins that group, after its jobs.
 	 * ERR_OK when queued (done will run), or an error (it will not). NULL for a driver
 	 * without a writer of its own. */
 	enum err (*submit)(struct db *d, db_job_fn job, void *arg, db_done_fn done);

@@ -287,8 +287,9 @@ struct store_ops {
 	 * the verbs it calls join the group's transaction (each in a savepoint of its own),
 	 * and done(arg, rc) runs after the group's commit, on the store's writer thread, with
 	 * fn's result, or ERR_UNAVAILABLE when the group did not commit (nothing of it was
-	 * kept). Returns 0 when queued (done will run), 1 when this store has no writer of
-	 * its own (PostgreSQL: run fn inline), -1 when it refuses (closing, out of memory). */
+	 * kept). Called from such an fn, the new one joins the same group, after the others.
+	 * Returns 0 when queued (done will run), 1 when this store has no writer of its own
+	 * (PostgreSQL: run fn inline), -1 when it refuses (closing, out of memory). */
 	int (*defer)(struct store *s, store_job_fn fn, void *arg, store_done_fn done);
 	/* Write transactions this process committed (SQLite: commit groups, one fsync each). */
 	uint64_t (*commits)(struct store *s);
