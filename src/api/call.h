@@ -46,6 +46,8 @@ struct call {
 	int64_t poll_reclaim_us;
 	int polling;
 	int poll_counted;       /* counted in app->polls_active until the request ends */
+	int poll_here;          /* tried on its HTTP thread first: may answer from the hint, never claims */
+	int poll_needs_writer;  /* ...and found that it must claim: run it on the store's writer */
 	/* A delivery made by this request, undone if the reply does not reach the client. */
 	char delivered_work_id[ID_MAX];
 	char delivered_token_hash[SECRET_HASH_HEX + 1];

@@ -297,6 +297,17 @@ static void run_step(struct call *c, void (*step)(struct call *c))
 		step(c);
 		return;
 	}
+	if (c->route->handler == work_poll) {
+		/* A work poll looks at this node's hint first, here: when nothing is claimable it
+		 * parks or answers without the writer, and it goes there only to claim. */
+		c->poll_here = 1;
+		c->poll_needs_writer = 0;
+		step(c);
+		c->poll_here = 0;
+		if (!c->poll_needs_writer)
+			return;
+		step = retry_poll;
+	}
 	/* Counted before stopping is read: app_stop() sees the count, or this sees stopping
 	 * and runs the request in place. */
 	atomic_fetch_add(&a->deferred, 1);

@@ -233,6 +233,9 @@ enum err work_poll(struct call *c)
 		    (!oldest || oldest + c->poll_reclaim_us > clock_lease_us())) {
 			rc = ERR_NOT_FOUND; /* as the store would answer, without asking it */
 			reclaim_at = oldest ? oldest + c->poll_reclaim_us : 0;
+		} else if (c->poll_here) {
+			c->poll_needs_writer = 1; /* a claim: dispatch runs the poll again on the writer */
+			return ERR_OK;
 		} else {
 			rc = try_claim(c);
 			if (rc == ERR_NOT_FOUND) {

@@ -169,13 +169,17 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&stop_set, SIGTERM);
 	sigaddset(&stop_set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
-	/* Every thread (they inherit it) runs as SCHED_BATCH: a thread that another wakes (the
-	 * store's writer handed a job, an HTTP thread handed a finished reply) runs when the
-	 * waker waits, instead of preempting it at once. Requests then pass between threads
-	 * in batches (bigger commit groups, one switch for many replies) rather than one switch
-	 * each. Refused (some containers), nothing changes. */
-	struct sched_param batch = {.sched_priority = 0};
-	sched_setscheduler(0, SCHED_BATCH, &batch);
+	/* On SQLite every thread (they inherit it) runs as SCHED_BATCH: a thread that another
+	 * wakes (the store's writer handed a job, an HTTP thread handed a finished reply) runs
+	 * when the waker waits, instead of preempting it at once. Requests then pass between
+	 * threads in batches (bigger commit groups, one switch for many replies) rather than one
+	 * switch each. Not in a fleet, where no thread hands requests to a writer and the node
+	 * must act on another node's notification (a revocation) the moment it arrives.
+	 * Refused (some containers): nothing changes. */
+	if (!store_is_postgres(v.str[OPT_DB])) {
+		struct sched_param batch = {.sched_priority = 0};
+		sched_setscheduler(0, SCHED_BATCH, &batch);
+	}
 
 	/* Test seam: a storage layer that loses unsynced writes at a power cut and fails I/O on
 	 * command (see sqlite_test_vfs.h). Never enabled by default. */
