@@ -319,6 +319,23 @@ test('a held poll woken by an enqueue claims in the enqueue\'s own commit', { sk
   assert.fail(`the enqueue and the held poll's claim never shared a commit: commits per attempt ${JSON.stringify(deltas)}`);
 });
 
+test('a poll that a worker repeats with nothing to claim costs no commit', { skip: sqliteOnly('the SQLite writer\'s commit groups') }, async () => {
+  // The first poll asks the store and finds nothing; the next ones trust this node's hint
+  // (poll_hint.h) on their HTTP thread and never reach the store's writer. A sweep
+  // committing meanwhile makes an attempt inconclusive.
+  const deltas = [];
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const { envId, worker } = await newEnv(`idle${attempt}`);
+    assert.equal(await worker.beta.environments.work.poll(envId), null);
+    const before = await commits();
+    for (let i = 0; i < 3; i++) assert.equal(await worker.beta.environments.work.poll(envId), null);
+    const delta = (await commits()) - before;
+    deltas.push(delta);
+    if (delta === 0) return;
+  }
+  assert.fail(`repeated empty polls committed every time: commits per attempt ${JSON.stringify(deltas)}`);
+});
+
 test('a held poll whose client went away does not strand the item', async () => {
   const { envId, worker } = await newEnv('gone');
   const baseline = await pollsHeld();
