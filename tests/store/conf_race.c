@@ -4,10 +4,12 @@
  * however many enqueue it at once. Threads only record; the main thread asserts. */
 #include "conformance.h"
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define THREADS 8
 #define ITEMS 240
@@ -194,6 +196,92 @@ static void test_concurrent_enqueue_one_live_item(void **state)
 	race_free(r);
 }
 
+/* An enqueue that meets an archive of its environment being committed waits for it and
+ * is refused: it checks the environment in its own transaction, under a row lock that the
+ * archive's conflicts with. The archive is played by hand on a connection of the test's
+ * own, which holds the environment's row FOR UPDATE while the enqueue runs. PostgreSQL
+ * only: SQLite has one writer, which orders them by itself (tests/sdk/env_races.test.js
+ * holds a SQLite archive in its fsync instead). */
+struct enq_race {
+	struct conf *c;
+	const struct tenant *t;
+	const char *env;
+	int64_t now;
+	enum err rc;
+	int done;
+};
+
+static void *enq_racer(void *arg)
+{
+	struct enq_race *e = arg;
+	struct work_item w;
+	int created = 0;
+	e->rc = w_enqueue(e->c, e->t, e->env, "healthcheck", "race-archive", NULL, e->now, &w, &created);
+	if (e->rc == ERR_OK)
+		work_item_clear(&w);
+	__atomic_store_n(&e->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void pg_ok(PGconn *pg, const char *sql)
+{
+	PGresult *r = PQexec(pg, sql);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+/* Does another backend of this database wait for a lock? */
+static int pg_lock_waiter(PGconn *pg)
+{
+	PGresult *r = PQexec(pg, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+				 " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+	int n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : 0;
+	PQclear(r);
+	return n > 0;
+}
+
+static void test_enqueue_waits_for_archive(void **state)
+{
+	struct conf_fx f;
+	conf_fx_init(&f, state, "enqarch");
+	if (!f.c->postgres)
+		skip();
+	PGconn *pg = PQconnectdb(f.c->url);
+	if (PQstatus(pg) != CONNECTION_OK)
+		fail_msg("cannot connect to %s: %s", f.c->url, PQerrorMessage(pg));
+	char sql[256];
+	pg_ok(pg, "BEGIN");
+	snprintf(sql, sizeof(sql), "SELECT id FROM environments WHERE id = '%s' FOR UPDATE", f.env);
+	pg_ok(pg, sql);
+	struct enq_race e = {.c = f.c, .t = &f.t, .env = f.env, .now = conf_tick(f.c, 1000)};
+	pthread_t th;
+	assert_int_equal(0, pthread_create(&th, NULL, enq_racer, &e));
+	/* Bounded: the enqueue either queues behind the row lock or (wrongly) goes ahead. */
+	int waiting = 0;
+	for (int i = 0; i < 5000 && !waiting && !__atomic_load_n(&e.done, __ATOMIC_SEQ_CST); i++) {
+		waiting = pg_lock_waiter(pg);
+		if (!waiting)
+			usleep(1000);
+	}
+	int went_ahead = __atomic_load_n(&e.done, __ATOMIC_SEQ_CST) && e.rc == ERR_OK;
+	snprintf(sql, sizeof(sql), "UPDATE environments SET archived_at = %lld WHERE id = '%s'",
+		 (long long)conf_tick(f.c, 1000), f.env);
+	pg_ok(pg, sql);
+	pg_ok(pg, "COMMIT");
+	PQfinish(pg);
+	pthread_join(th, NULL);
+	if (went_ahead)
+		fail_msg("the enqueue was let in while an archive of its environment held the environment's row");
+	assert_true(waiting);
+	if (e.rc == ERR_OK)
+		fail_msg("an enqueue that waited for an archive of its environment was let in after it");
+	struct work_stats st;
+	assert_int_equal(ERR_OK, w_stats(f.c, &f.t, f.env, &st));
+	assert_int_equal(0, st.depth);
+}
+
 /* Half the threads heartbeat every item just before its lease runs out, the other half
  * sweep expired leases at the moment it would have run out: a heartbeat that was answered
  * renewed the lease, and the sweep must not requeue the item after it. Each round races
@@ -275,6 +363,7 @@ int conf_group_race(void)
 		CONF_TEST(test_concurrent_claims_deliver_once),
 		CONF_TEST(test_concurrent_acks_one_wins),
 		CONF_TEST(test_concurrent_enqueue_one_live_item),
+		CONF_TEST(test_enqueue_waits_for_archive),
 		CONF_TEST(test_heartbeat_never_undone_by_lease_sweep),
 	};
 	return cmocka_run_group_tests_name("store conformance: concurrency", tests, NULL, NULL);
