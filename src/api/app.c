@@ -165,6 +165,9 @@ static void sweep_turns(struct app *a)
 
 void app_flush_seen(struct app *a)
 {
+	/* One flush at a time: a stats request that finds no sighting left to write must not
+	 * count before the sweeper's flush, which took them, has committed them. */
+	pthread_mutex_lock(&a->flush_lock);
 	struct seen_row *rows = malloc(SEEN_FLUSH_BATCH * sizeof(*rows));
 	struct worker_seen *out = malloc(SEEN_FLUSH_BATCH * sizeof(*out));
 	for (int round = 0; rows && out && round < 256; round++) {
@@ -183,6 +186,7 @@ void app_flush_seen(struct app *a)
 	}
 	free(rows);
 	free(out);
+	pthread_mutex_unlock(&a->flush_lock);
 }
 
 /* The sweeper's next pass, in lease time: when the earliest lease or turn known to the
@@ -274,6 +278,7 @@ int app_start(struct app *a, struct store *store, const struct app_config *cfg, 
 	a->agent_turn_lease_us = cfg->agent_turn_lease_us ? cfg->agent_turn_lease_us : 30 * 1000000LL;
 	a->stream_keepalive_us = cfg->stream_keepalive_us ? cfg->stream_keepalive_us : 15 * 1000000LL;
 	a->test_clock = cfg->test_clock;
+	pthread_mutex_init(&a->flush_lock, NULL);
 	clock_lease_anchor();
 	store->ops->cursor_key(store, a->cursor_key);
 	static const struct waiter_hooks hooks = {app_suspend, app_resume};
@@ -355,4 +360,5 @@ void app_stop(struct app *a)
 	cred_cache_free(a->creds);
 	poll_hint_free(a->hints);
 	test_mode_free(a->test_mode);
+	pthread_mutex_destroy(&a->flush_lock);
 }

@@ -51,6 +51,7 @@ struct app {
 	atomic_int stopping;
 	atomic_int polls_active; /* poll requests started and not yet ended (held ones included) */
 	atomic_int deferred;     /* requests and undeliveries handed to the store's writer, not done */
+	pthread_mutex_t flush_lock; /* one app_flush_seen() at a time */
 	int64_t sweep_interval_us;
 	_Atomic int64_t sweep_at; /* lease time of the sweeper's next pass (app.c) */
 	int test_clock;          /* the test clock route is served (tests only) */
