@@ -43,6 +43,10 @@ enum err sql_run(struct sql_store *s, sql_job_fn fn, void *ctx);
 /* Run fn(s, ctx) as a read (fn must not write). */
 enum err sql_read(struct sql_store *s, sql_job_fn fn, void *ctx);
 
+/* The first column of the one row `sql` (static, no parameters) answers, read in a read job
+ * of its own; 0 on failure. */
+enum err sql_read_i64(struct sql_store *s, const char *sql, int64_t *out);
+
 /* A cached prepared statement for a static SQL string, reset and with bindings cleared.
  * Only inside a job. NULL on failure. */
 static inline struct db_stmt *sql_stmt(struct sql_store *s, const char *sql) { return s->db->ops->stmt(s->db, sql); }
@@ -128,9 +132,22 @@ enum err sql_work_stats(struct store *s, const struct tenant *t, const char *env
 			   struct errbuf *eb);
 enum err sql_work_next_reclaim(struct store *s, const struct tenant *t, const char *env_id, int64_t reclaim_us,
 				  int64_t *at, struct errbuf *eb);
+/* sql_lease.c */
 enum err sql_leases_expire(struct store *s, int64_t now, size_t max, struct work_wake *wakes, size_t *n_wakes,
 			      size_t *n_expired);
 enum err sql_next_lease_expiry(struct store *s, int64_t *at);
+
+/* Work rows, shared by sql_work.c and sql_lease.c: the columns sql_work_row() reads, in
+ * its order; and sql_work_apply(), which runs an event through model/work.c and persists
+ * the outcome (a store error, or the model's refusal in *refusal, what was persisted
+ * before staying; a new delivery stores token_hash, an undone one none). */
+#define WORK_COLUMNS                                                                                  \
+	"id, environment_id, data_type, data_id, state, metadata, created_at, acknowledged_at, started_at," \
+	" latest_heartbeat_at, stop_requested_at, stopped_at, delivered_at, delivery_count,"               \
+	" lease_expires_at, ttl_seconds, cycle_deliveries, ack_proven"
+enum err sql_work_row(struct db_stmt *st, struct work_item *w);
+enum err sql_work_apply(struct sql_store *s, struct work_item *w, enum work_event ev, const struct work_input *in,
+			int64_t now, struct work_outcome *o, enum err *refusal, const char *token_hash);
 
 /* Inside a write job: make sure the session has a live work item (enqueue one when it has
  * none, unless its environment was deleted; *created tells), or move its live item

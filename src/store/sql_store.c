@@ -33,6 +33,33 @@ enum err sql_read(struct sql_store *s, sql_job_fn fn, void *ctx)
 	return s->db->ops->read(s->db, bounce, &t);
 }
 
+struct i64_read {
+	const char *sql;
+	int64_t *out;
+};
+
+static enum err i64_job(struct sql_store *s, void *arg)
+{
+	struct i64_read *r = arg;
+	struct db_stmt *st = sql_stmt(s, r->sql);
+	if (!st)
+		return ERR_INTERNAL;
+	int rc = db_step(st);
+	if (rc != DB_ROW)
+		return sql_err(s, rc);
+	*r->out = db_col_i64(st, 0);
+	return ERR_OK;
+}
+
+enum err sql_read_i64(struct sql_store *s, const char *sql, int64_t *out)
+{
+	struct i64_read r = {sql, out};
+	enum err rc = sql_read(s, i64_job, &r);
+	if (rc)
+		*out = 0;
+	return rc;
+}
+
 enum err sql_err(struct sql_store *s, int rc)
 {
 	if (rc == DB_ROW || rc == DB_DONE)

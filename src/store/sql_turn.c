@@ -188,24 +188,10 @@ enum err sql_turn_post(struct store *base, const struct session_scope *sc, const
 	return sql_session_run_batch((struct sql_store *)base, turn_post_job, &c, stored);
 }
 
-static enum err next_turn_job(struct sql_store *s, void *arg)
-{
-	struct db_stmt *st = sql_stmt(s, "SELECT COALESCE(MIN(turn_expires_at), 0) FROM sessions WHERE turn_id != ''");
-	if (!st)
-		return ERR_INTERNAL;
-	int rc = db_step(st);
-	if (rc != DB_ROW)
-		return sql_err(s, rc);
-	*(int64_t *)arg = db_col_i64(st, 0);
-	return ERR_OK;
-}
-
 enum err sql_next_turn_expiry(struct store *base, int64_t *at)
 {
-	enum err rc = sql_read((struct sql_store *)base, next_turn_job, at);
-	if (rc)
-		*at = 0;
-	return rc;
+	return sql_read_i64((struct sql_store *)base,
+			    "SELECT COALESCE(MIN(turn_expires_at), 0) FROM sessions WHERE turn_id != ''", at);
 }
 
 static enum err turns_expire_job(struct sql_store *s, void *arg)

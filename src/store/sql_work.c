@@ -17,10 +17,6 @@
 #include "common/log.h"
 #include "model/metadata.h"
 
-#define WORK_COLUMNS                                                                                  \
-	"id, environment_id, data_type, data_id, state, metadata, created_at, acknowledged_at, started_at," \
-	" latest_heartbeat_at, stop_requested_at, stopped_at, delivered_at, delivery_count,"               \
-	" lease_expires_at, ttl_seconds, cycle_deliveries, ack_proven"
 #define HEAD_OFFSET (1LL << 62)
 
 _Static_assert(WORK_QUEUED == 0 && WORK_STARTING == 1 && WORK_ACTIVE == 2 && WORK_STOPPING == 3 &&
@@ -40,7 +36,7 @@ static enum err corrupt_row(struct work_item *w, const char *why)
 }
 
 /* Decode one row of WORK_COLUMNS. On an error *w owns nothing. */
-static enum err read_work(struct db_stmt *st, struct work_item *w)
+enum err sql_work_row(struct db_stmt *st, struct work_item *w)
 {
 	memset(w, 0, sizeof(*w));
 	db_col_copy(st, 0, w->id, sizeof(w->id));
@@ -95,7 +91,7 @@ static enum err load_work(struct sql_store *s, const char *env_id, const char *w
 		return ERR_NOT_FOUND;
 	if (rc != DB_ROW)
 		return sql_err(s, rc);
-	return read_work(st, out);
+	return sql_work_row(st, out);
 }
 
 /* Persist the lease fields the model decided, plus the queue position and the token. */
@@ -161,8 +157,8 @@ static enum err write_renewal(struct sql_store *s, const struct work_item *w)
 /* Apply an event with the model and persist the outcome. Returns a store error; the
  * model's refusal, if any, goes to *refusal (so what was persisted before stays). A new
  * delivery stores token_hash; an undone one stores none. */
-static enum err apply(struct sql_store *s, struct work_item *w, enum work_event ev, const struct work_input *in,
-		      int64_t now, struct work_outcome *o, enum err *refusal, const char *token_hash)
+enum err sql_work_apply(struct sql_store *s, struct work_item *w, enum work_event ev, const struct work_input *in,
+			int64_t now, struct work_outcome *o, enum err *refusal, const char *token_hash)
 {
 	struct work_lease before = w->lease;
 	*refusal = work_transition(&w->lease, ev, in, now, o);
@@ -193,7 +189,7 @@ static enum err expire_if_due(struct sql_store *s, struct work_item *w, int64_t 
 		return ERR_OK;
 	struct work_outcome o;
 	enum err refusal;
-	enum err rc = apply(s, w, WORK_EV_LEASE_EXPIRE, NULL, now, &o, &refusal, NULL);
+	enum err rc = sql_work_apply(s, w, WORK_EV_LEASE_EXPIRE, NULL, now, &o, &refusal, NULL);
 	if (rc == ERR_OK && !refusal && o.requeue_at_head)
 		*requeued = 1;
 	return rc;
@@ -245,7 +241,7 @@ static enum err enqueue_job(struct sql_store *s, void *arg)
 		rc = db_step(st);
 		if (rc == DB_ROW) {
 			c->created = 0;
-			return read_work(st, c->out);
+			return sql_work_row(st, c->out);
 		}
 		if (rc != DB_DONE)
 			return sql_err(s, rc);
@@ -387,12 +383,12 @@ static enum err claim_job(struct sql_store *s, void *arg)
 		return ERR_NOT_FOUND;
 	if (rc != DB_ROW)
 		return sql_err(s, rc);
-	enum err err = read_work(st, c->out);
+	enum err err = sql_work_row(st, c->out);
 	if (err)
 		return err;
 	struct work_input in = {.reclaim_older_than_us = c->claim->reclaim_older_than_us};
 	struct work_outcome o;
-	err = apply(s, c->out, WORK_EV_POLL, &in, c->now, &o, &c->refusal, c->claim->token_hash);
+	err = sql_work_apply(s, c->out, WORK_EV_POLL, &in, c->now, &o, &c->refusal, c->claim->token_hash);
 	if (!err && c->refusal)
 		err = ERR_INTERNAL; /* the query and the model disagree: never hand it out */
 	if (err)
@@ -425,12 +421,12 @@ static enum err undeliver_job(struct sql_store *s, void *arg)
 		return ERR_NOT_FOUND; /* redelivered since, or gone */
 	if (rc != DB_ROW)
 		return sql_err(s, rc);
-	enum err err = read_work(st, w);
+	enum err err = sql_work_row(st, w);
 	db_reset(st);
 	if (err)
 		return err;
 	struct work_outcome o;
-	err = apply(s, w, WORK_EV_UNDELIVER, NULL, c->now, &o, &c->refusal, NULL);
+	err = sql_work_apply(s, w, WORK_EV_UNDELIVER, NULL, c->now, &o, &c->refusal, NULL);
 	if (!err && c->refusal)
 		err = ERR_NOT_FOUND; /* acked, stopped or expired since: nothing to undo */
 	return err;
@@ -495,7 +491,7 @@ static enum err event_job(struct sql_store *s, void *arg)
 		return err;
 	struct work_outcome o;
 	if (!(err = expire_if_due(s, w, c->now, &c->res->requeued)))
-		err = apply(s, w, c->ev, c->in, c->now, &o, &c->refusal, NULL);
+		err = sql_work_apply(s, w, c->ev, c->in, c->now, &o, &c->refusal, NULL);
 	if (!err && !c->refusal && o.changed && w->lease.state == WORK_STOPPED && strcmp(w->data_type, "session") == 0) {
 		/* A session that still needs a worker gets a fresh item in this transaction. */
 		int again = 0;
@@ -613,7 +609,7 @@ static enum err list_job(struct sql_store *s, void *arg)
 		}
 		if (page->count == cap && sql_grow((void **)&page->items, &cap, sizeof(*page->items)))
 			return ERR_NOMEM;
-		enum err err = read_work(st, &page->items[page->count]);
+		enum err err = sql_work_row(st, &page->items[page->count]);
 		if (err)
 			return err;
 		page->count++;
@@ -699,109 +695,6 @@ enum err sql_work_next_reclaim(struct store *base, const struct tenant *t, const
 	return rc;
 }
 
-struct expire_ctx {
-	int64_t now;
-	size_t max;
-	struct work_wake *wakes;
-	size_t n_wakes;
-	size_t n_expired;
-};
-
-static enum err expire_job(struct sql_store *s, void *arg)
-{
-	struct expire_ctx *c = arg;
-	c->n_wakes = c->n_expired = 0;
-	/* An item locked by a verb in flight (a heartbeat renewing it) is left for the next
-	 * sweep: that verb expires it itself if it must (expire_if_due). */
-	struct db_stmt *st = sql_stmt(s, "SELECT " WORK_COLUMNS " FROM work WHERE lease_expires_at > 0"
-					  " AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ? FOR UPDATE SKIP LOCKED");
-	if (!st)
-		return ERR_INTERNAL;
-	db_bind_i64(st, 1, c->now);
-	db_bind_i64(st, 2, (int64_t)c->max);
-	/* Read the batch first: updating rows while stepping the same query is not safe. */
-	struct work_item *batch = calloc(c->max ? c->max : 1, sizeof(*batch));
-	if (!batch)
-		return ERR_NOMEM;
-	size_t n = 0;
-	int rc;
-	enum err err = ERR_OK;
-	while (n < c->max && (rc = db_step(st)) == DB_ROW) {
-		err = read_work(st, &batch[n]);
-		if (err == ERR_INTERNAL) {
-			/* A corrupt row (logged) must not keep every other lease from expiring. */
-			err = ERR_OK;
-			continue;
-		}
-		if (err)
-			break;
-		n++;
-	}
-	db_reset(st);
-	for (size_t i = 0; i < n && !err; i++) {
-		struct work_outcome o;
-		enum err refusal;
-		err = apply(s, &batch[i], WORK_EV_LEASE_EXPIRE, NULL, c->now, &o, &refusal, NULL);
-		if (err || refusal)
-			continue;
-		c->n_expired++;
-		if (!o.requeue_at_head && batch[i].lease.state == WORK_STOPPED &&
-		    strcmp(batch[i].data_type, "session") == 0) {
-			int again = 0;
-			err = sql_session_item_stopped(s, batch[i].environment_id, batch[i].data_id, c->now, &again);
-			if (err || !again)
-				continue;
-		} else if (!o.requeue_at_head) {
-			continue;
-		}
-		/* An item is claimable again in its environment (T18, or a stopped session's
-		 * fresh item). */
-		size_t j = 0;
-		while (j < c->n_wakes && strcmp(c->wakes[j].environment_id, batch[i].environment_id) != 0)
-			j++;
-		if (j == c->n_wakes) {
-			memset(&c->wakes[j], 0, sizeof(c->wakes[j]));
-			snprintf(c->wakes[j].environment_id, ID_MAX, "%s", batch[i].environment_id);
-			c->n_wakes++;
-		}
-		c->wakes[j].claimable++;
-	}
-	for (size_t i = 0; i < n; i++)
-		work_item_clear(&batch[i]);
-	free(batch);
-	return err;
-}
-
-enum err sql_leases_expire(struct store *base, int64_t now, size_t max, struct work_wake *wakes, size_t *n_wakes,
-			      size_t *n_expired)
-{
-	struct expire_ctx c = {.now = now, .max = max, .wakes = wakes};
-	enum err rc = sql_run((struct sql_store *)base, expire_job, &c);
-	*n_wakes = rc ? 0 : c.n_wakes;
-	*n_expired = rc ? 0 : c.n_expired;
-	return rc;
-}
-
-static enum err next_expiry_job(struct sql_store *s, void *arg)
-{
-	struct db_stmt *st = sql_stmt(s, "SELECT COALESCE(MIN(lease_expires_at), 0) FROM work WHERE lease_expires_at > 0");
-	if (!st)
-		return ERR_INTERNAL;
-	int rc = db_step(st);
-	if (rc != DB_ROW)
-		return sql_err(s, rc);
-	*(int64_t *)arg = db_col_i64(st, 0);
-	return ERR_OK;
-}
-
-enum err sql_next_lease_expiry(struct store *base, int64_t *at)
-{
-	enum err rc = sql_read((struct sql_store *)base, next_expiry_job, at);
-	if (rc)
-		*at = 0;
-	return rc;
-}
-
 enum err sql_work_session_ensure(struct sql_store *s, const char *env_id, const char *session_id,
 				    int64_t now, int *created)
 {
@@ -841,7 +734,7 @@ enum err sql_work_session_stop(struct sql_store *s, const char *env_id, const ch
 	if (rc != DB_ROW)
 		return sql_err(s, rc);
 	struct work_item w;
-	enum err err = read_work(st, &w);
+	enum err err = sql_work_row(st, &w);
 	db_reset(st);
 	if (err)
 		return err;
@@ -849,7 +742,7 @@ enum err sql_work_session_stop(struct sql_store *s, const char *env_id, const ch
 		struct work_input in = {.force = 0};
 		struct work_outcome o;
 		enum err refusal;
-		err = apply(s, &w, WORK_EV_STOP, &in, now, &o, &refusal, NULL);
+		err = sql_work_apply(s, &w, WORK_EV_STOP, &in, now, &o, &refusal, NULL);
 	}
 	work_item_clear(&w);
 	return err;

@@ -39,16 +39,22 @@ static void fx_open(struct fx *f)
 	assert_int_equal(SQLITE_OK, sqlite3_open(f->path, &f->peek));
 }
 
+/* The store file and its WAL and shared-memory files. */
+static void remove_files(const char *path)
+{
+	char side[80];
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
 static void fx_close(struct fx *f)
 {
 	sqlite3_close(f->peek);
 	f->db->ops->close(f->db);
-	char side[80];
-	unlink(f->path);
-	snprintf(side, sizeof(side), "%s-wal", f->path);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", f->path);
-	unlink(side);
+	remove_files(f->path);
 }
 
 /* Rows with value v, as a reader that sees only commits counts them. */
@@ -195,12 +201,7 @@ static void test_close_runs_queued(void **state)
 	sqlite3_finalize(st);
 	sqlite3_close(check);
 	sqlite3_close(f.peek);
-	char side[80];
-	unlink(f.path);
-	snprintf(side, sizeof(side), "%s-wal", f.path);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", f.path);
-	unlink(side);
+	remove_files(f.path);
 }
 
 int main(void)
